@@ -1,0 +1,1 @@
+"""The recplat Pulumi program: one component per module, wired by ``__main__``."""

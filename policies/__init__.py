@@ -1,0 +1,1 @@
+"""The recplat CrossGuard policies, importable without starting a policy server."""

@@ -1,0 +1,1 @@
+"""recplat: the command-line tool of the multi-brand recommendation platform."""

@@ -1,0 +1,1 @@
+"""The reference real-time ranking service of a recplat brand."""

@@ -1,0 +1,1 @@
+"""The reference batch training job of a recplat brand."""
