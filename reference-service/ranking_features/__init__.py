@@ -1,1 +1,56 @@
-"""The one feature definition shared by training and serving."""
+"""The one feature definition shared by training and serving (numpy only; no pandas).
+
+Public API:
+- `FEATURE_NAMES`: the model's input columns, in order.
+- `FeatureSnapshot`: per-item statistics (category, published_at, impressions, clicks, CTR),
+  per-user click counts per category and the global cold-start defaults, as of a time. JSON via
+  `to_json()`/`save(path)`/`FeatureSnapshot.load(path)`.
+- `build_features(snapshot, user_id, candidates, recent_items=(), now=None)`: what serving calls
+  per request; a float32 array of shape (len(candidates), len(FEATURE_NAMES)).
+- `build_feature_matrix(...)`: the same computation for many requests; training calls it per
+  day with that day's snapshot, so training and serving features are equal for equal inputs.
+- `feature_spec()`: names, version and documented cold-start defaults.
+- `ranking_features.events`: the parquet schemas of impressions, feedback and catalog.
+
+Where a model's features live in MLflow (the service downloads these): the registered
+version's run holds the artifacts
+- `features/snapshot.json`: the FeatureSnapshot as of the end of the training window;
+- `features/spec.json`: `feature_spec()` at training time (check `feature_version`);
+and the model itself is logged with `mlflow.lightgbm.log_model(name="model")`; its directory
+holds the native LightGBM file `model.lgb` for `lightgbm.Booster(model_file=...)`.
+
+Point in time: a snapshot as of T counts only events strictly before T. Training featurises
+each impression with the snapshot as of the start of its day (UTC), and its session
+(`recent_items`) from the user's clicks strictly before the impression. No feature ever sees the
+impression's own outcome or anything later.
+
+Position bias: clicks depend on the rank an item was shown at, not only on relevance. The
+served position is a *training-only* feature (`position`, 1-based): the model learns how much
+of a click the position explains, so the other features are not credited for it. At serving,
+every candidate gets `position = SERVING_POSITION` (1), so the scores compare candidates as if
+each were shown at the top, where relevance alone decides.
+
+Cold start: unknown items are treated as new (age 0, no traffic, the global CTR, affinity of
+1/number of categories); unknown users get the global category click share as affinity and 0
+clicks. See `feature_spec()["cold_start"]`.
+"""
+
+from ranking_features.definition import (
+    FEATURE_NAMES,
+    FEATURE_VERSION,
+    SERVING_POSITION,
+    build_feature_matrix,
+    build_features,
+    feature_spec,
+)
+from ranking_features.snapshot import FeatureSnapshot
+
+__all__ = [
+    "FEATURE_NAMES",
+    "FEATURE_VERSION",
+    "SERVING_POSITION",
+    "FeatureSnapshot",
+    "build_feature_matrix",
+    "build_features",
+    "feature_spec",
+]

@@ -1,0 +1,181 @@
+"""The feature vector: names, cold-start defaults and the one function that computes it.
+
+`build_feature_matrix` computes features for a batch of ranking requests from a
+`FeatureSnapshot`. Serving calls it through `build_features` for one request; training calls it
+for all requests of a day with that day's point-in-time snapshot. Same code, same numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ranking_features.snapshot import FeatureSnapshot
+
+FEATURE_VERSION = 1
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "item_age_days",
+    "item_log_impressions",
+    "item_ctr",
+    "item_log_clicks",
+    "user_category_affinity",
+    "user_log_clicks",
+    "recent_same_category",
+    "recently_seen",
+    "position",
+)
+
+# Served rank that serving sets for every candidate (see the position-bias note in __init__).
+SERVING_POSITION = 1.0
+# Pseudo-impressions at the global CTR added to every item: an item needs traffic to stand out.
+CTR_PRIOR_IMPRESSIONS = 20.0
+# Pseudo-clicks spread by global category share: a user needs clicks to have a taste.
+AFFINITY_PRIOR_CLICKS = 5.0
+# Age given to items the snapshot does not know: they are most likely new since it was taken.
+UNKNOWN_ITEM_AGE_DAYS = 0.0
+# How many of the user's latest items count as the session (serving trims recent_items too).
+SESSION_LENGTH = 10
+
+SECONDS_PER_DAY = 86_400.0
+
+
+def build_features(
+    snapshot: FeatureSnapshot,
+    user_id: str,
+    candidates: Sequence[str],
+    recent_items: Sequence[str] = (),
+    now: float | None = None,
+) -> np.ndarray:
+    """Features of one request, shape (len(candidates), len(FEATURE_NAMES)), float32.
+
+    `now` is epoch seconds (default: the wall clock). Unknown users and items get the cold-start
+    defaults documented in `feature_spec()`.
+    """
+    return build_feature_matrix(
+        snapshot,
+        user_ids=[user_id],
+        request_times=np.array([time.time() if now is None else now], dtype=np.float64),
+        row_request=np.zeros(len(candidates), dtype=np.int64),
+        row_items=candidates,
+        recent_items=[recent_items],
+        positions=None,
+    )
+
+
+def build_feature_matrix(
+    snapshot: FeatureSnapshot,
+    *,
+    user_ids: Sequence[str],
+    request_times: np.ndarray,
+    row_request: np.ndarray,
+    row_items: Sequence[str],
+    recent_items: Sequence[Sequence[str]],
+    positions: np.ndarray | None,
+) -> np.ndarray:
+    """Features of many requests at once.
+
+    Per request r: user_ids[r], request_times[r] (epoch seconds), recent_items[r] (newest last).
+    Per row: row_request (index of its request), row_items (the candidate item id) and
+    positions (served 1-based rank; None at serving, which sets SERVING_POSITION).
+    """
+    n_rows = len(row_items)
+    row_request = np.asarray(row_request, dtype=np.int64)
+    features = np.empty((n_rows, len(FEATURE_NAMES)), dtype=np.float32)
+    if n_rows == 0:
+        return features
+
+    item = snapshot.item_positions(row_items)
+    known = item >= 0
+    safe_item = np.where(known, item, 0)
+    n_categories = len(snapshot.categories)
+    category = np.where(known, snapshot.item_category[safe_item], -1)
+    has_category = category >= 0
+    safe_category = np.where(has_category, category, 0)
+
+    now = np.asarray(request_times, dtype=np.float64)[row_request]
+    age_days = (now - snapshot.item_published_at[safe_item]) / SECONDS_PER_DAY
+    features[:, 0] = np.where(known, np.maximum(age_days, 0.0), UNKNOWN_ITEM_AGE_DAYS)
+
+    impressions = np.where(known, snapshot.item_impressions[safe_item], 0.0)
+    clicks = np.where(known, snapshot.item_clicks[safe_item], 0.0)
+    features[:, 1] = np.log1p(impressions)
+    prior = CTR_PRIOR_IMPRESSIONS
+    features[:, 2] = (clicks + prior * snapshot.global_ctr) / (impressions + prior)
+    features[:, 3] = np.log1p(clicks)
+
+    user = snapshot.user_positions(user_ids)[row_request]
+    known_user = user >= 0
+    safe_user = np.where(known_user, user, 0)
+    user_clicks = snapshot.user_category_clicks
+    user_total = np.where(known_user, snapshot.user_click_totals[safe_user], 0.0)
+    user_in_category = np.where(known_user, user_clicks[safe_user, safe_category], 0.0)
+    share = snapshot.global_category_share[safe_category]
+    alpha = AFFINITY_PRIOR_CLICKS
+    affinity = (user_in_category + alpha * share) / (user_total + alpha)
+    features[:, 4] = np.where(has_category, affinity, 1.0 / max(n_categories, 1))
+    features[:, 5] = np.log1p(user_total)
+
+    session_share, seen = _session_features(snapshot, recent_items, row_request, row_items)
+    features[:, 6] = np.where(has_category, session_share[row_request, safe_category], 0.0)
+    features[:, 7] = seen
+
+    features[:, 8] = SERVING_POSITION if positions is None else positions
+    return features
+
+
+def _session_features(
+    snapshot: FeatureSnapshot,
+    recent_items: Sequence[Sequence[str]],
+    row_request: np.ndarray,
+    row_items: Sequence[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The share of each category in each request's session (requests x categories), and per
+    row whether the candidate itself is in its request's session."""
+    n_categories = len(snapshot.categories)
+    session_share = np.zeros((len(recent_items), n_categories), dtype=np.float64)
+    sessions: list[set[str]] = []
+    for r, items in enumerate(recent_items):
+        latest = list(items)[-SESSION_LENGTH:]
+        sessions.append(set(latest))
+        if not latest:
+            continue
+        rows = snapshot.item_positions(latest)
+        categories = snapshot.item_category[rows[rows >= 0]]
+        session_share[r] = np.bincount(categories, minlength=n_categories) / len(latest)
+    seen = np.fromiter(
+        (item in sessions[r] for r, item in zip(row_request.tolist(), row_items, strict=True)),
+        dtype=np.float32,
+        count=len(row_items),
+    )
+    return session_share, seen
+
+
+def feature_spec() -> dict[str, Any]:
+    """The feature specification logged with every model (`features/spec.json`)."""
+    return {
+        "feature_version": FEATURE_VERSION,
+        "feature_names": list(FEATURE_NAMES),
+        "dtype": "float32",
+        "serving_position": SERVING_POSITION,
+        "session_length": SESSION_LENGTH,
+        "cold_start": {
+            "unknown_item": {
+                "item_age_days": UNKNOWN_ITEM_AGE_DAYS,
+                "item_log_impressions": 0.0,
+                "item_ctr": "snapshot.global_ctr, smoothed like a known item with 0 traffic",
+                "item_log_clicks": 0.0,
+                "user_category_affinity": "1 / number of categories",
+                "recent_same_category": 0.0,
+            },
+            "unknown_user": {
+                "user_category_affinity": "snapshot.global_category_share of the item's category",
+                "user_log_clicks": 0.0,
+            },
+            "ctr_prior_impressions": CTR_PRIOR_IMPRESSIONS,
+            "affinity_prior_clicks": AFFINITY_PRIOR_CLICKS,
+        },
+    }
