@@ -1,0 +1,432 @@
+"""The brand file: one pydantic model is the single source of truth for ``brands/<name>.yaml``.
+
+Everything else derives from it: the JSON Schema editors use, the validator
+behind ``recplat brands validate``, and the inputs of every ``BrandStack``.
+Loading never raises anything but ``BrandFileError``, whose problems read
+``<file>: <field.path>: <what was expected>, got <what was found>``.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+BRAND_NAME_PATTERN = r"^[a-z](?:[a-z0-9-]{1,22})[a-z0-9]$"
+"""A lowercase DNS label of 3 to 24 characters: it becomes namespaces, containers and identities."""
+
+MAX_BRAND_FILE_BYTES = 256 * 1024
+"""A brand file is a page of YAML; anything larger is a mistake, not a brand."""
+
+SCHEMA_FILE_NAME = "brand.schema.json"
+
+_CPU_PATTERN = r"^(?:[1-9][0-9]*m|[0-9]+(?:\.[0-9]{1,3})?)$"
+_MEMORY_PATTERN = r"^[1-9][0-9]*(?:Mi|Gi)$"
+_EMAIL_PATTERN = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
+_CRON_FIELD = r"(?:\*|[0-9]+(?:-[0-9]+)?)(?:/[0-9]+)?(?:,(?:\*|[0-9]+(?:-[0-9]+)?)(?:/[0-9]+)?)*"
+_CRON_PATTERN = rf"^{_CRON_FIELD}(?: {_CRON_FIELD}){{4}}$"
+
+BrandName = Annotated[str, StringConstraints(pattern=BRAND_NAME_PATTERN)]
+CpuQuantity = Annotated[str, StringConstraints(pattern=_CPU_PATTERN)]
+MemoryQuantity = Annotated[str, StringConstraints(pattern=_MEMORY_PATTERN)]
+
+
+class Environment(StrEnum):
+    """The stacks a brand can be stamped into."""
+
+    DEV = "dev"
+    PROD = "prod"
+
+
+class PromotionMetric(StrEnum):
+    """Offline metrics the promotion gate can compare on."""
+
+    NDCG_AT_5 = "ndcg@5"
+    NDCG_AT_10 = "ndcg@10"
+    MAP_AT_10 = "map@10"
+    MRR = "mrr"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class Replicas(_Strict):
+    """How far the service's HorizontalPodAutoscaler may scale."""
+
+    min: int = Field(2, ge=1, le=100, description="Replicas kept running at all times.")
+    max: int = Field(6, ge=1, le=200, description="Upper bound for the autoscaler.")
+
+    @model_validator(mode="after")
+    def _max_not_below_min(self) -> Self:
+        if self.max < self.min:
+            raise ValueError(f"max: must be >= min ({self.min})")
+        return self
+
+
+class Serving(_Strict):
+    """The real-time ranking service: sized for stability."""
+
+    replicas: Replicas = Field(default_factory=lambda: Replicas())
+    cpu: CpuQuantity = Field("500m", description="CPU request per pod, a Kubernetes quantity.")
+    memory: MemoryQuantity = Field("512Mi", description="Memory request and limit per pod.")
+    latency_slo_ms: int = Field(50, ge=5, le=5000, description="p99 latency objective of /rank.")
+    max_candidates: int = Field(200, ge=1, le=2000, description="Most candidates per request.")
+    challenger_traffic: float = Field(
+        0.1, ge=0.0, le=0.5, description="Share of users served by the challenger model."
+    )
+
+
+class LightGBMParams(_Strict):
+    """LambdaRank hyper-parameters; the training job passes them to LightGBM unchanged."""
+
+    num_leaves: int = Field(31, ge=2, le=1024)
+    learning_rate: float = Field(0.05, gt=0.0, le=1.0)
+    num_boost_round: int = Field(300, ge=1, le=10000)
+    min_data_in_leaf: int = Field(20, ge=1, le=100000)
+    feature_fraction: float = Field(0.9, gt=0.0, le=1.0)
+    early_stopping_rounds: int = Field(30, ge=1, le=1000)
+
+
+class Promotion(_Strict):
+    """The gate a challenger must pass to become champion."""
+
+    metric: PromotionMetric = PromotionMetric.NDCG_AT_10
+    min_gain: float = Field(
+        0.005, ge=0.0, le=1.0, description="Absolute gain over the champion required."
+    )
+
+
+class Training(_Strict):
+    """The batch training job: built for flexibility."""
+
+    schedule: Annotated[str, StringConstraints(pattern=_CRON_PATTERN)] = Field(
+        "0 3 * * *", description="Cron schedule of the training CronJob (UTC)."
+    )
+    lookback_days: int = Field(28, ge=1, le=365)
+    lightgbm: LightGBMParams = Field(default_factory=lambda: LightGBMParams())
+    promotion: Promotion = Field(default_factory=lambda: Promotion())
+    workers: int = Field(0, ge=0, le=64, description="0 trains in the job's pod; N on Dask.")
+    cpu: CpuQuantity = "1"
+    memory: MemoryQuantity = "2Gi"
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron_fields_in_range(cls, schedule: str) -> str:
+        limits = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
+        names = ["minute", "hour", "day of month", "month", "day of week"]
+        for field_text, (low, high), field_name in zip(
+            schedule.split(), limits, names, strict=True
+        ):
+            for number in map(int, re.findall(r"[0-9]+", field_text.split("/")[0])):
+                if not low <= number <= high:
+                    raise ValueError(f"a cron {field_name} between {low} and {high}")
+        return schedule
+
+
+class BrandSettings(_Strict):
+    """What a brand file holds, without the per-environment overrides."""
+
+    name: BrandName = Field(description="Lowercase DNS label, 3-24 characters; the file's stem.")
+    display_name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    owner: Annotated[str, StringConstraints(pattern=_EMAIL_PATTERN, max_length=254)]
+    cost_center: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
+    environments: list[Environment] = Field(min_length=1)
+    serving: Serving = Field(default_factory=lambda: Serving())
+    training: Training = Field(default_factory=lambda: Training())
+
+    @field_validator("environments")
+    @classmethod
+    def _environments_unique(cls, environments: list[Environment]) -> list[Environment]:
+        if len(set(environments)) != len(environments):
+            raise ValueError("each environment listed once")
+        return environments
+
+
+class Overrides(_Strict):
+    """Partial settings that replace the base ones in one environment only."""
+
+    serving: dict[str, Any] | None = None
+    training: dict[str, Any] | None = None
+
+
+class Brand(BrandSettings):
+    """A brand file: base settings plus per-environment overrides."""
+
+    overrides: dict[Environment, Overrides] = Field(default_factory=dict)
+
+    def for_environment(self, environment: Environment | str) -> Brand:
+        """The brand as it is deployed into ``environment``: overrides merged, validated again."""
+        env = Environment(environment)
+        data = self.model_dump(mode="json", exclude={"overrides"})
+        override = self.overrides.get(env)
+        if override is not None:
+            data = _deep_merge(data, override.model_dump(mode="json", exclude_none=True))
+        return Brand.model_validate(data)
+
+
+def _deep_merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in patch.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@dataclass(frozen=True)
+class BrandProblem:
+    """One thing wrong with one brand file."""
+
+    file: str
+    field: str
+    expected: str
+    found: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field}: {self.expected}, got {self.found}"
+
+
+class BrandFileError(Exception):
+    """A brand file (or a set of them) failed validation; ``problems`` says where and why."""
+
+    def __init__(self, problems: Sequence[BrandProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(problem) for problem in self.problems))
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        text = value if len(value) <= 60 else value[:57] + "..."
+        return repr(text)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)}"
+    return type(value).__name__
+
+
+_EXPECTATIONS: dict[str, str] = {
+    "missing": "a value (this field is required)",
+    "extra_forbidden": "no such key (remove it or check its spelling)",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "enum": "one of {expected}",
+}
+
+_FIELD_HINTS: dict[str, str] = {
+    "name": "a lowercase DNS label of 3-24 characters (a-z, 0-9, '-'), starting with a letter",
+    "owner": "an email address",
+    "cost_center": "1-32 letters, digits, '-' or '_'",
+    "cpu": "a Kubernetes CPU quantity such as 500m or 2",
+    "memory": "a Kubernetes memory quantity such as 512Mi or 2Gi",
+    "schedule": "a 5-field cron expression such as '0 3 * * *'",
+}
+
+
+def _expectation(error: Mapping[str, Any]) -> str:
+    kind = str(error["type"])
+    context = error.get("ctx") or {}
+    last = str(error["loc"][-1]) if error["loc"] else ""
+    if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
+        symbol = {
+            "greater_than_equal": ">=",
+            "greater_than": ">",
+            "less_than_equal": "<=",
+            "less_than": "<",
+        }[kind]
+        bound = next(iter(context.values()))
+        return f"a number {symbol} {bound}"
+    if kind == "string_pattern_mismatch":
+        return _FIELD_HINTS.get(last, f"text matching {context.get('pattern')}")
+    if kind in {"string_too_short", "too_short"}:
+        return f"at least {context.get('min_length')} item(s)"
+    if kind in {"string_too_long", "too_long"}:
+        return f"at most {context.get('max_length')} character(s)"
+    if kind == "value_error":
+        return str(context.get("error", error["msg"])).removeprefix("Value error, ")
+    template = _EXPECTATIONS.get(kind)
+    if template is not None:
+        return template.format(expected=context.get("expected", ""))
+    return str(error["msg"]).replace("Input should be", "").strip() or kind
+
+
+def _problems_from_validation(file: str, error: ValidationError) -> list[BrandProblem]:
+    problems = []
+    for item in error.errors():
+        location = [str(part) for part in item["loc"]]
+        expected = _expectation(item)
+        # A model validator reports on the model; it names the field in its message.
+        found_value = item.get("input")
+        if item["type"] == "value_error" and ": " in expected:
+            field_name, expected = expected.split(": ", 1)
+            location.append(field_name)
+            if isinstance(found_value, Mapping) and field_name in found_value:
+                found_value = found_value[field_name]
+        found = "nothing" if item["type"] == "missing" else _describe(found_value)
+        if item["type"] == "extra_forbidden":
+            found = repr(location[-1])
+        problems.append(BrandProblem(file, ".".join(location) or "(file)", expected, found))
+    return problems
+
+
+def parse_brand(text: str | bytes, file: str, *, stem: str | None = None) -> Brand:
+    """Validate the text of one brand file, with every environment's merged result checked too."""
+    if isinstance(text, bytes):
+        if len(text) > MAX_BRAND_FILE_BYTES:
+            raise BrandFileError(
+                [
+                    BrandProblem(
+                        file, "(file)", f"at most {MAX_BRAND_FILE_BYTES} bytes", f"{len(text)}"
+                    )
+                ]
+            )
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise BrandFileError(
+                [BrandProblem(file, "(file)", "UTF-8 text", f"a byte at offset {error.start}")]
+            ) from None
+    if "\x00" in text:
+        raise BrandFileError([BrandProblem(file, "(file)", "text", "binary data (a NUL byte)")])
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        reason = getattr(error, "problem", None) or "valid YAML"
+        raise BrandFileError([BrandProblem(file, where, "valid YAML", str(reason))]) from None
+    if not isinstance(data, dict):
+        found = "an empty file" if data is None else _describe(data)
+        raise BrandFileError([BrandProblem(file, "(file)", "a mapping of brand settings", found)])
+    try:
+        brand = Brand.model_validate(data)
+    except ValidationError as error:
+        raise BrandFileError(_problems_from_validation(file, error)) from None
+    problems: list[BrandProblem] = []
+    if stem is not None and brand.name != stem:
+        problems.append(
+            BrandProblem(file, "name", f"the file's stem {stem!r} (rename one)", repr(brand.name))
+        )
+    for environment in brand.overrides:
+        try:
+            brand.for_environment(environment)
+        except ValidationError as error:
+            for problem in _problems_from_validation(file, error):
+                problems.append(
+                    BrandProblem(
+                        file,
+                        f"overrides.{environment.value}.{problem.field}",
+                        problem.expected,
+                        problem.found,
+                    )
+                )
+    if problems:
+        raise BrandFileError(problems)
+    return brand
+
+
+def load_brand(path: Path | str) -> Brand:
+    """Read and validate ``brands/<name>.yaml``; the name must equal the file's stem."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_BRAND_FILE_BYTES:
+            raise BrandFileError(
+                [
+                    BrandProblem(
+                        str(path), "(file)", f"at most {MAX_BRAND_FILE_BYTES} bytes", str(size)
+                    )
+                ]
+            )
+        raw = path.read_bytes()
+    except OSError as error:
+        raise BrandFileError(
+            [BrandProblem(str(path), "(file)", "a readable file", error.strerror or str(error))]
+        ) from None
+    return parse_brand(raw, str(path), stem=path.stem)
+
+
+def brand_files(directory: Path | str) -> list[Path]:
+    """The brand files of a directory, sorted: every ``*.yaml`` and ``*.yml``."""
+    directory = Path(directory)
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+
+
+def load_brand_files(paths: Iterable[Path | str]) -> list[Brand]:
+    """Load several brand files, collecting every problem, including names used twice."""
+    brands: list[Brand] = []
+    problems: list[BrandProblem] = []
+    seen: dict[str, str] = {}
+    for path in paths:
+        try:
+            brand = load_brand(path)
+        except BrandFileError as error:
+            problems.extend(error.problems)
+            continue
+        if brand.name in seen:
+            problems.append(
+                BrandProblem(
+                    str(path),
+                    "name",
+                    f"a name no other brand uses (see {seen[brand.name]})",
+                    repr(brand.name),
+                )
+            )
+            continue
+        seen[brand.name] = str(path)
+        brands.append(brand)
+    if problems:
+        raise BrandFileError(problems)
+    return brands
+
+
+def load_brands(directory: Path | str) -> list[Brand]:
+    """Every brand of a brands directory, validated together."""
+    return load_brand_files(brand_files(directory))
+
+
+def brands_for_environment(brands: Iterable[Brand], environment: Environment | str) -> list[Brand]:
+    """The brands stamped into one stack, each with that environment's overrides applied."""
+    env = Environment(environment)
+    return [brand.for_environment(env) for brand in brands if env in brand.environments]
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a brand file, generated from the model."""
+    schema = Brand.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://recplat.dev/schemas/brand.schema.json"
+    schema["title"] = "recplat brand file"
+    return schema

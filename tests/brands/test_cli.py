@@ -1,0 +1,219 @@
+"""`recplat brands ...` as a user runs it: a real subprocess, exit codes and exact lines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from recplat.brand import load_brands
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+GOOD = (REPO_ROOT / "brands" / "shopsmart.yaml").read_text()
+
+
+def recplat(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "recplat", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def good_with(**changes: object) -> str:
+    data = yaml.safe_load(GOOD)
+    data.update(changes)
+    return yaml.safe_dump(data)
+
+
+# (file name, content, the field the message must name)
+MALFORMED: list[tuple[str, str | bytes, str]] = [
+    ("shopsmart.yaml", "", "(file): a mapping of brand settings, got an empty file"),
+    ("shopsmart.yaml", "- a\n- b\n", "(file): a mapping of brand settings, got a list of 2"),
+    ("shopsmart.yaml", "just words\n", "(file): a mapping of brand settings, got 'just words'"),
+    ("shopsmart.yaml", "42\n", "(file): a mapping of brand settings, got 42"),
+    ("shopsmart.yaml", b"\x89PNG\r\n\x1a\n\x00\x00", "(file): UTF-8 text, got a byte at offset 0"),
+    ("shopsmart.yaml", "name: shopsmart\x00\n", "(file): text, got binary data (a NUL byte)"),
+    ("shopsmart.yaml", "name: [unclosed\n", "line 2, column 1: valid YAML"),
+    ("shopsmart.yaml", "name: a\n  bad: indent\n", "line 2, column 6: valid YAML"),
+    ("shopsmart.yaml", "a" * 300_000, "(file): at most 262144 bytes, got 300000"),
+    ("shopsmart.yaml", good_with(name="other"), "name: the file's stem 'shopsmart'"),
+    ("shopsmart.yaml", good_with(environments="dev"), "environments: a list, got 'dev'"),
+    ("shopsmart.yaml", good_with(environments=["qa"]), "environments.0: one of 'dev' or 'prod'"),
+    ("shopsmart.yaml", good_with(owner=None), "owner: a string, got null"),
+    ("shopsmart.yaml", good_with(owner="nobody"), "owner: an email address, got 'nobody'"),
+    (
+        "shopsmart.yaml",
+        good_with(serving={"replicas": {"min": 3, "max": 2}}),
+        "serving.replicas.max: must be >= min (3), got 2",
+    ),
+    (
+        "shopsmart.yaml",
+        good_with(serving={"challenger_traffic": 0.9}),
+        "serving.challenger_traffic: a number <= 0.5, got 0.9",
+    ),
+    (
+        "shopsmart.yaml",
+        good_with(serving={"max_candidates": "many"}),
+        "serving.max_candidates: an integer, got 'many'",
+    ),
+    ("shopsmart.yaml", good_with(serving=[1]), "serving: a mapping, got a list of 1"),
+    (
+        "shopsmart.yaml",
+        good_with(training={"schedule": "0 0 32 * *"}),
+        "training.schedule: a cron day of month between 1 and 31, got '0 0 32 * *'",
+    ),
+    (
+        "shopsmart.yaml",
+        good_with(training={"workers": -1}),
+        "training.workers: a number >= 0, got -1",
+    ),
+    (
+        "shopsmart.yaml",
+        good_with(training={"promotion": {"metric": "auc"}}),
+        "training.promotion.metric: one of",
+    ),
+    (
+        "shopsmart.yaml",
+        good_with(extra_key=True),
+        "extra_key: no such key (remove it or check its spelling), got 'extra_key'",
+    ),
+    (
+        "shopsmart.yaml",
+        good_with(overrides={"prod": {"serving": {"cpu": "x"}}}),
+        "overrides.prod.serving.cpu: a Kubernetes CPU quantity",
+    ),
+    (
+        "shopsmart.yaml",
+        good_with(overrides={"prod": []}),
+        "overrides.prod: a mapping, got a list of 0",
+    ),
+    ("Shop_Smart.yaml", good_with(name="Shop_Smart"), "name: a lowercase DNS label"),
+]
+
+
+@pytest.mark.parametrize(
+    ("file_name", "content", "expected"),
+    MALFORMED,
+    ids=[f"malformed-{i}" for i in range(len(MALFORMED))],
+)
+def test_malformed_brand_file_exits_1_naming_file_and_field(
+    tmp_path: Path, file_name: str, content: str | bytes, expected: str
+) -> None:
+    path = tmp_path / file_name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    result = recplat("brands", "validate", str(path))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert any(line.startswith(f"{path}: {expected}") for line in lines), lines
+
+
+def test_duplicate_names_across_files_are_reported(tmp_path: Path) -> None:
+    (tmp_path / "shopsmart.yaml").write_text(GOOD)
+    (tmp_path / "shopsmart.yml").write_text(GOOD)
+    result = recplat("brands", "validate", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"{tmp_path / 'shopsmart.yml'}: name: a name no other brand uses "
+        f"(see {tmp_path / 'shopsmart.yaml'}), got 'shopsmart'"
+    )
+
+
+def test_every_problem_of_a_file_gets_its_own_line(tmp_path: Path) -> None:
+    path = tmp_path / "shopsmart.yaml"
+    path.write_text(good_with(owner="x", cost_center="a b"))
+    result = recplat("brands", "validate", str(path))
+    assert result.stderr.strip().splitlines() == [
+        f"{path}: owner: an email address, got 'x'",
+        f"{path}: cost_center: 1-32 letters, digits, '-' or '_', got 'a b'",
+    ]
+
+
+def test_missing_path_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    result = recplat("brands", "validate", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"{tmp_path / 'nope.yaml'}: (file): an existing brand file or directory, got nothing"
+    )
+
+
+def test_repository_brands_are_valid() -> None:
+    result = recplat("brands", "validate")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "3 brand file(s) valid: newsroom, shopsmart, streamly"
+
+
+def test_example_brands_differ_meaningfully() -> None:
+    brands = {brand.name: brand for brand in load_brands(REPO_ROOT / "brands")}
+    assert [e.value for e in brands["shopsmart"].environments] == ["dev"]
+    assert brands["newsroom"].training.lookback_days < brands["streamly"].training.lookback_days
+    assert brands["streamly"].for_environment("prod").training.workers > 0
+    assert brands["streamly"].for_environment("dev").training.workers == 0
+
+
+def test_new_writes_a_valid_commented_file(tmp_path: Path) -> None:
+    result = recplat("brands", "new", "fresh-brand", "--brands-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "fresh-brand.yaml").read_text()
+    assert text.startswith("# yaml-language-server: $schema=./brand.schema.json\n")
+    assert recplat("brands", "validate", str(tmp_path)).returncode == 0
+
+
+def test_new_refuses_an_existing_brand(tmp_path: Path) -> None:
+    assert recplat("brands", "new", "fresh-brand", "--brands-dir", str(tmp_path)).returncode == 0
+    again = recplat("brands", "new", "fresh-brand", "--brands-dir", str(tmp_path))
+    assert again.returncode == 1
+    assert again.stderr.strip() == (
+        f"{tmp_path / 'fresh-brand.yaml'}: (file): a name no brand file uses yet, "
+        "got an existing file"
+    )
+
+
+def test_new_refuses_an_invalid_name(tmp_path: Path) -> None:
+    result = recplat("brands", "new", "Bad_Name", "--brands-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "name: a lowercase DNS label" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_schema_file_is_not_stale() -> None:
+    result = recplat("brands", "schema")
+    committed = (REPO_ROOT / "brands" / "brand.schema.json").read_text()
+    assert result.stdout == committed, (
+        "run `recplat brands schema --write brands/brand.schema.json`"
+    )
+    assert json.loads(committed)["additionalProperties"] is False
+
+
+def test_every_brand_file_points_editors_at_the_schema() -> None:
+    for path in sorted((REPO_ROOT / "brands").glob("*.yaml")):
+        first = path.read_text().splitlines()[0]
+        assert first == "# yaml-language-server: $schema=./brand.schema.json", path
+
+
+def test_list_shows_each_brand_and_environment() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "recplat", "brands", "list"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if "│" in line]
+    assert any("newsroom" in r and "prod" in r and "3-12" in r for r in rows), result.stdout
+    assert any("shopsmart" in r and "dev" in r for r in rows)
+    assert not any("shopsmart" in r and "prod" in r for r in rows)
