@@ -45,7 +45,7 @@ def validate(
         typer.Argument(help="Brand files or directories; default: every file in brands/."),
     ] = None,
 ) -> None:
-    """Check brand files; exit 1 with a line per problem: <file>: <field>: <expected>, got <found>."""
+    """Check brand files; exit 1 with a line per problem: <file>: <field>: <expected>, got <x>."""
     files: list[Path] = []
     problems: list[str] = []
     for path in paths or [DEFAULT_BRANDS_DIR]:
