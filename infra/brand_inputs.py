@@ -52,4 +52,4 @@ class BrandPlatform:
     cluster_name: pulumi.Input[str]
     k8s_provider: k8s.Provider
     dask_enabled: bool
-    """Whether the Dask operator is installed, so ``training.workers > 0`` can run on a DaskCluster."""
+    """Whether the Dask operator is installed, so ``training.workers > 0`` runs on a DaskCluster."""
