@@ -1,0 +1,91 @@
+"""Policies for the MLflow backend store, PostgreSQL Flexible Server.
+
+In pulumi-azure-native v3 the flexible server is ``azure-native:dbforpostgresql:Server``
+(the retired single server became ``SingleServer``).
+"""
+
+from __future__ import annotations
+
+from pulumi_policy import ResourceValidationArgs, Severity
+
+from policies.context import is_production, lookup, same_text
+from policies.rule import Violations, resource_policy, setting
+
+SERVER = "azure-native:dbforpostgresql:Server"
+FIREWALL_RULE = "azure-native:dbforpostgresql:FirewallRule"
+
+
+@resource_policy(
+    name="postgres-no-open-firewall",
+    description="No PostgreSQL firewall rule opens the server to the whole internet.",
+    resource_types=[FIREWALL_RULE],
+    severity=Severity.CRITICAL,
+)
+def postgres_no_open_firewall(args: ResourceValidationArgs, report: Violations) -> None:
+    start = args.props.get("startIpAddress")
+    end = args.props.get("endIpAddress")
+    if start == "0.0.0.0" and end == "255.255.255.255":  # noqa: S104 - the range we forbid
+        report(
+            "allows 0.0.0.0-255.255.255.255; use private access (a delegated subnet) "
+            "or a rule for the exact client range"
+        )
+
+
+@resource_policy(
+    name="postgres-private-access-prod",
+    description="A production PostgreSQL server has no public endpoint (VNet integration).",
+    resource_types=[SERVER],
+    severity=Severity.HIGH,
+)
+def postgres_private_access_prod(args: ResourceValidationArgs, report: Violations) -> None:
+    if not is_production(args.get_config(), args.props):
+        return
+    value = lookup(args.props, "network.publicNetworkAccess")
+    if not same_text(value, "Disabled"):
+        report(f"{setting('network.publicNetworkAccess', value)} in prod; set it to Disabled")
+    if not lookup(args.props, "network.delegatedSubnetResourceId"):
+        report(
+            "leaves network.delegatedSubnetResourceId unset in prod; "
+            "place the server in the delegated PostgreSQL subnet"
+        )
+
+
+@resource_policy(
+    name="postgres-entra-auth",
+    description="PostgreSQL accepts Microsoft Entra ID authentication.",
+    resource_types=[SERVER],
+    severity=Severity.HIGH,
+)
+def postgres_entra_auth(args: ResourceValidationArgs, report: Violations) -> None:
+    value = lookup(args.props, "authConfig.activeDirectoryAuth")
+    if not same_text(value, "Enabled"):
+        report(f"{setting('authConfig.activeDirectoryAuth', value)}; set it to Enabled")
+
+
+@resource_policy(
+    name="postgres-ha-prod",
+    description="A production PostgreSQL server has zone-redundant high availability.",
+    resource_types=[SERVER],
+    severity=Severity.MEDIUM,
+)
+def postgres_ha_prod(args: ResourceValidationArgs, report: Violations) -> None:
+    if not is_production(args.get_config(), args.props):
+        return
+    value = lookup(args.props, "highAvailability.mode")
+    if not same_text(value, "ZoneRedundant"):
+        report(f"{setting('highAvailability.mode', value)} in prod; set it to ZoneRedundant")
+
+
+@resource_policy(
+    name="postgres-geo-backup-prod",
+    description="A production PostgreSQL server keeps geo-redundant backups.",
+    resource_types=[SERVER],
+    severity=Severity.MEDIUM,
+    benchmark="CKV_AZURE_136",
+)
+def postgres_geo_backup_prod(args: ResourceValidationArgs, report: Violations) -> None:
+    if not is_production(args.get_config(), args.props):
+        return
+    value = lookup(args.props, "backup.geoRedundantBackup")
+    if not same_text(value, "Enabled"):
+        report(f"{setting('backup.geoRedundantBackup', value)} in prod; set it to Enabled")
