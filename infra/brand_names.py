@@ -1,0 +1,161 @@
+"""Every name a brand's resources carry, derived in one place so limits are checked once.
+
+A brand name is a DNS label of 3 to 24 characters (``recplat.brand``). Azure and
+Kubernetes each put their own limits on the names derived from it; ``NAME_LIMITS``
+records them and ``brand_names`` refuses a derivation that would break one, so a
+bad name fails at plan time with the rule it broke, not at ``pulumi up``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass, fields
+
+# Deterministic namespace for role assignment GUIDs: the same brand, environment and
+# role always give the same assignment name, so a re-run never duplicates one.
+_ROLE_ASSIGNMENT_NAMESPACE = uuid.UUID("0f6a4b8e-5d0c-4c38-9d63-2f1f6c1e7a10")
+
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS_1035_LABEL = r"[a-z]([-a-z0-9]*[a-z0-9])?"
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+
+
+@dataclass(frozen=True)
+class NameLimit:
+    """What one kind of name must match, and the longest it may be."""
+
+    pattern: str
+    max_length: int
+    min_length: int = 1
+
+    def check(self, field: str, value: str) -> None:
+        """Raise ``ValueError`` naming ``field`` when ``value`` breaks this limit."""
+        if not self.min_length <= len(value) <= self.max_length:
+            raise ValueError(
+                f"{field}: {value!r} has {len(value)} characters; "
+                f"the limit is {self.min_length} to {self.max_length}"
+            )
+        if not re.fullmatch(self.pattern, value):
+            raise ValueError(f"{field}: {value!r} must match {self.pattern}")
+
+
+NAME_LIMITS: dict[str, NameLimit] = {
+    # Kubernetes: namespaces and Services are DNS labels (RFC 1035 for Services);
+    # CronJob names stop at 52 because the controller appends an 11-character suffix.
+    "namespace": NameLimit(_DNS_LABEL, 63),
+    "service": NameLimit(_DNS_1035_LABEL, 63),
+    "deployment": NameLimit(_DNS_LABEL, 63),
+    "service_account": NameLimit(_DNS_LABEL, 63),
+    "training_service_account": NameLimit(_DNS_LABEL, 63),
+    "cron_job": NameLimit(_DNS_LABEL, 52),
+    "dask_cluster": NameLimit(_DNS_1035_LABEL, 40),
+    "secret_provider_class": NameLimit(_DNS_LABEL, 63),
+    "ingress": NameLimit(_DNS_LABEL, 63),
+    # Azure: user-assigned identity 3-128, federated credential 3-120, blob container
+    # 3-63 lowercase with no doubled dash, Key Vault secret 1-127, rule group 1-260.
+    "identity": NameLimit(r"[A-Za-z0-9][A-Za-z0-9_-]*", 128, 3),
+    "service_federation": NameLimit(r"[A-Za-z0-9][A-Za-z0-9_-]*", 120, 3),
+    "training_federation": NameLimit(r"[A-Za-z0-9][A-Za-z0-9_-]*", 120, 3),
+    "lake_container": NameLimit(r"[a-z0-9](?:-?[a-z0-9])*", 63, 3),
+    "api_key_secret": NameLimit(r"[A-Za-z0-9-]+", 127),
+    "rule_group": NameLimit(r"[^:@/#{}%&+*<>?]+", 260),
+}
+
+
+@dataclass(frozen=True)
+class BrandNames:
+    """The names of one brand's resources in one environment."""
+
+    brand: str
+    environment: str
+    namespace: str
+    service: str
+    deployment: str
+    service_account: str
+    training_service_account: str
+    cron_job: str
+    dask_cluster: str
+    secret_provider_class: str
+    ingress: str
+    identity: str
+    service_federation: str
+    training_federation: str
+    lake_container: str
+    api_key_secret: str
+    rule_group: str
+
+    @property
+    def ingress_path(self) -> str:
+        """The URL prefix the brand's API is served under."""
+        return f"/brands/{self.brand}/"
+
+    @property
+    def dask_scheduler_address(self) -> str:
+        """The scheduler Service the Dask operator creates for ``dask_cluster``."""
+        return f"tcp://{self.dask_cluster}-scheduler.{self.namespace}.svc.cluster.local:8786"
+
+    def role_assignment_name(self, role: str) -> str:
+        """A GUID that is stable for this brand, environment and role."""
+        return str(
+            uuid.uuid5(_ROLE_ASSIGNMENT_NAMESPACE, f"{self.environment}/{self.brand}/{role}")
+        )
+
+    def limited(self) -> dict[str, str]:
+        """Every name that has a limit in ``NAME_LIMITS``, keyed like it."""
+        return {
+            field.name: getattr(self, field.name)
+            for field in fields(self)
+            if field.name in NAME_LIMITS
+        }
+
+
+def brand_names(brand: str, environment: str) -> BrandNames:
+    """Derive and check every name of ``brand`` in ``environment``.
+
+    The lake container is ``brand-<name>`` rather than ``<name>`` so that no brand can
+    take the environment's own containers (``mlflow``) by choosing that name.
+    """
+    names = BrandNames(
+        brand=brand,
+        environment=environment,
+        namespace=f"brand-{brand}",
+        service="ranking",
+        deployment="ranking",
+        service_account="ranking",
+        training_service_account="training",
+        cron_job="training",
+        dask_cluster="training-dask",
+        secret_provider_class="ranking-api-key",  # noqa: S106 - a name, not a secret
+        ingress="ranking",
+        identity=f"id-recplat-{environment}-{brand}",
+        service_federation=f"fic-{brand}-ranking",
+        training_federation=f"fic-{brand}-training",
+        lake_container=f"brand-{brand}",
+        api_key_secret=f"brand-{brand}-api-key",
+        rule_group=f"recplat-{environment}-{brand}-slo",
+    )
+    for field_name, value in names.limited().items():
+        try:
+            NAME_LIMITS[field_name].check(field_name, value)
+        except ValueError as error:
+            raise ValueError(
+                f"brand {brand!r}: {error}; choose a shorter or simpler name"
+            ) from None
+    return names
+
+
+def label_value(text: str) -> str:
+    """``text`` made into a valid Kubernetes label value (63 characters, no ``@``).
+
+    Owners are email addresses, which labels cannot hold; the full value goes into an
+    annotation and this readable, unique-enough form into the label used for selection.
+    """
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", text).strip("_.-")
+    if len(cleaned) > 63:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+        cleaned = f"{cleaned[:54].rstrip('_.-')}-{digest}"
+    if not _LABEL_VALUE.fullmatch(cleaned):
+        raise ValueError(f"cannot make a Kubernetes label value from {text!r}")
+    return cleaned

@@ -1,0 +1,109 @@
+"""How every brand pod runs: its security context, its environment contract, its image.
+
+The ranking service, the training job and the Dask pods share these so the pod
+security (restricted profile) and the environment variables of DESIGN.md are
+written once and cannot drift between workloads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.brand_names import BrandNames
+from recplat.brand import Brand
+
+core = k8s.core.v1
+
+RUN_AS_USER = 10001
+"""A high, non-root UID: never collides with a host user (checkov CKV_K8S_40)."""
+TMP_MOUNT = "/tmp"  # noqa: S108 - an emptyDir, private to the pod.
+CPU_LIMIT_FACTOR = 2
+
+
+@dataclass(frozen=True)
+class BrandWorkloadContext:
+    """Values every workload of one brand needs, resolved once per BrandStack."""
+
+    brand: Brand
+    names: BrandNames
+    environment: str
+    labels: dict[str, str]
+    tracking_uri: pulumi.Input[str]
+    lake_uri: pulumi.Input[str]
+    identity_client_id: pulumi.Input[str]
+    acr_login_server: pulumi.Input[str]
+    k8s_opts: pulumi.ResourceOptions
+
+    def metadata(
+        self, name: str, component: str | None = None, **extra_labels: str
+    ) -> k8s.meta.v1.ObjectMetaArgs:
+        labels = {**self.labels, **self.component_labels(component), **extra_labels}
+        return k8s.meta.v1.ObjectMetaArgs(name=name, namespace=self.names.namespace, labels=labels)
+
+    def component_labels(self, component: str | None) -> dict[str, str]:
+        if component is None:
+            return {}
+        return {"app.kubernetes.io/name": component, "app.kubernetes.io/instance": self.names.brand}
+
+    def image(self, image: str) -> pulumi.Output[str]:
+        """A full image reference: as configured when it names a registry, else in the env's ACR."""
+        return pulumi.Output.from_input(self.acr_login_server).apply(
+            lambda server: image if "/" in image else f"{server}/{image}"
+        )
+
+    def common_env(self) -> list[core.EnvVarArgs]:
+        """The environment contract of DESIGN.md shared by service and training."""
+        values: dict[str, pulumi.Input[str]] = {
+            "RECPLAT_BRAND": self.brand.name,
+            "RECPLAT_ENV": self.environment,
+            "MLFLOW_TRACKING_URI": self.tracking_uri,
+            "RECPLAT_MODEL_NAME": f"{self.brand.name}-ranker",
+            "RECPLAT_LAKE_URI": self.lake_uri,
+            "TMPDIR": TMP_MOUNT,
+        }
+        return [core.EnvVarArgs(name=name, value=value) for name, value in values.items()]
+
+
+def pod_security_context() -> core.PodSecurityContextArgs:
+    return core.PodSecurityContextArgs(
+        run_as_non_root=True,
+        run_as_user=RUN_AS_USER,
+        run_as_group=RUN_AS_USER,
+        fs_group=RUN_AS_USER,
+        seccomp_profile=core.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def container_security_context() -> core.SecurityContextArgs:
+    return core.SecurityContextArgs(
+        run_as_non_root=True,
+        run_as_user=RUN_AS_USER,
+        run_as_group=RUN_AS_USER,
+        allow_privilege_escalation=False,
+        read_only_root_filesystem=True,
+        privileged=False,
+        capabilities=core.CapabilitiesArgs(drop=["ALL"]),
+        seccomp_profile=core.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def resources(cpu: str, memory: str) -> core.ResourceRequirementsArgs:
+    """Requests from the brand file; memory limit equal to it (no overcommit), CPU room to burst."""
+    milli = int(cpu[:-1]) if cpu.endswith("m") else round(float(cpu) * 1000)
+    return core.ResourceRequirementsArgs(
+        requests={"cpu": cpu, "memory": memory},
+        limits={"cpu": f"{milli * CPU_LIMIT_FACTOR}m", "memory": memory},
+    )
+
+
+def scratch_volume(name: str, size: str = "256Mi") -> core.VolumeArgs:
+    """A pod-private, size-limited writable directory; the root filesystem stays read-only."""
+    return core.VolumeArgs(name=name, empty_dir=core.EmptyDirVolumeSourceArgs(size_limit=size))
+
+
+def workload_identity_labels() -> dict[str, str]:
+    """The label that makes the workload identity webhook inject the federated token."""
+    return {"azure.workload.identity/use": "true"}

@@ -1,0 +1,278 @@
+"""A brand's ranking service on AKS: built for stability.
+
+ServiceAccount (workload identity), the API key mounted from Key Vault through the
+Secrets Store CSI driver, Deployment, Service, HorizontalPodAutoscaler,
+PodDisruptionBudget, the ingress route under ``/brands/<name>/`` and the PodMonitor
+that managed Prometheus scrapes.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.brand_namespace import SERVICE_PORT
+from infra.brand_pods import (
+    TMP_MOUNT,
+    BrandWorkloadContext,
+    container_security_context,
+    pod_security_context,
+    resources,
+    scratch_volume,
+    workload_identity_labels,
+)
+
+core, meta = k8s.core.v1, k8s.meta.v1
+
+API_KEY_MOUNT = "/mnt/secrets/api-key"
+API_KEY_OBJECT = "api-key"
+EVENT_LOG_MOUNT = "/var/lib/recplat/events"
+RELOAD_INTERVAL_S = 30
+CPU_TARGET_PERCENT = 70
+# The application routing add-on is AKS's managed NGINX: Microsoft patches and
+# upgrades the controller, it integrates with Key Vault certificates and Azure DNS,
+# and it needs no Helm release of our own. Only these API paths are routed, so
+# /metrics stays inside the cluster (scraped by managed Prometheus, never public).
+ROUTED_PATHS = ("rank", "feedback", "model")
+
+
+def create_service(
+    context: BrandWorkloadContext,
+    image: str,
+    key_vault_name: pulumi.Input[str],
+    tenant_id: pulumi.Input[str],
+    ingress_class_name: str,
+) -> list[pulumi.Resource]:
+    """Every Kubernetes object of the brand's ranking service."""
+    brand, names, opts = context.brand, context.names, context.k8s_opts
+    prefix = f"{brand.name}-ranking"
+    selector = context.component_labels("ranking")
+
+    account = core.ServiceAccount(
+        f"{prefix}-sa",
+        metadata=meta.ObjectMetaArgs(
+            name=names.service_account,
+            namespace=names.namespace,
+            labels={**context.labels, **workload_identity_labels()},
+            annotations={"azure.workload.identity/client-id": context.identity_client_id},
+        ),
+        automount_service_account_token=False,
+        opts=opts,
+    )
+    secret_objects = pulumi.Output.format(
+        "array:\n  - |\n    objectName: {0}\n    objectType: secret\n    objectAlias: {1}\n",
+        names.api_key_secret,
+        API_KEY_OBJECT,
+    )
+    provider_class = k8s.apiextensions.CustomResource(
+        f"{prefix}-api-key",
+        api_version="secrets-store.csi.x-k8s.io/v1",
+        kind="SecretProviderClass",
+        metadata=context.metadata(names.secret_provider_class),
+        # No secretObjects: the key is never synced into a Kubernetes Secret, so it
+        # cannot leak through an env var or a `kubectl get secret`.
+        spec={
+            "provider": "azure",
+            "parameters": {
+                "usePodIdentity": "false",
+                "clientID": context.identity_client_id,
+                "keyvaultName": key_vault_name,
+                "tenantId": tenant_id,
+                "objects": secret_objects,
+            },
+        },
+        opts=opts,
+    )
+    env = [
+        *context.common_env(),
+        core.EnvVarArgs(name="RECPLAT_API_KEY_FILE", value=f"{API_KEY_MOUNT}/{API_KEY_OBJECT}"),
+        core.EnvVarArgs(name="RECPLAT_MAX_CANDIDATES", value=str(brand.serving.max_candidates)),
+        core.EnvVarArgs(
+            name="RECPLAT_CHALLENGER_TRAFFIC", value=str(brand.serving.challenger_traffic)
+        ),
+        core.EnvVarArgs(name="RECPLAT_RELOAD_INTERVAL_S", value=str(RELOAD_INTERVAL_S)),
+        core.EnvVarArgs(name="RECPLAT_EVENT_LOG_DIR", value=EVENT_LOG_MOUNT),
+    ]
+
+    def probe(path: str, period: int, failures: int) -> core.ProbeArgs:
+        return core.ProbeArgs(
+            http_get=core.HTTPGetActionArgs(path=path, port="http"),
+            period_seconds=period,
+            failure_threshold=failures,
+            timeout_seconds=2,
+        )
+
+    container = core.ContainerArgs(
+        name="ranking",
+        image=context.image(image),
+        image_pull_policy="Always",
+        ports=[core.ContainerPortArgs(name="http", container_port=SERVICE_PORT)],
+        env=env,
+        resources=resources(brand.serving.cpu, brand.serving.memory),
+        security_context=container_security_context(),
+        # Loading a model from the registry can take a while; startup covers it, so
+        # liveness never kills a pod that is still loading.
+        startup_probe=probe("/healthz", 5, 60),
+        readiness_probe=probe("/readyz", 5, 3),
+        liveness_probe=probe("/healthz", 10, 3),
+        volume_mounts=[
+            core.VolumeMountArgs(name="api-key", mount_path=API_KEY_MOUNT, read_only=True),
+            core.VolumeMountArgs(name="tmp", mount_path=TMP_MOUNT),
+            core.VolumeMountArgs(name="event-log", mount_path=EVENT_LOG_MOUNT),
+        ],
+    )
+    spread = [
+        core.TopologySpreadConstraintArgs(
+            max_skew=1,
+            topology_key=key,
+            # ScheduleAnyway: dev has a single zone, and a missing zone must not stop a rollout.
+            when_unsatisfiable="ScheduleAnyway",
+            label_selector=meta.LabelSelectorArgs(match_labels=selector),
+        )
+        for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+    ]
+    deployment = k8s.apps.v1.Deployment(
+        f"{prefix}-deployment",
+        metadata=context.metadata(names.deployment, "ranking"),
+        spec=k8s.apps.v1.DeploymentSpecArgs(
+            # No `replicas`: the HPA owns the count; setting it here would fight the HPA
+            # on every `pulumi up`.
+            selector=meta.LabelSelectorArgs(match_labels=selector),
+            strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                type="RollingUpdate",
+                rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+                    max_surge=1, max_unavailable=0
+                ),
+            ),
+            template=core.PodTemplateSpecArgs(
+                metadata=meta.ObjectMetaArgs(
+                    labels={**context.labels, **selector, **workload_identity_labels()}
+                ),
+                spec=core.PodSpecArgs(
+                    service_account_name=names.service_account,
+                    # Workload identity projects its own token; the API token is not needed.
+                    automount_service_account_token=False,
+                    security_context=pod_security_context(),
+                    containers=[container],
+                    topology_spread_constraints=spread,
+                    volumes=[
+                        core.VolumeArgs(
+                            name="api-key",
+                            csi=core.CSIVolumeSourceArgs(
+                                driver="secrets-store.csi.k8s.io",
+                                read_only=True,
+                                volume_attributes={
+                                    "secretProviderClass": names.secret_provider_class
+                                },
+                            ),
+                        ),
+                        scratch_volume("tmp"),
+                        scratch_volume("event-log", "1Gi"),
+                    ],
+                ),
+            ),
+        ),
+        opts=pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(depends_on=[account, provider_class])
+        ),
+    )
+    service = core.Service(
+        f"{prefix}-service",
+        metadata=context.metadata(names.service, "ranking"),
+        spec=core.ServiceSpecArgs(
+            type="ClusterIP",
+            selector=selector,
+            ports=[core.ServicePortArgs(name="http", port=80, target_port="http")],
+        ),
+        opts=opts,
+    )
+    target = k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+        api_version="apps/v1", kind="Deployment", name=names.deployment
+    )
+    autoscaler = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+        f"{prefix}-hpa",
+        metadata=context.metadata(names.deployment, "ranking"),
+        spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+            scale_target_ref=target,
+            min_replicas=brand.serving.replicas.min,
+            max_replicas=brand.serving.replicas.max,
+            metrics=[
+                k8s.autoscaling.v2.MetricSpecArgs(
+                    type="Resource",
+                    resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
+                        name="cpu",
+                        target=k8s.autoscaling.v2.MetricTargetArgs(
+                            type="Utilization", average_utilization=CPU_TARGET_PERCENT
+                        ),
+                    ),
+                )
+            ],
+        ),
+        opts=opts,
+    )
+    disruption_budget = k8s.policy.v1.PodDisruptionBudget(
+        f"{prefix}-pdb",
+        metadata=context.metadata(names.deployment, "ranking"),
+        # One pod at a time: node drains proceed even at one replica (dev), and a
+        # multi-replica brand keeps serving through them.
+        spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+            max_unavailable=1, selector=meta.LabelSelectorArgs(match_labels=selector)
+        ),
+        opts=opts,
+    )
+    route = k8s.networking.v1.Ingress(
+        f"{prefix}-ingress",
+        metadata=meta.ObjectMetaArgs(
+            name=names.ingress,
+            namespace=names.namespace,
+            labels=context.labels,
+            annotations={
+                "nginx.ingress.kubernetes.io/use-regex": "true",
+                "nginx.ingress.kubernetes.io/rewrite-target": "/$1",
+                "nginx.ingress.kubernetes.io/proxy-body-size": "1m",
+            },
+        ),
+        spec=k8s.networking.v1.IngressSpecArgs(
+            ingress_class_name=ingress_class_name,
+            rules=[
+                k8s.networking.v1.IngressRuleArgs(
+                    http=k8s.networking.v1.HTTPIngressRuleValueArgs(
+                        paths=[
+                            k8s.networking.v1.HTTPIngressPathArgs(
+                                path=f"{names.ingress_path}({'|'.join(ROUTED_PATHS)})$",
+                                path_type="ImplementationSpecific",
+                                backend=k8s.networking.v1.IngressBackendArgs(
+                                    service=k8s.networking.v1.IngressServiceBackendArgs(
+                                        name=names.service,
+                                        port=k8s.networking.v1.ServiceBackendPortArgs(name="http"),
+                                    )
+                                ),
+                            )
+                        ]
+                    )
+                )
+            ],
+        ),
+        opts=opts,
+    )
+    pod_monitor = k8s.apiextensions.CustomResource(
+        f"{prefix}-podmonitor",
+        api_version="azmonitoring.coreos.com/v1",
+        kind="PodMonitor",
+        metadata=context.metadata("ranking"),
+        spec={
+            "selector": {"matchLabels": selector},
+            "podMetricsEndpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}],
+        },
+        opts=opts,
+    )
+    return [
+        account,
+        provider_class,
+        deployment,
+        service,
+        autoscaler,
+        disruption_budget,
+        route,
+        pod_monitor,
+    ]

@@ -1,0 +1,242 @@
+"""BrandStack: everything one brand needs in one environment, isolated from every other brand.
+
+Adding ``brands/<name>.yaml`` is the whole of onboarding: ``__main__`` stamps one
+BrandStack per brand listed for the stack. This module owns the Azure side (identity,
+federated credentials, least-privilege role assignments, lake container, API key,
+alert rules) and wires in the Kubernetes side built by ``brand_namespace``,
+``brand_service`` and ``brand_training``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_azure_native as azure_native
+import pulumi_random as random
+
+from infra.brand_alerts import brand_alert_rules, create_rule_group, rule_file
+from infra.brand_inputs import BrandPlatform
+from infra.brand_names import BrandNames, brand_names, label_value
+from infra.brand_namespace import create_guard_rails, create_namespace
+from infra.brand_pods import BrandWorkloadContext
+from infra.brand_service import create_service
+from infra.brand_training import create_training
+from recplat.brand import Brand
+
+# Built-in role definitions (same GUID in every Azure tenant).
+STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
+API_KEY_LENGTH = 48
+DEFAULT_MLFLOW_PORT = 5000
+
+
+@dataclass(frozen=True)
+class BrandStackArgs:
+    """A brand, already merged for the environment, and what the environment shares with it."""
+
+    brand: Brand
+    platform: BrandPlatform
+
+
+def _role_definition_id(scope_in_subscription: pulumi.Input[str], role: str) -> pulumi.Output[str]:
+    """The subscription-qualified id of a built-in role, from a resource id in that subscription."""
+    return pulumi.Output.from_input(scope_in_subscription).apply(
+        lambda resource_id: (
+            f"/subscriptions/{resource_id.split('/')[2]}"
+            f"/providers/Microsoft.Authorization/roleDefinitions/{role}"
+        )
+    )
+
+
+class BrandStack(pulumi.ComponentResource):
+    """One brand in one environment: namespace, identity, lake, service, training and alerts."""
+
+    names: BrandNames
+    rule_file: str
+    """The brand's alert rules as a Prometheus rule file (what ``promtool`` tests)."""
+    namespace: pulumi.Output[str]
+    identity_client_id: pulumi.Output[str]
+    lake_uri: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: BrandStackArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("recplat:brand:BrandStack", name, None, opts)
+        brand, platform = args.brand, args.platform
+        if name != brand.name:
+            raise ValueError(
+                f"BrandStack {name!r}: the resource name must be the brand name {brand.name!r}"
+            )
+        if platform.environment not in {env.value for env in brand.environments}:
+            raise ValueError(
+                f"BrandStack {brand.name!r}: the brand does not list environment "
+                f"{platform.environment!r}; add it to `environments` in brands/{brand.name}.yaml"
+            )
+        names = brand_names(brand.name, platform.environment)
+        self.names = names
+        tags = {
+            **platform.tags,
+            "brand": brand.name,
+            "owner": brand.owner,
+            "cost-center": brand.cost_center,
+        }
+        labels = {
+            "app.kubernetes.io/part-of": "recplat",
+            "app.kubernetes.io/managed-by": "pulumi",
+            "recplat.io/brand": brand.name,
+            "recplat.io/owner": label_value(brand.owner),
+            "recplat.io/cost-center": label_value(brand.cost_center),
+        }
+        annotations = {
+            "recplat.io/owner": brand.owner,
+            "recplat.io/display-name": brand.display_name,
+        }
+        child = pulumi.ResourceOptions(parent=self)
+        k8s_child = pulumi.ResourceOptions(parent=self, provider=platform.k8s_provider)
+
+        # Identity first: its client id goes into service accounts and the CSI class.
+        identity = azure_native.managedidentity.UserAssignedIdentity(
+            f"{brand.name}-identity",
+            resource_name_=names.identity,
+            resource_group_name=platform.resource_group_name,
+            location=platform.location,
+            tags=tags,
+            opts=child,
+        )
+        federations: list[pulumi.Resource] = []
+        for credential, account in (
+            (names.service_federation, names.service_account),
+            (names.training_federation, names.training_service_account),
+        ):
+            federations.append(
+                azure_native.managedidentity.FederatedIdentityCredential(
+                    f"{brand.name}-{credential}",
+                    federated_identity_credential_resource_name=credential,
+                    resource_name_=identity.name,
+                    resource_group_name=platform.resource_group_name,
+                    issuer=platform.oidc_issuer_url,
+                    subject=f"system:serviceaccount:{names.namespace}:{account}",
+                    audiences=[WORKLOAD_IDENTITY_AUDIENCE],
+                    # Azure rejects concurrent credential writes to one identity (409),
+                    # so each waits for the one before it.
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=federations[-1:]),
+                )
+            )
+
+        container = azure_native.storage.BlobContainer(
+            f"{brand.name}-lake",
+            container_name=names.lake_container,
+            account_name=platform.storage_account_name,
+            resource_group_name=platform.resource_group_name,
+            public_access=azure_native.storage.PublicAccess.NONE,
+            # Containers take no tags; metadata carries the same facts.
+            metadata={"brand": brand.name, "cost_center": brand.cost_center},
+            opts=child,
+        )
+        api_key = random.RandomPassword(
+            f"{brand.name}-api-key", length=API_KEY_LENGTH, special=False, opts=child
+        )
+        secret = azure_native.keyvault.Secret(
+            f"{brand.name}-api-key-secret",
+            secret_name=names.api_key_secret,
+            vault_name=platform.key_vault_name,
+            resource_group_name=platform.resource_group_name,
+            properties=azure_native.keyvault.SecretPropertiesArgs(
+                value=api_key.result, content_type="text/plain"
+            ),
+            tags=tags,
+            opts=child,
+        )
+        container_scope = pulumi.Output.concat(
+            platform.storage_account_id, "/blobServices/default/containers/", names.lake_container
+        )
+        secret_scope = pulumi.Output.concat(
+            platform.key_vault_id, "/secrets/", names.api_key_secret
+        )
+        grants = [
+            azure_native.authorization.RoleAssignment(
+                f"{brand.name}-{role_name}",
+                role_assignment_name=names.role_assignment_name(role_name),
+                principal_id=identity.principal_id,
+                # Without it Azure assumes a User and the assignment can fail to resolve.
+                principal_type=azure_native.authorization.PrincipalType.SERVICE_PRINCIPAL,
+                role_definition_id=_role_definition_id(platform.storage_account_id, role),
+                scope=scope,
+                description=f"recplat brand {brand.name}: {role_name} on its own {target} only",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[dependency]),
+            )
+            for role_name, role, scope, target, dependency in (
+                (
+                    "lake-contributor",
+                    STORAGE_BLOB_DATA_CONTRIBUTOR,
+                    container_scope,
+                    "lake container",
+                    container,
+                ),
+                ("api-key-reader", KEY_VAULT_SECRETS_USER, secret_scope, "API key secret", secret),
+            )
+        ]
+
+        rules = brand_alert_rules(brand, platform.environment)
+        self.rule_file = rule_file(names, rules)
+        create_rule_group(f"{brand.name}-alerts", names, rules, platform, tags, child)
+
+        namespace = create_namespace(brand, names, labels, annotations, k8s_child)
+        in_namespace = pulumi.ResourceOptions(
+            parent=self, provider=platform.k8s_provider, depends_on=[namespace]
+        )
+        create_guard_rails(
+            brand,
+            names,
+            labels,
+            mlflow_namespace=platform.mlflow_namespace,
+            mlflow_port=getattr(platform, "mlflow_port", DEFAULT_MLFLOW_PORT),
+            ingress_namespace=platform.ingress_namespace,
+            private_endpoint_cidrs=getattr(platform, "private_endpoint_cidrs", ()),
+            opts=in_namespace,
+        )
+        lake_uri = pulumi.Output.concat(
+            "abfs://",
+            names.lake_container,
+            "@",
+            platform.storage_account_name,
+            ".dfs.core.windows.net/",
+        )
+        context = BrandWorkloadContext(
+            brand=brand,
+            names=names,
+            environment=platform.environment,
+            labels=labels,
+            tracking_uri=platform.mlflow_tracking_uri,
+            lake_uri=lake_uri,
+            identity_client_id=identity.client_id,
+            acr_login_server=platform.acr_login_server,
+            # Pods start only once their identity can sign in and has its grants.
+            k8s_opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=platform.k8s_provider,
+                depends_on=[namespace, *federations, *grants],
+            ),
+        )
+        create_service(
+            context,
+            platform.images.service,
+            key_vault_name=platform.key_vault_name,
+            tenant_id=platform.tenant_id,
+            ingress_class_name=platform.ingress_class_name,
+        )
+        create_training(context, platform.images.training)
+
+        self.namespace = namespace.id.apply(lambda _: names.namespace)
+        self.identity_client_id = identity.client_id
+        self.lake_uri = lake_uri
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "identityClientId": self.identity_client_id,
+                "lakeUri": self.lake_uri,
+                "apiKeySecretName": names.api_key_secret,
+            }
+        )

@@ -1,0 +1,221 @@
+"""A brand's training job on AKS: built for flexibility, never touching a serving pod.
+
+A CronJob on the brand's ``training.schedule`` runs the training image with the
+environment contract. With ``training.workers > 0`` it trains on a DaskCluster in
+the brand namespace (the Dask operator's CRD), whose scheduler address the job gets.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.brand_namespace import DASK_SCHEDULER_CPU_MILLI, DASK_SCHEDULER_MEMORY_MI
+from infra.brand_pods import (
+    TMP_MOUNT,
+    BrandWorkloadContext,
+    container_security_context,
+    pod_security_context,
+    resources,
+    scratch_volume,
+    workload_identity_labels,
+)
+
+core, meta, batch = k8s.core.v1, k8s.meta.v1, k8s.batch.v1
+
+STARTING_DEADLINE_SECONDS = 600
+"""A run missed by more than this (control plane down, node pool full) is skipped, not queued."""
+ACTIVE_DEADLINE_SECONDS = 4 * 3600
+BACKOFF_LIMIT = 2
+JOB_TTL_SECONDS = 24 * 3600
+DASK_SCHEDULER_PORT = 8786
+DASK_DASHBOARD_PORT = 8787
+
+
+def _training_env(context: BrandWorkloadContext) -> list[core.EnvVarArgs]:
+    training = context.brand.training
+    values = {
+        "RECPLAT_LOOKBACK_DAYS": str(training.lookback_days),
+        "RECPLAT_LIGHTGBM_PARAMS": json.dumps(training.lightgbm.model_dump(), sort_keys=True),
+        "RECPLAT_PROMOTION_METRIC": training.promotion.metric.value,
+        "RECPLAT_PROMOTION_MIN_GAIN": str(training.promotion.min_gain),
+        "RECPLAT_WORKERS": str(training.workers),
+    }
+    if training.workers:
+        values["DASK_SCHEDULER_ADDRESS"] = context.names.dask_scheduler_address
+    return [
+        *context.common_env(),
+        *(core.EnvVarArgs(name=name, value=value) for name, value in values.items()),
+    ]
+
+
+def _pod_spec(
+    context: BrandWorkloadContext,
+    container: core.ContainerArgs,
+    restart_policy: str | None = None,
+) -> core.PodSpecArgs:
+    return core.PodSpecArgs(
+        service_account_name=context.names.training_service_account,
+        automount_service_account_token=False,
+        security_context=pod_security_context(),
+        restart_policy=restart_policy,
+        containers=[container],
+        volumes=[scratch_volume("tmp", "2Gi")],
+    )
+
+
+def _container(
+    context: BrandWorkloadContext,
+    name: str,
+    image: str,
+    env: list[core.EnvVarArgs],
+    args: list[str] | None = None,
+    ports: list[core.ContainerPortArgs] | None = None,
+    sizing: core.ResourceRequirementsArgs | None = None,
+) -> core.ContainerArgs:
+    training = context.brand.training
+    return core.ContainerArgs(
+        name=name,
+        image=context.image(image),
+        image_pull_policy="Always",
+        args=args,
+        env=env,
+        ports=ports,
+        resources=sizing or resources(training.cpu, training.memory),
+        security_context=container_security_context(),
+        volume_mounts=[core.VolumeMountArgs(name="tmp", mount_path=TMP_MOUNT)],
+    )
+
+
+def create_training(context: BrandWorkloadContext, image: str) -> list[pulumi.Resource]:
+    """The training ServiceAccount and CronJob, and the DaskCluster when the brand uses one."""
+    brand, names, opts = context.brand, context.names, context.k8s_opts
+    prefix = f"{brand.name}-training"
+    pod_labels = {
+        **context.labels,
+        **context.component_labels("training"),
+        **workload_identity_labels(),
+    }
+    account = core.ServiceAccount(
+        f"{prefix}-sa",
+        metadata=meta.ObjectMetaArgs(
+            name=names.training_service_account,
+            namespace=names.namespace,
+            labels={**context.labels, **workload_identity_labels()},
+            annotations={"azure.workload.identity/client-id": context.identity_client_id},
+        ),
+        automount_service_account_token=False,
+        opts=opts,
+    )
+    created: list[pulumi.Resource] = [account]
+    depends_on: list[pulumi.Resource] = [account]
+    if brand.training.workers:
+        dask_cluster = _dask_cluster(context, image, opts)
+        created.append(dask_cluster)
+        depends_on.append(dask_cluster)
+
+    job_container = _container(context, "training", image, _training_env(context))
+    cron_job = batch.CronJob(
+        f"{prefix}-cronjob",
+        metadata=context.metadata(names.cron_job, "training"),
+        spec=batch.CronJobSpecArgs(
+            schedule=brand.training.schedule,
+            time_zone="Etc/UTC",
+            # Two trainings of one brand at once would race to register and promote.
+            concurrency_policy="Forbid",
+            starting_deadline_seconds=STARTING_DEADLINE_SECONDS,
+            successful_jobs_history_limit=3,
+            failed_jobs_history_limit=3,
+            job_template=batch.JobTemplateSpecArgs(
+                metadata=meta.ObjectMetaArgs(labels=pod_labels),
+                spec=batch.JobSpecArgs(
+                    backoff_limit=BACKOFF_LIMIT,
+                    active_deadline_seconds=ACTIVE_DEADLINE_SECONDS,
+                    ttl_seconds_after_finished=JOB_TTL_SECONDS,
+                    template=core.PodTemplateSpecArgs(
+                        metadata=meta.ObjectMetaArgs(labels=pod_labels),
+                        spec=_pod_spec(context, job_container, restart_policy="Never"),
+                    ),
+                ),
+            ),
+        ),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=depends_on)),
+    )
+    created.append(cron_job)
+    return created
+
+
+def _dask_cluster(
+    context: BrandWorkloadContext, image: str, opts: pulumi.ResourceOptions
+) -> k8s.apiextensions.CustomResource:
+    """The brand's Dask cluster, run by the Dask operator from the training image.
+
+    The workers read the lake, so they carry the workload identity label; the
+    scheduler only coordinates, so no Azure token is projected into it.
+    """
+    names = context.names
+    worker_env = context.common_env()
+    tcp_port = core.ContainerPortArgs(
+        name="tcp-comm", container_port=DASK_SCHEDULER_PORT, protocol="TCP"
+    )
+    dashboard_port = core.ContainerPortArgs(
+        name="http-dashboard", container_port=DASK_DASHBOARD_PORT, protocol="TCP"
+    )
+    worker = _container(
+        context,
+        "worker",
+        image,
+        worker_env,
+        args=["dask-worker", "--name", "$(DASK_WORKER_NAME)", "--dashboard-address", ":8788"],
+    )
+    scheduler = _container(
+        context,
+        "scheduler",
+        image,
+        [core.EnvVarArgs(name="TMPDIR", value=TMP_MOUNT)],
+        args=["dask-scheduler"],
+        ports=[tcp_port, dashboard_port],
+        sizing=resources(f"{DASK_SCHEDULER_CPU_MILLI}m", f"{DASK_SCHEDULER_MEMORY_MI}Mi"),
+    )
+    worker_labels = {**context.labels, **workload_identity_labels()}
+    return k8s.apiextensions.CustomResource(
+        f"{context.brand.name}-dask-cluster",
+        api_version="kubernetes.dask.org/v1",
+        kind="DaskCluster",
+        metadata=context.metadata(names.dask_cluster, "dask"),
+        spec={
+            "worker": {
+                "replicas": context.brand.training.workers,
+                "metadata": {"labels": worker_labels},
+                "spec": _pod_spec(context, worker),
+            },
+            "scheduler": {
+                "metadata": {"labels": context.labels},
+                "spec": _pod_spec(context, scheduler),
+                "service": {
+                    "type": "ClusterIP",
+                    "selector": {
+                        "dask.org/cluster-name": names.dask_cluster,
+                        "dask.org/component": "scheduler",
+                    },
+                    "ports": [
+                        {
+                            "name": "tcp-comm",
+                            "protocol": "TCP",
+                            "port": DASK_SCHEDULER_PORT,
+                            "targetPort": "tcp-comm",
+                        },
+                        {
+                            "name": "http-dashboard",
+                            "protocol": "TCP",
+                            "port": DASK_DASHBOARD_PORT,
+                            "targetPort": "http-dashboard",
+                        },
+                    ],
+                },
+            },
+        },
+        opts=opts,
+    )
