@@ -20,8 +20,12 @@ import uuid
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 N_CATEGORIES = 12
 N_SEGMENTS = 6
@@ -116,7 +120,7 @@ class GroundTruth:
         age_days = np.maximum(now - self.item_published_at[safe], 0.0) / 86_400
         freshness = 0.5 ** (age_days / FRESHNESS_HALF_LIFE_DAYS)
         logit = -1.6 + 0.9 * taste + 0.8 * self.item_quality[safe] + 1.2 * freshness
-        return np.where(known, _sigmoid(logit), _sigmoid(-1.6))
+        return np.where(known, _sigmoid(logit), _sigmoid(np.array(-1.6)))
 
     def to_json(self) -> str:
         return json.dumps({"format_version": GROUNDTRUTH_FORMAT_VERSION, **asdict(self.params)})
@@ -146,9 +150,9 @@ def examination(position: int | np.ndarray) -> np.ndarray | float:
 class SyntheticData:
     """Generated tables (pyarrow) and the oracle's quality on them."""
 
-    impressions: object
-    feedback: object
-    catalog: object
+    impressions: pa.Table
+    feedback: pa.Table
+    catalog: pa.Table
     oracle: dict[str, float]
     truth: GroundTruth
 
@@ -273,11 +277,11 @@ def write_lake(data: SyntheticData, lake_uri: str) -> None:
 
     fs, root = open_lake(lake_uri)
     for events_dir, table in ((IMPRESSIONS_DIR, data.impressions), (FEEDBACK_DIR, data.feedback)):
-        days = pc.strftime(table["ts"], format="%Y-%m-%d")  # type: ignore[attr-defined]
+        days = pc.strftime(table["ts"], format="%Y-%m-%d")
         for day in sorted(set(days.to_pylist())):
             folder = f"{root}/{partition_dir(events_dir, day)}"
             fs.makedirs(folder, exist_ok=True)
-            part = table.filter(pc.equal(days, day))  # type: ignore[attr-defined]
+            part = table.filter(pc.equal(days, day))
             with fs.open(f"{folder}/synthetic-{data.truth.params.seed}.parquet", "wb") as handle:
                 pq.write_table(part, handle)
     fs.makedirs(f"{root}/catalog", exist_ok=True)
