@@ -1,0 +1,1 @@
+"""`recplat local`: the whole platform on one machine, as real processes wired by DESIGN.md."""

@@ -1,0 +1,183 @@
+"""`recplat local`: run the whole platform on this machine (up, down, status, demo)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from recplat.local.state import PlatformState
+
+app = typer.Typer(
+    help="The whole platform on this machine: MLflow, lakes, training jobs, ranking services.",
+    no_args_is_help=True,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_STATE_DIR = PROJECT_ROOT / ".scratch" / "local"
+DEFAULT_BRANDS_DIR = PROJECT_ROOT / "brands"
+
+_STATE_DIR_OPTION = typer.Option(
+    DEFAULT_STATE_DIR, "--state-dir", help="Where state, logs, lakes and the registry live."
+)
+_BRANDS_DIR_OPTION = typer.Option(
+    DEFAULT_BRANDS_DIR, "--brands-dir", help="Folder of brand files; brands with `dev` start."
+)
+_STORAGE_OPTION = typer.Option(
+    "local", "--storage", help="local: a folder lake; azurite: Blob storage emulated by Azurite."
+)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_sigterm() -> None:
+    # `kill <pid>` stops the platform as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _storage(value: str) -> str:
+    if value not in {"local", "azurite"}:
+        typer.echo(f"--storage: expected local or azurite, got {value!r}", err=True)
+        raise typer.Exit(2)
+    return value
+
+
+@app.command()
+def up(
+    brands_dir: Path = _BRANDS_DIR_OPTION,
+    storage: str = _STORAGE_OPTION,
+    detach: bool = typer.Option(False, "--detach", help="Leave it running; stop with `down`."),
+    state_dir: Path = _STATE_DIR_OPTION,
+) -> None:
+    """Start storage, MLflow, a training run and a ranking service per brand."""
+    from recplat.local.platform import StorageMode, UpOptions
+    from recplat.local.platform import up as start_platform
+    from recplat.local.processes import LocalPlatformError
+    from recplat.local.stages import StageReporter
+
+    console = Console()
+    reporter = StageReporter(console)
+    options = UpOptions(
+        brands_dir=brands_dir,
+        storage=StorageMode(_storage(storage)),
+        state_dir=state_dir,
+        project_root=PROJECT_ROOT,
+    )
+    _stop_on_sigterm()
+    try:
+        platform = start_platform(options, reporter)
+    except LocalPlatformError as error:
+        console.print(f"[red]recplat local up: {error}[/]")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: everything started has been stopped[/]")
+        raise typer.Exit(130) from None
+    console.print(platform_table(platform.state))
+    if detach:
+        console.print(f"running in the background; stop it with `recplat local down` ({state_dir})")
+        return
+    _run_until_interrupted(platform.state, console)
+
+
+def _run_until_interrupted(state: PlatformState, console: Console) -> None:
+    from recplat.local.platform import stop_all
+    from recplat.local.processes import is_same_process
+
+    console.print("platform running; press Ctrl-C to stop it")
+    reported: set[str] = set()
+    try:
+        while True:
+            for record in state.processes:
+                if record.name not in reported and not is_same_process(
+                    record.pid, record.create_time
+                ):
+                    reported.add(record.name)
+                    console.print(f"[red]{record.name} exited; see {record.log_path}[/]")
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        console.print("stopping ...")
+    finally:
+        stopped = stop_all(state)
+        console.print(f"stopped {len(stopped)} process(es)")
+
+
+@app.command()
+def down(state_dir: Path = _STATE_DIR_OPTION) -> None:
+    """Stop everything `recplat local up --detach` started."""
+    from recplat.local.platform import down as stop_platform
+    from recplat.local.processes import LocalPlatformError
+
+    try:
+        stopped = stop_platform(state_dir)
+    except LocalPlatformError as error:
+        typer.echo(f"recplat local down: {error}", err=True)
+        raise typer.Exit(1) from None
+    if not stopped:
+        typer.echo("no local platform is running")
+        return
+    typer.echo(f"stopped {len(stopped)} process(es): {', '.join(stopped)}")
+
+
+@app.command()
+def status(state_dir: Path = _STATE_DIR_OPTION) -> None:
+    """Show what runs, its health and the model each brand serves."""
+    from recplat.local.processes import LocalPlatformError
+    from recplat.local.state import load_state
+    from recplat.local.status import brand_statuses, process_statuses
+
+    console = Console()
+    try:
+        state = load_state(state_dir.resolve())
+    except LocalPlatformError as error:
+        console.print(f"[red]recplat local status: {error}[/]")
+        raise typer.Exit(1) from None
+    if state is None:
+        console.print("no local platform is running (start one with `recplat local up`)")
+        raise typer.Exit(3)
+    processes = Table(title=f"processes ({state.storage} storage)")
+    for column in ("process", "pid", "port", "health"):
+        processes.add_column(column)
+    for item in process_statuses(state):
+        health = item.health if item.running else "[red]stopped[/]"
+        processes.add_row(item.name, str(item.pid), str(item.port or ""), health)
+    console.print(processes)
+    brands = Table(title="brands")
+    for column in ("brand", "service", "health", "serving", "last training"):
+        brands.add_column(column)
+    for brand in brand_statuses(state):
+        brands.add_row(
+            brand.name,
+            brand.service_url or "-",
+            brand.health,
+            brand.serving_version or "-",
+            brand.training,
+        )
+    console.print(brands)
+    if state.mlflow_url:
+        console.print(f"MLflow UI: {state.mlflow_url}")
+
+
+def platform_table(state: PlatformState) -> Table:
+    """The table `up` prints: brand, service URL, model version, NDCG@10, MLflow UI URL."""
+    table = Table(title="recplat local platform")
+    for column in ("brand", "service URL", "model version", "NDCG@10", "MLflow UI", "training"):
+        table.add_column(column)
+    for name, record in state.brands.items():
+        ui = f"{state.mlflow_url}/#/models/{name}-ranker" if state.mlflow_url else "-"
+        ndcg = f"{record.ndcg_at_10:.4f}" if record.ndcg_at_10 is not None else "-"
+        training = record.training_message
+        if record.training_status == "failed":
+            training = f"[red]FAILED: {training}[/]"
+        table.add_row(
+            name, record.service_url or "-", record.model_version or "-", ndcg, ui, training
+        )
+    return table
