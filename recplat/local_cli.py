@@ -181,3 +181,52 @@ def platform_table(state: PlatformState) -> Table:
             name, record.service_url or "-", record.model_version or "-", ndcg, ui, training
         )
     return table
+
+
+@app.command()
+def demo(
+    brands_dir: Path = _BRANDS_DIR_OPTION,
+    storage: str = _STORAGE_OPTION,
+    state_dir: Path = _STATE_DIR_OPTION,
+    requests: int = typer.Option(150, min=1, help="Ranking requests per brand and phase."),
+    keep_data: bool = typer.Option(
+        False, "--keep-data", help="Reuse lakes and registry of a previous run."
+    ),
+) -> None:
+    """Run the feedback loop once: up, traffic, retrain, gate, hot switch, CTR; then stop."""
+    from recplat.local.demo import DemoOptions, run_demo
+    from recplat.local.demo_report import ctr_table, summary_table, write_report
+    from recplat.local.platform import StorageMode, UpOptions
+    from recplat.local.processes import LocalPlatformError
+    from recplat.local.simulator import TrafficOptions
+    from recplat.local.stages import StageReporter
+
+    console = Console()
+    reporter = StageReporter(console)
+    options = DemoOptions(
+        up=UpOptions(
+            brands_dir=brands_dir,
+            storage=StorageMode(_storage(storage)),
+            state_dir=state_dir,
+            project_root=PROJECT_ROOT,
+        ),
+        traffic=TrafficOptions(requests=requests),
+        fresh=not keep_data,
+    )
+    _stop_on_sigterm()
+    started = time.monotonic()
+    try:
+        outcomes = run_demo(options, reporter)
+    except LocalPlatformError as error:
+        console.print(f"[red]recplat local demo: {error}[/]")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: every process the demo started has been stopped[/]")
+        raise typer.Exit(130) from None
+    console.print(summary_table(outcomes))
+    console.print(ctr_table(outcomes))
+    json_path, png_path = write_report(outcomes, state_dir / "report", reporter.durations)
+    console.print(f"report: {json_path} and {png_path}")
+    console.print(f"demo finished in {time.monotonic() - started:.0f} s")
+    if any(outcome.problems for outcome in outcomes):
+        console.print("[yellow]some brands had problems; see the table above[/]")

@@ -1,0 +1,227 @@
+"""`recplat local demo` (and `make demo`): the whole feedback loop, once, with a report.
+
+Stages: start the platform; send traffic (ranking requests, clicks from the hidden ground
+truth); wait until the feedback is in the lake; retrain every brand on it; read the new
+challenger and the gate's decision from the registry; wait until each running service
+serves the version that changed (without a restart); send traffic again; read online CTR
+per variant from the lake; write the report; stop everything. Any failure or Ctrl-C stops
+all processes the demo started.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recplat.local.lake_events import missing_event_ids
+from recplat.local.model_registry import alias_summary, latest_version
+from recplat.local.platform import RunningPlatform, UpOptions, stop_all, train_all, up, wipe_data
+from recplat.local.processes import LocalPlatformError, wait_until
+from recplat.local.simulator import TrafficOptions, TrafficResult, simulate_brand
+from recplat.local.stages import StageReporter
+from recplat.local.status import service_model
+from recplat.local.workloads import read_api_key
+
+FEEDBACK_LANDING_TIMEOUT_S = 90.0
+MODEL_SWITCH_TIMEOUT_S = 90.0
+
+
+@dataclass
+class BrandOutcome:
+    """What happened to one brand during the demo; the report is made of these."""
+
+    brand: str
+    first_training: str = ""
+    champion_before: str | None = None
+    ndcg_before: float | None = None
+    traffic: list[TrafficResult] = field(default_factory=list)
+    feedback_sent: int = 0
+    feedback_in_lake: int = 0
+    retraining: str = ""
+    new_version: str | None = None
+    new_version_ndcg: float | None = None
+    challenger: str | None = None
+    champion_after: str | None = None
+    gate: str = ""
+    switched_alias: str | None = None
+    switch_seconds: float | None = None
+    online_ctr: list[dict[str, object]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """The demo's platform options and how much traffic each phase sends."""
+
+    up: UpOptions
+    traffic: TrafficOptions = field(default_factory=TrafficOptions)
+    fresh: bool = True
+
+
+def run_demo(options: DemoOptions, reporter: StageReporter) -> list[BrandOutcome]:
+    """Run the loop once; return one outcome per brand. Always stops what it started."""
+    if options.fresh:
+        wipe_data(options.up.state_dir.resolve())
+    platform = up(options.up, reporter)
+    try:
+        return _loop(platform, options, reporter)
+    finally:
+        with reporter.stage("stop every process the demo started"):
+            stop_all(platform.state)
+
+
+def _loop(
+    platform: RunningPlatform, options: DemoOptions, reporter: StageReporter
+) -> list[BrandOutcome]:
+    state = platform.state
+    tracking_uri = platform.wiring.tracking_uri
+    outcomes = {name: BrandOutcome(brand=name) for name in state.brands}
+    for name, record in state.brands.items():
+        outcomes[name].first_training = record.training_message
+        outcomes[name].champion_before = record.model_version
+        outcomes[name].ndcg_before = record.ndcg_at_10
+    serving = [name for name, record in state.brands.items() if record.service_url]
+
+    _traffic_phase(platform, serving, outcomes, options.traffic, reporter, "before retraining")
+    _wait_for_feedback(platform, serving, outcomes, reporter)
+
+    previous = {name: latest_version(tracking_uri, f"{name}-ranker") for name in state.brands}
+    trainings = train_all(
+        platform, reporter, options.up.training_concurrency, title="retrain every brand"
+    )
+    for name, outcome in trainings.items():
+        result = outcomes[name]
+        result.retraining = outcome.message
+        _read_gate(tracking_uri, name, previous[name], result)
+
+    _wait_for_switch(platform, serving, outcomes, reporter)
+    after = TrafficOptions(
+        requests=options.traffic.requests,
+        candidates=options.traffic.candidates,
+        shown=options.traffic.shown,
+        seed=options.traffic.seed + 1,
+    )
+    _traffic_phase(platform, serving, outcomes, after, reporter, "after the switch")
+    _wait_for_feedback(platform, serving, outcomes, reporter)
+    with reporter.stage("online CTR per variant from the lake"):
+        for name in serving:
+            outcomes[name].online_ctr = online_ctr_rows(state.brands[name].lake_uri)
+    return list(outcomes.values())
+
+
+def _traffic_phase(
+    platform: RunningPlatform,
+    serving: list[str],
+    outcomes: dict[str, BrandOutcome],
+    traffic: TrafficOptions,
+    reporter: StageReporter,
+    label: str,
+) -> None:
+    from recplat.synthetic import GroundTruth
+
+    with reporter.stage(f"simulate traffic {label}"), reporter.progress() as bar:
+        for name in serving:
+            record = platform.state.brands[name]
+            assert record.service_url is not None and record.api_key_file is not None
+            task = bar.add_task(f"{name}: /rank + /feedback", total=traffic.requests)
+            result = simulate_brand(
+                name,
+                record.service_url,
+                read_api_key(Path(record.api_key_file)),
+                GroundTruth.load(record.lake_uri),
+                traffic,
+                on_request=lambda task=task: bar.advance(task),  # type: ignore[misc]
+            )
+            outcomes[name].traffic.append(result)
+            outcomes[name].feedback_sent += len(result.feedback_event_ids)
+            if result.failed_requests:
+                outcomes[name].problems.extend(result.failures)
+            ctr = ", ".join(
+                f"{key}: CTR {tally.ctr:.3f}" for key, tally in sorted(result.by_variant.items())
+            )
+            bar.console.print(
+                f"     {name}: {result.requests} requests in {result.seconds:.1f} s, "
+                f"{result.failed_requests} failed, {len(result.feedback_event_ids)} clicks; {ctr}"
+            )
+
+
+def _wait_for_feedback(
+    platform: RunningPlatform,
+    serving: list[str],
+    outcomes: dict[str, BrandOutcome],
+    reporter: StageReporter,
+) -> None:
+    with reporter.stage("wait until the services have shipped the feedback to the lake"):
+        for name in serving:
+            lake = platform.state.brands[name].lake_uri
+            sent = [i for result in outcomes[name].traffic for i in result.feedback_event_ids]
+            wait_until(
+                lambda lake=lake, sent=sent: not missing_event_ids(lake, sent),  # type: ignore[misc]
+                timeout_s=FEEDBACK_LANDING_TIMEOUT_S,
+                what=f"{name}'s {len(sent)} acknowledged feedback events to land in {lake}",
+                interval_s=1.0,
+            )
+            outcomes[name].feedback_in_lake = len(sent)
+            reporter.console.print(f"     {name}: {len(sent)} feedback events in the lake")
+
+
+def _read_gate(tracking_uri: str, name: str, previous: str | None, result: BrandOutcome) -> None:
+    model = f"{name}-ranker"
+    newest = latest_version(tracking_uri, model)
+    challenger = alias_summary(tracking_uri, model, "challenger")
+    champion = alias_summary(tracking_uri, model, "champion")
+    result.challenger = challenger.version if challenger else None
+    result.champion_after = champion.version if champion else None
+    if newest is None or newest == previous:
+        result.gate = f"no new version registered ({result.retraining})"
+        return
+    result.new_version = newest
+    if challenger is not None and challenger.version == newest:
+        result.new_version_ndcg = challenger.ndcg_at_10
+    if champion is not None and champion.version == newest:
+        result.gate = f"promoted: v{newest} is the new champion"
+        result.switched_alias = "champion"
+    else:
+        kept = f"v{champion.version}" if champion else "none"
+        result.gate = f"not promoted: champion stays {kept}; v{newest} is challenger"
+        result.switched_alias = "challenger" if result.challenger == newest else None
+
+
+def _wait_for_switch(
+    platform: RunningPlatform,
+    serving: list[str],
+    outcomes: dict[str, BrandOutcome],
+    reporter: StageReporter,
+) -> None:
+    with reporter.stage("wait until each running service serves its new model (no restart)"):
+        for name in serving:
+            result = outcomes[name]
+            alias, version = result.switched_alias, result.new_version
+            url = platform.state.brands[name].service_url
+            if alias is None or version is None or url is None:
+                continue
+            started = time.monotonic()
+            try:
+                wait_until(
+                    lambda url=url, alias=alias, version=version: (  # type: ignore[misc]
+                        service_model(url).get(alias) == version
+                    ),
+                    timeout_s=MODEL_SWITCH_TIMEOUT_S,
+                    what=f"{name}'s service to serve v{version} as {alias}",
+                    interval_s=0.5,
+                )
+            except LocalPlatformError as error:
+                result.problems.append(str(error))
+                continue
+            result.switch_seconds = time.monotonic() - started
+            reporter.console.print(
+                f"     {name}: serving v{version} as {alias} after {result.switch_seconds:.1f} s"
+            )
+
+
+def online_ctr_rows(lake_uri: str) -> list[dict[str, object]]:
+    """Online CTR per variant and model version from the lake (recplat.online_ctr)."""
+    from recplat.online_ctr import online_ctr
+
+    return [dict(row) for row in online_ctr(lake_uri)]

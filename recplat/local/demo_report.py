@@ -1,0 +1,143 @@
+"""The demo's report: a table on the terminal, `report.json`, and `ctr.png` (CTR per variant)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from recplat.local.demo import BrandOutcome
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def summary_table(outcomes: list[BrandOutcome]) -> Table:
+    """One row per brand: the loop from first champion to the model serving after the switch."""
+    table = Table(title="recplat demo: the feedback loop per brand")
+    for column in (
+        "brand",
+        "champion before (NDCG@10)",
+        "clicks sent / in lake",
+        "retrain -> new version (NDCG@10)",
+        "gate decision",
+        "picked up by service",
+        "problems",
+    ):
+        table.add_column(column)
+    for outcome in outcomes:
+        before = (
+            f"v{outcome.champion_before} ({_number(outcome.ndcg_before)})"
+            if outcome.champion_before
+            else f"[red]none: {outcome.first_training}[/]"
+        )
+        new = (
+            f"v{outcome.new_version} ({_number(outcome.new_version_ndcg)})"
+            if outcome.new_version
+            else outcome.retraining or "-"
+        )
+        switch = (
+            f"{outcome.switched_alias} v{outcome.new_version} in {outcome.switch_seconds:.1f} s"
+            if outcome.switch_seconds is not None
+            else "-"
+        )
+        table.add_row(
+            outcome.brand,
+            before,
+            f"{outcome.feedback_sent} / {outcome.feedback_in_lake}",
+            new,
+            outcome.gate or "-",
+            switch,
+            "; ".join(outcome.problems)[:200] or "-",
+        )
+    return table
+
+
+def ctr_table(outcomes: list[BrandOutcome]) -> Table:
+    """Online CTR per brand, variant and model version, from the lake, with its interval."""
+    table = Table(title="online CTR per variant (from the lake)")
+    for column in ("brand", "variant", "version", "impressions", "clicks", "CTR", "95% CI"):
+        table.add_column(column)
+    for outcome in outcomes:
+        for row in outcome.online_ctr:
+            table.add_row(
+                outcome.brand,
+                str(row.get("variant", "-")),
+                str(row.get("model_version", "-")),
+                str(row.get("impressions", "-")),
+                str(row.get("clicks", "-")),
+                _number(_float(row.get("ctr"))),
+                f"[{_number(_float(row.get('ci_low')))}, {_number(_float(row.get('ci_high')))}]",
+            )
+    return table
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def write_report(
+    outcomes: list[BrandOutcome], report_dir: Path, stage_seconds: dict[str, float]
+) -> tuple[Path, Path]:
+    """Write `report.json` and `ctr.png` into `report_dir`; return their paths."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    json_path = report_dir / "report.json"
+    document = {
+        "brands": [_outcome_json(outcome) for outcome in outcomes],
+        "stage_seconds": {name: round(seconds, 2) for name, seconds in stage_seconds.items()},
+        "total_seconds": round(sum(stage_seconds.values()), 2),
+    }
+    json_path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    png_path = report_dir / "ctr.png"
+    plot_ctr(outcomes, png_path)
+    return json_path, png_path
+
+
+def _outcome_json(outcome: BrandOutcome) -> dict[str, Any]:
+    data = asdict(outcome)
+    data["traffic"] = [
+        {
+            "requests": result.requests,
+            "failed_requests": result.failed_requests,
+            "clicks": len(result.feedback_event_ids),
+            "seconds": round(result.seconds, 2),
+            "ctr_by_variant": {
+                key: {"impressions": t.impressions, "clicks": t.clicks, "ctr": round(t.ctr, 4)}
+                for key, t in result.by_variant.items()
+            },
+        }
+        for result in outcome.traffic
+    ]
+    return data
+
+
+def plot_ctr(outcomes: list[BrandOutcome], path: Path) -> None:
+    """A small bar chart of online CTR per brand and variant, with 95% intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels: list[str] = []
+    values: list[float] = []
+    low_err: list[float] = []
+    high_err: list[float] = []
+    for outcome in outcomes:
+        for row in outcome.online_ctr:
+            ctr = _float(row.get("ctr")) or 0.0
+            labels.append(f"{outcome.brand}\n{row.get('variant')} v{row.get('model_version')}")
+            values.append(ctr)
+            low_err.append(max(ctr - (_float(row.get("ci_low")) or ctr), 0.0))
+            high_err.append(max((_float(row.get("ci_high")) or ctr) - ctr, 0.0))
+    figure, axes = plt.subplots(figsize=(max(4.0, 1.2 * len(labels) + 1), 3.5), dpi=100)
+    axes.bar(range(len(values)), values, yerr=[low_err, high_err], capsize=4, color="#4c72b0")
+    axes.set_xticks(range(len(labels)), labels, fontsize=7)
+    axes.set_ylabel("online CTR")
+    axes.set_title("CTR per brand and variant (95% CI)")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
