@@ -53,3 +53,7 @@ class BrandPlatform:
     k8s_provider: k8s.Provider
     dask_enabled: bool
     """Whether the Dask operator is installed, so ``training.workers > 0`` runs on a DaskCluster."""
+    mlflow_port: int = 5000
+    """Port of the MLflow Service; brand egress policies open only this port to it."""
+    private_endpoint_cidrs: tuple[str, ...] = ()
+    """Private-endpoint subnet prefixes (stacks with private endpoints), for brand HTTPS egress."""

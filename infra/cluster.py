@@ -1,0 +1,347 @@
+"""The AKS cluster, its user node pool, its registry, and the Kubernetes provider built from it.
+
+The cluster is Entra-only (local accounts off, Azure RBAC), runs workload identity
+and the Key Vault CSI driver, and ships metrics to managed Prometheus. Because local
+accounts are off, the admin kubeconfig is unavailable: the provider uses the *user*
+kubeconfig, rewritten to call ``kubelogin`` non-interactively.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+from pulumi_azure_native import containerregistry, containerservice
+
+from infra import azure_roles
+from infra.config import ClusterConfig, KubeloginMode, NetworkConfig
+from infra.environment_names import EnvironmentNames
+from infra.private_endpoint import PrivateEndpointArgs, private_endpoint
+
+# The Entra application every AKS cluster's API server accepts tokens for.
+AKS_SERVER_APP_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"
+CSI_ROTATION_INTERVAL = "2m"
+
+
+def kubelogin_kubeconfig(kubeconfig: str, mode: KubeloginMode, tenant_id: str) -> str:
+    """``kubeconfig`` with every user authenticating through ``kubelogin --login <mode>``.
+
+    AKS returns a device-code login, which blocks a headless ``pulumi up``; Azure CLI,
+    workload identity (CI) or a managed identity work unattended.
+    """
+    document = yaml.safe_load(kubeconfig)
+    for user in document.get("users") or []:
+        user["user"] = {
+            "exec": {
+                "apiVersion": "client.authentication.k8s.io/v1beta1",
+                "command": "kubelogin",
+                "args": [
+                    "get-token",
+                    "--login",
+                    str(mode),
+                    "--server-id",
+                    AKS_SERVER_APP_ID,
+                    "--environment",
+                    "AzurePublicCloud",
+                    "--tenant-id",
+                    tenant_id,
+                ],
+                "interactiveMode": "Never",
+                "provideClusterInfo": False,
+            }
+        }
+    return str(yaml.safe_dump(document, sort_keys=False))
+
+
+@dataclass(frozen=True)
+class ClusterArgs:
+    """Inputs of ``Cluster``."""
+
+    names: EnvironmentNames
+    config: ClusterConfig
+    network: NetworkConfig
+    subscription_id: str
+    tenant_id: pulumi.Input[str]
+    resource_group_name: pulumi.Input[str]
+    location: str
+    nodes_subnet_id: pulumi.Input[str]
+    endpoints_subnet_id: pulumi.Input[str]
+    registry_dns_zone_id: pulumi.Input[str] | None
+    """Set when private endpoints are on: the registry is then reachable only privately."""
+    log_analytics_workspace_id: pulumi.Input[str]
+    deployer_object_id: pulumi.Input[str]
+    deployer_principal_type: str
+    admin_group_object_ids: list[str]
+    tags: dict[str, str]
+
+
+class Cluster(pulumi.ComponentResource):
+    """AKS with a system pool, an autoscaling user pool, ACR and a kubelogin-based provider."""
+
+    cluster_name: pulumi.Output[str]
+    cluster_id: pulumi.Output[str]
+    oidc_issuer_url: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+    registry_login_server: pulumi.Output[str]
+    provider: k8s.Provider
+
+    def __init__(
+        self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("recplat:cluster:Cluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        config, names, rg = args.config, args.names, args.resource_group_name
+        zones = config.zones or None
+
+        cluster = containerservice.ManagedCluster(
+            f"{name}-aks",
+            resource_name_=names.cluster,
+            resource_group_name=rg,
+            location=args.location,
+            dns_prefix=names.cluster_dns_prefix,
+            kubernetes_version=config.kubernetes_version,
+            sku=containerservice.ManagedClusterSKUArgs(name="Base", tier=config.tier),
+            identity=containerservice.ManagedClusterIdentityArgs(
+                type=containerservice.ResourceIdentityType.SYSTEM_ASSIGNED
+            ),
+            enable_rbac=True,
+            disable_local_accounts=True,
+            aad_profile=containerservice.ManagedClusterAADProfileArgs(
+                managed=True,
+                enable_azure_rbac=True,
+                tenant_id=args.tenant_id,
+                admin_group_object_ids=args.admin_group_object_ids,
+            ),
+            api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
+                authorized_ip_ranges=config.api_server_authorized_ip_ranges,
+            ),
+            # The system pool must exist at creation; the user pool is a separate AgentPool
+            # so resizing it never touches (or replaces) the cluster resource.
+            agent_pool_profiles=[
+                containerservice.ManagedClusterAgentPoolProfileArgs(
+                    name="system",
+                    mode="System",
+                    vm_size=config.system_pool.vm_size,
+                    os_type="Linux",
+                    os_sku="AzureLinux",
+                    os_disk_size_gb=config.system_pool.os_disk_size_gb,
+                    enable_auto_scaling=True,
+                    count=config.system_pool.min_count,
+                    min_count=config.system_pool.min_count,
+                    max_count=config.system_pool.max_count,
+                    availability_zones=zones,
+                    vnet_subnet_id=args.nodes_subnet_id,
+                    enable_node_public_ip=False,
+                    node_taints=["CriticalAddonsOnly=true:NoSchedule"],
+                    upgrade_settings=containerservice.AgentPoolUpgradeSettingsArgs(max_surge="33%"),
+                )
+            ],
+            network_profile=containerservice.ContainerServiceNetworkProfileArgs(
+                network_plugin="azure",
+                network_plugin_mode="overlay",
+                network_dataplane="cilium",
+                network_policy="cilium",
+                pod_cidr=args.network.pod_cidr,
+                service_cidr=args.network.service_cidr,
+                dns_service_ip=args.network.dns_service_ip,
+                load_balancer_sku="standard",
+                outbound_type="loadBalancer",
+            ),
+            oidc_issuer_profile=containerservice.ManagedClusterOIDCIssuerProfileArgs(enabled=True),
+            security_profile=containerservice.ManagedClusterSecurityProfileArgs(
+                workload_identity=containerservice.ManagedClusterSecurityProfileWorkloadIdentityArgs(
+                    enabled=True
+                ),
+                image_cleaner=containerservice.ManagedClusterSecurityProfileImageCleanerArgs(
+                    enabled=True, interval_hours=48
+                ),
+            ),
+            auto_upgrade_profile=containerservice.ManagedClusterAutoUpgradeProfileArgs(
+                upgrade_channel=str(config.upgrade_channel),
+                node_os_upgrade_channel="NodeImage",
+            ),
+            addon_profiles={
+                "azurepolicy": containerservice.ManagedClusterAddonProfileArgs(enabled=True),
+                "azureKeyvaultSecretsProvider": containerservice.ManagedClusterAddonProfileArgs(
+                    enabled=True,
+                    config={
+                        "enableSecretRotation": "true",
+                        "rotationPollInterval": CSI_ROTATION_INTERVAL,
+                    },
+                ),
+                "omsagent": containerservice.ManagedClusterAddonProfileArgs(
+                    enabled=True,
+                    config={
+                        "logAnalyticsWorkspaceResourceID": args.log_analytics_workspace_id,
+                        "useAADAuth": "true",
+                    },
+                ),
+            },
+            azure_monitor_profile=containerservice.ManagedClusterAzureMonitorProfileArgs(
+                metrics=containerservice.ManagedClusterAzureMonitorProfileMetricsArgs(
+                    enabled=True,
+                    kube_state_metrics=containerservice.ManagedClusterAzureMonitorProfileKubeStateMetricsArgs(
+                        metric_labels_allowlist="namespaces=[brand,owner,cost-center]",
+                    ),
+                )
+            ),
+            # The application routing add-on: a managed NGINX ingress that brands route through.
+            ingress_profile=containerservice.ManagedClusterIngressProfileArgs(
+                web_app_routing=containerservice.ManagedClusterIngressProfileWebAppRoutingArgs(
+                    enabled=True
+                )
+            ),
+            node_resource_group=f"{names.resource_group}-nodes",
+            tags=args.tags,
+            opts=child,
+        )
+
+        containerservice.AgentPool(
+            f"{name}-user-pool",
+            agent_pool_name="user",
+            resource_name_=cluster.name,
+            resource_group_name=rg,
+            mode="User",
+            vm_size=config.user_pool.vm_size,
+            os_type="Linux",
+            os_sku="AzureLinux",
+            os_disk_size_gb=config.user_pool.os_disk_size_gb,
+            enable_auto_scaling=True,
+            count=config.user_pool.min_count,
+            min_count=config.user_pool.min_count,
+            max_count=config.user_pool.max_count,
+            availability_zones=zones,
+            vnet_subnet_id=args.nodes_subnet_id,
+            enable_node_public_ip=False,
+            upgrade_settings=containerservice.AgentPoolUpgradeSettingsArgs(max_surge="33%"),
+            tags=args.tags,
+            opts=child,
+        )
+
+        window = config.maintenance_window
+        containerservice.MaintenanceConfiguration(
+            f"{name}-maintenance",
+            # This exact name makes it the window for the auto-upgrade channel.
+            config_name="aksManagedAutoUpgradeSchedule",
+            resource_name_=cluster.name,
+            resource_group_name=rg,
+            maintenance_window=containerservice.MaintenanceWindowArgs(
+                schedule=containerservice.ScheduleArgs(
+                    weekly=containerservice.WeeklyScheduleArgs(
+                        day_of_week=window.day_of_week, interval_weeks=1
+                    )
+                ),
+                duration_hours=window.duration_hours,
+                start_time=window.start_time,
+                utc_offset=window.utc_offset,
+            ),
+            opts=child,
+        )
+
+        registry = containerregistry.Registry(
+            f"{name}-acr",
+            registry_name=names.registry,
+            resource_group_name=rg,
+            location=args.location,
+            # Premium is the only SKU with private endpoints and zone redundancy.
+            sku=containerregistry.SkuArgs(
+                name="Premium" if args.registry_dns_zone_id is not None else "Standard"
+            ),
+            admin_user_enabled=False,
+            anonymous_pull_enabled=False,
+            public_network_access="Disabled"
+            if args.registry_dns_zone_id is not None
+            else "Enabled",
+            network_rule_bypass_options="AzureServices",
+            zone_redundancy="Enabled"
+            if zones and args.registry_dns_zone_id is not None
+            else "Disabled",
+            tags=args.tags,
+            opts=child,
+        )
+        if args.registry_dns_zone_id is not None:
+            private_endpoint(
+                f"{name}-acr-pe",
+                f"pe-{names.registry}",
+                PrivateEndpointArgs(
+                    resource_group_name=rg,
+                    location=args.location,
+                    subnet_id=args.endpoints_subnet_id,
+                    service_id=registry.id,
+                    group_id="registry",
+                    dns_zone_id=args.registry_dns_zone_id,
+                    tags=args.tags,
+                ),
+                parent=self,
+            )
+
+        kubelet_object_id = cluster.identity_profile.apply(
+            lambda profile: (profile or {})["kubeletidentity"].object_id or ""
+        )
+        azure_roles.assign_role(
+            f"{name}-kubelet-acrpull",
+            assignment_name=names.role_assignment_name("kubelet-acrpull"),
+            subscription_id=args.subscription_id,
+            role=azure_roles.ACR_PULL,
+            principal_id=kubelet_object_id,
+            principal_type="ServicePrincipal",
+            scope=registry.id,
+            parent=self,
+        )
+        # Whoever runs `pulumi up` must reach the API server to create in-cluster objects.
+        deployer_admin = azure_roles.assign_role(
+            f"{name}-deployer-admin",
+            assignment_name=names.role_assignment_name("deployer-cluster-admin"),
+            subscription_id=args.subscription_id,
+            role=azure_roles.AKS_RBAC_CLUSTER_ADMIN,
+            principal_id=args.deployer_object_id,
+            principal_type=args.deployer_principal_type,
+            scope=cluster.id,
+            parent=self,
+        )
+        for index, group in enumerate(args.admin_group_object_ids):
+            azure_roles.assign_role(
+                f"{name}-admin-group-{index}",
+                assignment_name=names.role_assignment_name(f"admin-group-{group}"),
+                subscription_id=args.subscription_id,
+                role=azure_roles.AKS_RBAC_CLUSTER_ADMIN,
+                principal_id=group,
+                principal_type="Group",
+                scope=cluster.id,
+                parent=self,
+            )
+
+        credentials = containerservice.list_managed_cluster_user_credentials_output(
+            resource_group_name=rg, resource_name=cluster.name, format="exec"
+        )
+        raw_kubeconfig = credentials.kubeconfigs.apply(
+            lambda configs: base64.b64decode(configs[0].value).decode()
+        )
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(raw_kubeconfig, args.tenant_id).apply(
+                lambda parts: kubelogin_kubeconfig(parts[0], config.kubelogin_mode, parts[1])
+            )
+        )
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            delete_unreachable=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployer_admin]),
+        )
+
+        self.cluster_name = cluster.name
+        self.cluster_id = cluster.id
+        self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(
+            lambda profile: (profile.issuer_url if profile else None) or ""
+        )
+        self.registry_login_server = registry.login_server
+        self.register_outputs(
+            {
+                "clusterName": self.cluster_name,
+                "oidcIssuerUrl": self.oidc_issuer_url,
+                "registryLoginServer": self.registry_login_server,
+            }
+        )

@@ -1,0 +1,320 @@
+"""The stack configuration model: what ``Pulumi.<stack>.yaml`` may say, validated up front.
+
+Every setting the environment layer reads lives under the ``recplat:`` namespace
+(plus ``azure-native:location`` and ``azure-native:subscriptionId``). ``load_stack_config``
+turns it into one frozen ``StackConfig``; a bad value stops the program before any
+resource is declared, with a message that names the stack file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from enum import StrEnum
+from typing import Any, Self
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+PROJECT = "recplat"
+_STACK_NAME = re.compile(r"[a-z][a-z0-9]{1,7}")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+# An image reference relative to the environment's ACR, pinned by tag or digest.
+_IMAGE = re.compile(
+    r"[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})"
+)
+_CONFIG_SECTIONS = (
+    "network",
+    "cluster",
+    "lake",
+    "vault",
+    "database",
+    "mlflow",
+    "monitoring",
+    "dask",
+    "images",
+    "access",
+)
+
+
+class StackConfigError(Exception):
+    """The stack configuration is invalid; the message says where and how to fix it."""
+
+
+class UpgradeChannel(StrEnum):
+    """AKS auto-upgrade channels we allow (``none`` is deliberately absent)."""
+
+    PATCH = "patch"
+    STABLE = "stable"
+    RAPID = "rapid"
+    NODE_IMAGE = "node-image"
+
+
+class KubeloginMode(StrEnum):
+    """How ``kubelogin`` obtains the Entra token for the Kubernetes provider."""
+
+    AZURECLI = "azurecli"
+    WORKLOAD_IDENTITY = "workloadidentity"
+    SERVICE_PRINCIPAL = "spn"
+    MANAGED_IDENTITY = "msi"
+
+
+class PrincipalType(StrEnum):
+    """Who runs ``pulumi up``: a person or a CI service principal."""
+
+    USER = "User"
+    SERVICE_PRINCIPAL = "ServicePrincipal"
+    GROUP = "Group"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class NetworkConfig(_Section):
+    address_space: str = "10.40.0.0/16"
+    nodes_subnet: str = "10.40.0.0/20"
+    endpoints_subnet: str = "10.40.16.0/24"
+    database_subnet: str = "10.40.17.0/24"
+    pod_cidr: str = "192.168.0.0/16"
+    service_cidr: str = "172.16.0.0/16"
+    dns_service_ip: str = "172.16.0.10"
+    private_endpoints: bool = True
+    """Private endpoints for lake, vault, registry and private access for PostgreSQL."""
+
+    @field_validator("address_space", "nodes_subnet", "endpoints_subnet", "database_subnet")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        ipaddress.ip_network(value)
+        return value
+
+    @model_validator(mode="after")
+    def _subnets_inside_vnet(self) -> Self:
+        space = ipaddress.ip_network(self.address_space)
+        for key in ("nodes_subnet", "endpoints_subnet", "database_subnet"):
+            subnet = ipaddress.ip_network(getattr(self, key))
+            if not subnet.subnet_of(space):  # type: ignore[arg-type]
+                raise ValueError(f"{to_camel(key)} {subnet} is outside addressSpace {space}")
+        return self
+
+
+class NodePoolConfig(_Section):
+    vm_size: str
+    min_count: int = Field(ge=1, le=100)
+    max_count: int = Field(ge=1, le=1000)
+    os_disk_size_gb: int = Field(default=128, ge=30, le=2048)
+
+    @model_validator(mode="after")
+    def _max_not_below_min(self) -> Self:
+        if self.max_count < self.min_count:
+            raise ValueError(
+                f"maxCount must be >= minCount ({self.min_count}), got {self.max_count}"
+            )
+        return self
+
+
+class MaintenanceWindowConfig(_Section):
+    day_of_week: str = "Sunday"
+    start_time: str = Field(default="02:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    duration_hours: int = Field(default=4, ge=4, le=24)
+    utc_offset: str = Field(default="+00:00", pattern=r"^[+-][01][0-9]:[0-5][0-9]$")
+
+
+class ClusterConfig(_Section):
+    kubernetes_version: str = Field(pattern=r"^1\.[0-9]{2}(\.[0-9]+)?$")
+    tier: str = Field(pattern=r"^(Free|Standard|Premium)$")
+    zones: list[str] = []
+    system_pool: NodePoolConfig
+    user_pool: NodePoolConfig
+    upgrade_channel: UpgradeChannel = UpgradeChannel.PATCH
+    maintenance_window: MaintenanceWindowConfig = MaintenanceWindowConfig()
+    api_server_authorized_ip_ranges: list[str] = Field(min_length=1)
+    """CIDRs of operators and CI; AKS refuses 0.0.0.0/0 here by policy."""
+    kubelogin_mode: KubeloginMode = KubeloginMode.AZURECLI
+
+    @field_validator("zones")
+    @classmethod
+    def _zones(cls, zones: list[str]) -> list[str]:
+        if any(zone not in {"1", "2", "3"} for zone in zones):
+            raise ValueError(f"zones must be among '1', '2', '3', got {zones}")
+        return zones
+
+    @field_validator("api_server_authorized_ip_ranges")
+    @classmethod
+    def _ranges(cls, ranges: list[str]) -> list[str]:
+        for cidr in ranges:
+            if ipaddress.ip_network(cidr).prefixlen == 0:
+                raise ValueError("0.0.0.0/0 opens the API server to the internet; list your CIDRs")
+        return ranges
+
+
+class LakeConfig(_Section):
+    sku: str = Field(pattern=r"^Standard_(LRS|ZRS|GRS|GZRS|RAGRS|RAGZRS)$")
+    soft_delete_days: int = Field(default=7, ge=1, le=365)
+    events_cool_after_days: int = Field(default=30, ge=1)
+    events_delete_after_days: int = Field(default=365, ge=1)
+    allowed_ip_ranges: list[str] = []
+    """Public CIDRs allowed through the lake firewall when private endpoints are off."""
+
+    @model_validator(mode="after")
+    def _delete_after_cool(self) -> Self:
+        if self.events_delete_after_days <= self.events_cool_after_days:
+            raise ValueError("eventsDeleteAfterDays must be greater than eventsCoolAfterDays")
+        return self
+
+
+class VaultConfig(_Section):
+    soft_delete_retention_days: int = Field(default=90, ge=7, le=90)
+    purge_protection: bool = True
+
+
+class DatabaseConfig(_Section):
+    sku_name: str
+    sku_tier: str = Field(pattern=r"^(Burstable|GeneralPurpose|MemoryOptimized)$")
+    version: str = "16"
+    storage_gb: int = Field(default=32, ge=32)
+    backup_retention_days: int = Field(default=7, ge=7, le=35)
+    geo_redundant_backup: bool = False
+    zone_redundant_ha: bool = False
+    zone: str = "1"
+
+
+class MlflowConfig(_Section):
+    replicas: int = Field(default=1, ge=1, le=10)
+    cpu: str = "500m"
+    memory: str = "1Gi"
+    workers: int = Field(default=2, ge=1, le=16)
+
+
+class MonitoringConfig(_Section):
+    alert_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    log_retention_days: int = Field(default=30, ge=30, le=730)
+    grafana_public_access: bool = True
+    """Grafana is the humans' window; Entra sign-in guards it. Off needs a private endpoint."""
+
+
+class DaskConfig(_Section):
+    enabled: bool = True
+    chart_version: str = Field(default="2025.7.0", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
+
+
+class ImagesConfig(_Section):
+    """Images in the environment's ACR, pinned by tag or digest (never ``latest``)."""
+
+    service: str
+    training: str
+    mlflow: str
+
+    @field_validator("service", "training", "mlflow")
+    @classmethod
+    def _pinned(cls, image: str) -> str:
+        if not _IMAGE.fullmatch(image) or image.endswith(":latest"):
+            raise ValueError(
+                f"{image!r} must be '<repository>:<tag>' or '<repository>@sha256:<digest>', "
+                "not 'latest'"
+            )
+        return image
+
+
+class AccessConfig(_Section):
+    deployer_principal_type: PrincipalType = PrincipalType.USER
+    """Type of the identity running ``pulumi up``; it gets cluster-admin RBAC on AKS."""
+    admin_group_object_ids: list[str] = []
+
+    @field_validator("admin_group_object_ids")
+    @classmethod
+    def _guids(cls, ids: list[str]) -> list[str]:
+        for value in ids:
+            if not _GUID.fullmatch(value):
+                raise ValueError(f"{value!r} is not an Entra object id (a GUID)")
+        return ids
+
+
+class StackConfig(_Section):
+    """Everything one environment (stack) is configured with."""
+
+    stack: str
+    location: str
+    subscription_id: str
+    network: NetworkConfig = NetworkConfig()
+    cluster: ClusterConfig
+    lake: LakeConfig
+    vault: VaultConfig = VaultConfig()
+    database: DatabaseConfig
+    mlflow: MlflowConfig = MlflowConfig()
+    monitoring: MonitoringConfig
+    dask: DaskConfig = DaskConfig()
+    images: ImagesConfig
+    access: AccessConfig = AccessConfig()
+
+    @field_validator("stack")
+    @classmethod
+    def _stack(cls, stack: str) -> str:
+        if not _STACK_NAME.fullmatch(stack):
+            raise ValueError(f"stack name {stack!r} must be 2-8 lowercase letters or digits")
+        return stack
+
+    @field_validator("subscription_id")
+    @classmethod
+    def _subscription(cls, value: str) -> str:
+        if not _GUID.fullmatch(value):
+            raise ValueError(f"{value!r} is not a subscription id (a GUID)")
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _zonal_features_need_zones(self) -> Self:
+        if self.database.zone_redundant_ha and self.database.sku_tier == "Burstable":
+            raise ValueError("database.zoneRedundantHa needs skuTier GeneralPurpose or higher")
+        return self
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags every taggable Azure resource of this environment carries."""
+        return {"environment": self.stack, "managed-by": "pulumi", "project": PROJECT}
+
+
+def _location_of(error: dict[str, Any]) -> str:
+    parts = [str(part) for part in error["loc"]]
+    if parts and parts[0] in ("location", "subscriptionId", "subscription_id"):
+        return f"azure-native:{to_camel(parts[0])}"
+    return "recplat:" + ".".join(parts)
+
+
+def parse_stack_config(stack: str, raw: dict[str, Any]) -> StackConfig:
+    """Validate camelCase ``raw`` for ``stack``; raise ``StackConfigError`` on any problem."""
+    try:
+        return StackConfig.model_validate({"stack": stack, **raw})
+    except ValidationError as error:
+        lines = [
+            f"Pulumi.{stack}.yaml: {_location_of(dict(item))}: {item['msg']}"
+            + (f" (got {item['input']!r})" if not isinstance(item["input"], dict) else "")
+            for item in error.errors()
+        ]
+        fix = f"fix it with `pulumi config set --path <key> <value> -s {stack}` or edit the file"
+        raise StackConfigError("\n".join([*lines, fix])) from None
+
+
+def load_stack_config() -> StackConfig:
+    """Read the current stack's configuration from the Pulumi engine (real or mocked)."""
+    stack = pulumi.get_stack()
+    recplat = pulumi.Config(PROJECT)
+    azure = pulumi.Config("azure-native")
+    raw: dict[str, Any] = {}
+    location = azure.get("location")
+    if location is not None:
+        raw["location"] = location
+    subscription = azure.get("subscriptionId")
+    if subscription is None:
+        raise StackConfigError(
+            f"Pulumi.{stack}.yaml: azure-native:subscriptionId is not set; run "
+            f"`pulumi config set azure-native:subscriptionId <subscription id> -s {stack}`"
+        )
+    raw["subscriptionId"] = subscription
+    for section in _CONFIG_SECTIONS:
+        value = recplat.get_object(section)
+        if value is not None:
+            raw[section] = value
+    return parse_stack_config(stack, raw)

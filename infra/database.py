@@ -1,0 +1,162 @@
+"""PostgreSQL Flexible Server: MLflow's backend store.
+
+Entra authentication is on for operators; MLflow itself connects with a generated
+password because its SQLAlchemy store cannot fetch Entra tokens. That password
+exists only as a Pulumi secret and as Key Vault secrets (alone, and inside the
+backend-store URI the MLflow server reads through the CSI driver).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_random as random
+from pulumi_azure_native import dbforpostgresql
+
+from infra.config import DatabaseConfig
+from infra.vault import Vault, store_secret
+
+DATABASE_NAME = "mlflow"
+ADMIN_LOGIN = "mlflowadmin"
+PASSWORD_SECRET = "mlflow-db-password"  # noqa: S105 - a name, not a secret
+BACKEND_STORE_URI_SECRET = "mlflow-backend-store-uri"  # noqa: S105 - a name, not a secret
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    """Inputs of ``Database``."""
+
+    server_name: str
+    config: DatabaseConfig
+    tenant_id: pulumi.Input[str]
+    resource_group_name: pulumi.Input[str]
+    location: str
+    delegated_subnet_id: pulumi.Input[str]
+    private_dns_zone_id: pulumi.Input[str] | None
+    """Set for private access (VNet integration); ``None`` gives public access (dev)."""
+    vault: Vault
+    tags: dict[str, str]
+
+
+class Database(pulumi.ComponentResource):
+    """A PostgreSQL Flexible Server, the ``mlflow`` database and its credentials in Key Vault."""
+
+    server_fqdn: pulumi.Output[str]
+    server_id: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("recplat:database:Database", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        config = args.config
+        private = args.private_dns_zone_id is not None
+
+        # URL-safe specials only: the password is embedded in the backend-store URI.
+        password = random.RandomPassword(
+            f"{name}-password",
+            length=32,
+            special=True,
+            override_special="-_.~",
+            min_lower=2,
+            min_upper=2,
+            min_numeric=2,
+            opts=child,
+        )
+
+        server = dbforpostgresql.Server(
+            f"{name}-server",
+            server_name=args.server_name,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            version=config.version,
+            sku=dbforpostgresql.SkuArgs(name=config.sku_name, tier=config.sku_tier),
+            storage=dbforpostgresql.StorageArgs(
+                storage_size_gb=config.storage_gb, auto_grow="Enabled"
+            ),
+            backup=dbforpostgresql.BackupArgs(
+                backup_retention_days=config.backup_retention_days,
+                geo_redundant_backup="Enabled" if config.geo_redundant_backup else "Disabled",
+            ),
+            high_availability=dbforpostgresql.HighAvailabilityArgs(
+                mode="ZoneRedundant" if config.zone_redundant_ha else "Disabled"
+            ),
+            availability_zone=config.zone,
+            administrator_login=ADMIN_LOGIN,
+            administrator_login_password=password.result,
+            auth_config=dbforpostgresql.AuthConfigArgs(
+                active_directory_auth="Enabled",
+                password_auth="Enabled",  # noqa: S106 - an Azure setting
+                tenant_id=args.tenant_id,
+            ),
+            network=dbforpostgresql.NetworkArgs(
+                public_network_access="Disabled",
+                delegated_subnet_resource_id=args.delegated_subnet_id,
+                private_dns_zone_arm_resource_id=args.private_dns_zone_id,
+            )
+            if private
+            else dbforpostgresql.NetworkArgs(public_network_access="Enabled"),
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(
+                parent=self, additional_secret_outputs=["administratorLoginPassword"]
+            ),
+        )
+        if not private:
+            # Dev without VNet integration: only Azure-internal sources (the AKS egress IP)
+            # pass; TLS is required and the password never leaves Key Vault.
+            dbforpostgresql.FirewallRule(
+                f"{name}-allow-azure",
+                firewall_rule_name="allow-azure-services",
+                server_name=server.name,
+                resource_group_name=args.resource_group_name,
+                start_ip_address="0.0.0.0",  # noqa: S104 - Azure-internal only
+                end_ip_address="0.0.0.0",  # noqa: S104 - Azure-internal only
+                opts=child,
+            )
+        dbforpostgresql.Configuration(
+            f"{name}-require-tls",
+            configuration_name="require_secure_transport",
+            server_name=server.name,
+            resource_group_name=args.resource_group_name,
+            value="on",
+            source="user-override",
+            opts=child,
+        )
+        database = dbforpostgresql.Database(
+            f"{name}-mlflow",
+            database_name=DATABASE_NAME,
+            server_name=server.name,
+            resource_group_name=args.resource_group_name,
+            charset="UTF8",
+            collation="en_US.utf8",
+            opts=child,
+        )
+
+        store_secret(
+            f"{name}-password-secret",
+            vault=args.vault,
+            secret_name=PASSWORD_SECRET,
+            value=password.result,
+            tags=args.tags,
+            parent=self,
+        )
+        backend_store_uri = pulumi.Output.all(
+            server.fully_qualified_domain_name, password.result, database.name
+        ).apply(
+            lambda parts: (
+                f"postgresql://{ADMIN_LOGIN}:{parts[1]}@{parts[0]}:5432/{parts[2]}?sslmode=require"
+            )
+        )
+        store_secret(
+            f"{name}-uri-secret",
+            vault=args.vault,
+            secret_name=BACKEND_STORE_URI_SECRET,
+            value=pulumi.Output.secret(backend_store_uri),
+            tags=args.tags,
+            parent=self,
+        )
+
+        self.server_fqdn = server.fully_qualified_domain_name.apply(lambda fqdn: fqdn or "")
+        self.server_id = server.id
+        self.register_outputs({"serverFqdn": self.server_fqdn, "serverId": self.server_id})

@@ -1,0 +1,403 @@
+"""The MLflow tracking server on AKS: the environment's single model registry.
+
+Authentication: MLflow's own ``basic-auth`` app. It runs inside the server (no
+extra hop), stores users in the same PostgreSQL database, and gives per-experiment
+permissions, so each brand's user can be limited to ``recplat/<brand>``. An
+oauth2-proxy sidecar would only authenticate browsers: MLflow clients in jobs and
+services cannot refresh its cookies or short-lived tokens. New users get no
+permissions by default.
+
+Secrets (backend-store URI, admin password, Flask session key) come from Key Vault
+through the CSI driver as files and are read at start; none is a Kubernetes Secret
+or an environment variable in the manifest. Artifacts go to ``wasbs://mlflow@...``
+under workload identity, whose identity may write to the ``mlflow`` container only.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+from pulumi_azure_native import managedidentity
+
+from infra import azure_roles
+from infra.config import MlflowConfig
+from infra.database import BACKEND_STORE_URI_SECRET
+from infra.environment_names import EnvironmentNames
+from infra.vault import Vault, store_secret
+
+NAMESPACE = "mlflow"
+SERVICE_ACCOUNT = "mlflow-server"
+PORT = 5000
+ADMIN_PASSWORD_SECRET = "mlflow-admin-password"  # noqa: S105 - a name, not a secret
+FLASK_KEY_SECRET = "mlflow-flask-secret-key"  # noqa: S105 - a name, not a secret
+_SECRETS_DIR = "/mnt/secrets"
+# Written at start into the pod's own emptyDir, readable by the server user only.
+_AUTH_CONFIG = "/tmp/mlflow/basic_auth.ini"  # noqa: S108 - a private emptyDir
+_WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
+_LABELS = {"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/part-of": "recplat"}
+
+meta = k8s.meta.v1
+core = k8s.core.v1
+
+
+def tracking_uri() -> str:
+    """The in-cluster URL of the tracking server; it has no route from outside the cluster."""
+    return f"http://mlflow.{NAMESPACE}.svc.cluster.local:{PORT}"
+
+
+def _start_script(artifacts_destination: str, workers: int) -> str:
+    """Write the auth config from the mounted secrets, then exec the server (PID 1)."""
+    allowed_hosts = ",".join(
+        f"{host}:{PORT},{host}"
+        for host in (
+            f"mlflow.{NAMESPACE}.svc.cluster.local",
+            f"mlflow.{NAMESPACE}.svc",
+            f"mlflow.{NAMESPACE}",
+            "localhost",
+        )
+    )
+    return textwrap.dedent(
+        f"""\
+        set -eu
+        umask 077
+        store_uri="$(cat {_SECRETS_DIR}/{BACKEND_STORE_URI_SECRET})"
+        mkdir -p /tmp/mlflow
+        cat > /tmp/mlflow/basic_auth.ini <<EOF
+        [mlflow]
+        default_permission = NO_PERMISSIONS
+        database_uri = $store_uri
+        admin_username = admin
+        admin_password = $(cat {_SECRETS_DIR}/{ADMIN_PASSWORD_SECRET})
+        authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+        EOF
+        MLFLOW_FLASK_SERVER_SECRET_KEY="$(cat {_SECRETS_DIR}/{FLASK_KEY_SECRET})"
+        export MLFLOW_FLASK_SERVER_SECRET_KEY
+        exec mlflow server --app-name basic-auth --host 0.0.0.0 --port {PORT} \\
+          --workers {workers} --backend-store-uri "$store_uri" \\
+          --serve-artifacts --artifacts-destination {artifacts_destination} \\
+          --allowed-hosts {allowed_hosts}
+        """
+    )
+
+
+@dataclass(frozen=True)
+class MlflowServerArgs:
+    """Inputs of ``MlflowServer``."""
+
+    names: EnvironmentNames
+    config: MlflowConfig
+    image: str
+    subscription_id: str
+    tenant_id: pulumi.Input[str]
+    resource_group_name: pulumi.Input[str]
+    location: str
+    oidc_issuer_url: pulumi.Input[str]
+    storage_account_name: str
+    mlflow_container_id: pulumi.Input[str]
+    vault: Vault
+    high_availability: bool
+    provider: k8s.Provider
+    tags: dict[str, str]
+
+
+class MlflowServer(pulumi.ComponentResource):
+    """MLflow in its own namespace, with workload identity, auth, probes and a ClusterIP Service."""
+
+    tracking_uri: str
+    identity_principal_id: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: MlflowServerArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("recplat:mlflow:MlflowServer", name, None, opts)
+        azure = pulumi.ResourceOptions(parent=self)
+        in_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider)
+
+        identity = managedidentity.UserAssignedIdentity(
+            f"{name}-identity",
+            resource_name_=f"id-recplat-{args.names.stack}-mlflow",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            tags=args.tags,
+            opts=azure,
+        )
+        managedidentity.FederatedIdentityCredential(
+            f"{name}-federation",
+            federated_identity_credential_resource_name="mlflow-server",
+            resource_name_=identity.name,
+            resource_group_name=args.resource_group_name,
+            issuer=args.oidc_issuer_url,
+            subject=f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}",
+            audiences=[_WORKLOAD_IDENTITY_AUDIENCE],
+            opts=azure,
+        )
+        azure_roles.assign_role(
+            f"{name}-artifacts-writer",
+            assignment_name=args.names.role_assignment_name("mlflow-artifacts"),
+            subscription_id=args.subscription_id,
+            role=azure_roles.STORAGE_BLOB_DATA_CONTRIBUTOR,
+            principal_id=identity.principal_id,
+            principal_type="ServicePrincipal",
+            scope=args.mlflow_container_id,
+            parent=self,
+        )
+
+        # The backend-store URI secret is the Database's; MlflowServer depends on it.
+        secret_ids: dict[str, pulumi.Input[str]] = {
+            BACKEND_STORE_URI_SECRET: pulumi.Output.concat(
+                args.vault.vault_id, "/secrets/", BACKEND_STORE_URI_SECRET
+            )
+        }
+        for secret_name, length in ((ADMIN_PASSWORD_SECRET, 32), (FLASK_KEY_SECRET, 64)):
+            value = random.RandomPassword(
+                f"{name}-{secret_name}", length=length, special=False, opts=azure
+            )
+            secret = store_secret(
+                f"{name}-{secret_name}-secret",
+                vault=args.vault,
+                secret_name=secret_name,
+                value=value.result,
+                tags=args.tags,
+                parent=self,
+            )
+            secret_ids[secret_name] = secret.id
+        # Read access to exactly the three secrets the server mounts, not the whole vault.
+        for secret_name, secret_id in secret_ids.items():
+            azure_roles.assign_role(
+                f"{name}-reads-{secret_name}",
+                assignment_name=args.names.role_assignment_name(f"mlflow-reads-{secret_name}"),
+                subscription_id=args.subscription_id,
+                role=azure_roles.KEY_VAULT_SECRETS_USER,
+                principal_id=identity.principal_id,
+                principal_type="ServicePrincipal",
+                scope=secret_id,
+                parent=self,
+            )
+
+        namespace = core.Namespace(
+            f"{name}-namespace",
+            metadata=meta.ObjectMetaArgs(
+                name=NAMESPACE,
+                labels={
+                    **_LABELS,
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                },
+            ),
+            opts=in_cluster,
+        )
+        ns_opts = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, depends_on=[namespace]
+        )
+        service_account = core.ServiceAccount(
+            f"{name}-service-account",
+            metadata=meta.ObjectMetaArgs(
+                name=SERVICE_ACCOUNT,
+                namespace=NAMESPACE,
+                labels=_LABELS,
+                annotations={"azure.workload.identity/client-id": identity.client_id},
+            ),
+            automount_service_account_token=False,
+            opts=ns_opts,
+        )
+        objects = "array:\n" + "".join(
+            f"  - |\n    objectName: {secret}\n    objectType: secret\n" for secret in secret_ids
+        )
+        provider_class = k8s.apiextensions.CustomResource(
+            f"{name}-secret-provider",
+            api_version="secrets-store.csi.x-k8s.io/v1",
+            kind="SecretProviderClass",
+            metadata=meta.ObjectMetaArgs(
+                name="mlflow-secrets", namespace=NAMESPACE, labels=_LABELS
+            ),
+            spec={
+                "provider": "azure",
+                "parameters": {
+                    "clientID": identity.client_id,
+                    "keyvaultName": args.vault.vault_name,
+                    "tenantId": args.tenant_id,
+                    "objects": objects,
+                },
+            },
+            opts=ns_opts,
+        )
+        self._deployment(name, args, ns_opts, [service_account, provider_class])
+        core.Service(
+            f"{name}-service",
+            metadata=meta.ObjectMetaArgs(name="mlflow", namespace=NAMESPACE, labels=_LABELS),
+            spec=core.ServiceSpecArgs(
+                type="ClusterIP",
+                selector=_LABELS,
+                ports=[core.ServicePortArgs(name="http", port=PORT, target_port="http")],
+            ),
+            opts=ns_opts,
+        )
+        self._network_policy(name, ns_opts)
+        if args.high_availability:
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-pdb",
+                metadata=meta.ObjectMetaArgs(name="mlflow", namespace=NAMESPACE, labels=_LABELS),
+                spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                    min_available=1, selector=meta.LabelSelectorArgs(match_labels=_LABELS)
+                ),
+                opts=ns_opts,
+            )
+
+        self.tracking_uri = tracking_uri()
+        self.identity_principal_id = identity.principal_id
+        self.register_outputs(
+            {"trackingUri": self.tracking_uri, "identityPrincipalId": self.identity_principal_id}
+        )
+
+    def _deployment(
+        self,
+        name: str,
+        args: MlflowServerArgs,
+        opts: pulumi.ResourceOptions,
+        needs: list[pulumi.Resource],
+    ) -> None:
+        artifacts = f"wasbs://mlflow@{args.storage_account_name}.blob.core.windows.net/"
+        probe_get = core.HTTPGetActionArgs(path="/health", port="http")
+        pod_labels = {**_LABELS, "azure.workload.identity/use": "true"}
+        container = core.ContainerArgs(
+            name="mlflow",
+            image=args.image,
+            image_pull_policy="IfNotPresent",
+            command=["/bin/sh", "-c", _start_script(artifacts, args.config.workers)],
+            ports=[core.ContainerPortArgs(name="http", container_port=PORT)],
+            env=[core.EnvVarArgs(name="MLFLOW_AUTH_CONFIG_PATH", value=_AUTH_CONFIG)],
+            resources=core.ResourceRequirementsArgs(
+                requests={"cpu": args.config.cpu, "memory": args.config.memory},
+                limits={"cpu": args.config.cpu, "memory": args.config.memory},
+            ),
+            startup_probe=core.ProbeArgs(
+                http_get=probe_get, period_seconds=5, failure_threshold=60, timeout_seconds=3
+            ),
+            readiness_probe=core.ProbeArgs(
+                http_get=probe_get, period_seconds=10, timeout_seconds=3
+            ),
+            liveness_probe=core.ProbeArgs(
+                http_get=probe_get, period_seconds=20, timeout_seconds=5, failure_threshold=3
+            ),
+            security_context=core.SecurityContextArgs(
+                run_as_non_root=True,
+                run_as_user=10001,
+                run_as_group=10001,
+                read_only_root_filesystem=True,
+                allow_privilege_escalation=False,
+                privileged=False,
+                capabilities=core.CapabilitiesArgs(drop=["ALL"]),
+                seccomp_profile=core.SeccompProfileArgs(type="RuntimeDefault"),
+            ),
+            volume_mounts=[
+                core.VolumeMountArgs(name="secrets", mount_path=_SECRETS_DIR, read_only=True),
+                core.VolumeMountArgs(name="tmp", mount_path="/tmp"),  # noqa: S108 - an emptyDir
+            ],
+        )
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=meta.ObjectMetaArgs(name="mlflow", namespace=NAMESPACE, labels=_LABELS),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=args.config.replicas,
+                selector=meta.LabelSelectorArgs(match_labels=_LABELS),
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+                        max_unavailable=0, max_surge=1
+                    ),
+                ),
+                template=core.PodTemplateSpecArgs(
+                    metadata=meta.ObjectMetaArgs(labels=pod_labels),
+                    spec=core.PodSpecArgs(
+                        service_account_name=SERVICE_ACCOUNT,
+                        automount_service_account_token=False,
+                        security_context=core.PodSecurityContextArgs(
+                            run_as_non_root=True,
+                            fs_group=10001,
+                            seccomp_profile=core.SeccompProfileArgs(type="RuntimeDefault"),
+                        ),
+                        topology_spread_constraints=[
+                            core.TopologySpreadConstraintArgs(
+                                max_skew=1,
+                                topology_key="topology.kubernetes.io/zone",
+                                when_unsatisfiable="ScheduleAnyway",
+                                label_selector=meta.LabelSelectorArgs(match_labels=_LABELS),
+                            )
+                        ],
+                        containers=[container],
+                        volumes=[
+                            core.VolumeArgs(
+                                name="secrets",
+                                csi=core.CSIVolumeSourceArgs(
+                                    driver="secrets-store.csi.k8s.io",
+                                    read_only=True,
+                                    volume_attributes={"secretProviderClass": "mlflow-secrets"},
+                                ),
+                            ),
+                            core.VolumeArgs(
+                                name="tmp",
+                                empty_dir=core.EmptyDirVolumeSourceArgs(size_limit="256Mi"),
+                            ),
+                        ],
+                    ),
+                ),
+            ),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=needs)),
+        )
+
+    def _network_policy(self, name: str, opts: pulumi.ResourceOptions) -> None:
+        """Brand namespaces in on the HTTP port; out only DNS, PostgreSQL and HTTPS (Azure)."""
+        networking = k8s.networking.v1
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-network-policy",
+            metadata=meta.ObjectMetaArgs(name="mlflow", namespace=NAMESPACE, labels=_LABELS),
+            spec=networking.NetworkPolicySpecArgs(
+                pod_selector=meta.LabelSelectorArgs(match_labels=_LABELS),
+                policy_types=["Ingress", "Egress"],
+                ingress=[
+                    networking.NetworkPolicyIngressRuleArgs(
+                        from_=[
+                            networking.NetworkPolicyPeerArgs(
+                                namespace_selector=meta.LabelSelectorArgs(
+                                    match_expressions=[
+                                        meta.LabelSelectorRequirementArgs(
+                                            key="recplat.io/brand", operator="Exists"
+                                        )
+                                    ]
+                                )
+                            )
+                        ],
+                        ports=[networking.NetworkPolicyPortArgs(port=PORT, protocol="TCP")],
+                    )
+                ],
+                egress=[
+                    networking.NetworkPolicyEgressRuleArgs(
+                        to=[
+                            networking.NetworkPolicyPeerArgs(
+                                namespace_selector=meta.LabelSelectorArgs(
+                                    match_labels={"kubernetes.io/metadata.name": "kube-system"}
+                                ),
+                                pod_selector=meta.LabelSelectorArgs(
+                                    match_labels={"k8s-app": "kube-dns"}
+                                ),
+                            )
+                        ],
+                        ports=[
+                            networking.NetworkPolicyPortArgs(port=53, protocol="UDP"),
+                            networking.NetworkPolicyPortArgs(port=53, protocol="TCP"),
+                        ],
+                    ),
+                    networking.NetworkPolicyEgressRuleArgs(
+                        ports=[
+                            networking.NetworkPolicyPortArgs(port=5432, protocol="TCP"),
+                            networking.NetworkPolicyPortArgs(port=443, protocol="TCP"),
+                        ],
+                    ),
+                ],
+            ),
+            opts=opts,
+        )

@@ -1,0 +1,322 @@
+"""Environment monitoring: logs, managed Prometheus, Grafana, the action group and platform alerts.
+
+Two components, because the cluster sits between them: ``Monitoring`` exists
+before the cluster (the cluster's Container Insights add-on needs the Log
+Analytics workspace), and ``ClusterMonitoring`` attaches the cluster to managed
+Prometheus and loads the platform alert rules once the cluster exists.
+Alert rules are kept as Prometheus rule YAML (``infra/rules``) so ``promtool``
+can test them; ``prometheus_rule_groups`` turns that YAML into Azure rule groups.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi_azure_native import (
+    alertsmanagement,
+    applicationinsights,
+    dashboard,
+    monitor,
+    operationalinsights,
+)
+
+from infra import azure_roles
+from infra.config import MonitoringConfig
+from infra.environment_names import EnvironmentNames
+
+PLATFORM_RULES = Path(__file__).parent / "rules" / "platform.rules.yaml"
+_PROMETHEUS_STREAM = "Microsoft-PrometheusMetrics"
+# Prometheus severity label -> Azure alert severity (0 is the most severe).
+_SEVERITY = {"critical": 0, "error": 1, "warning": 2, "info": 3}
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def iso_duration(duration: str) -> str:
+    """A Prometheus duration (``5m``, ``1h30m``) as the ISO 8601 form Azure wants (``PT5M``)."""
+    match = _DURATION.fullmatch(duration)
+    if not duration or match is None:
+        raise ValueError(f"unsupported Prometheus duration {duration!r}; use h, m and s units")
+    hours, minutes, seconds = match.groups()
+    return "PT" + "".join(
+        f"{value}{unit}" for value, unit in ((hours, "H"), (minutes, "M"), (seconds, "S")) if value
+    )
+
+
+def rule_groups_from_yaml(path: Path) -> list[dict[str, Any]]:
+    """The ``groups`` of a Prometheus rule file, with a clear error if it has none."""
+    document = yaml.safe_load(path.read_text())
+    groups = (document or {}).get("groups")
+    if not isinstance(groups, list) or not groups:
+        raise ValueError(f"{path}: expected a Prometheus rule file with a non-empty 'groups' list")
+    return groups
+
+
+def azure_rule(
+    rule: dict[str, Any], action_group_id: pulumi.Input[str]
+) -> alertsmanagement.PrometheusRuleArgs:
+    """One Prometheus alerting or recording rule in Azure's shape."""
+    if "record" in rule:
+        return alertsmanagement.PrometheusRuleArgs(
+            record=rule["record"], expression=rule["expr"], labels=rule.get("labels"), enabled=True
+        )
+    labels = {str(key): str(value) for key, value in (rule.get("labels") or {}).items()}
+    return alertsmanagement.PrometheusRuleArgs(
+        alert=rule["alert"],
+        expression=rule["expr"],
+        for_=iso_duration(rule["for"]) if "for" in rule else None,
+        severity=_SEVERITY.get(labels.get("severity", "warning"), 2),
+        labels=labels,
+        annotations=rule.get("annotations"),
+        enabled=True,
+        actions=[alertsmanagement.PrometheusRuleGroupActionArgs(action_group_id=action_group_id)],
+        resolve_configuration=alertsmanagement.PrometheusRuleResolveConfigurationArgs(
+            auto_resolved=True, time_to_resolve="PT10M"
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    """Inputs of ``Monitoring``."""
+
+    names: EnvironmentNames
+    config: MonitoringConfig
+    subscription_id: str
+    resource_group_name: pulumi.Input[str]
+    location: str
+    admin_group_object_ids: list[str]
+    tags: dict[str, str]
+
+
+class Monitoring(pulumi.ComponentResource):
+    """Log Analytics, App Insights, Azure Monitor workspace with DCE/DCR, Grafana, action group."""
+
+    log_analytics_workspace_id: pulumi.Output[str]
+    app_insights_connection_string: pulumi.Output[str]
+    monitor_workspace_id: pulumi.Output[str]
+    data_collection_endpoint_id: pulumi.Output[str]
+    data_collection_rule_id: pulumi.Output[str]
+    action_group_id: pulumi.Output[str]
+    grafana_url: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("recplat:monitoring:Monitoring", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        names, rg, location, tags = args.names, args.resource_group_name, args.location, args.tags
+
+        logs = operationalinsights.Workspace(
+            f"{name}-logs",
+            workspace_name=names.log_analytics,
+            resource_group_name=rg,
+            location=location,
+            sku=operationalinsights.WorkspaceSkuArgs(name="PerGB2018"),
+            retention_in_days=args.config.log_retention_days,
+            features=operationalinsights.WorkspaceFeaturesArgs(disable_local_auth=True),
+            tags=tags,
+            opts=child,
+        )
+        insights = applicationinsights.Component(
+            f"{name}-app-insights",
+            resource_name_=f"appi-recplat-{names.stack}",
+            resource_group_name=rg,
+            location=location,
+            kind="web",
+            application_type="web",
+            workspace_resource_id=logs.id,
+            ingestion_mode="LogAnalytics",
+            # Telemetry is sent with Entra tokens (workload identity), never the ikey alone.
+            disable_local_auth=True,
+            tags=tags,
+            opts=child,
+        )
+        workspace = monitor.AzureMonitorWorkspace(
+            f"{name}-prometheus",
+            azure_monitor_workspace_name=names.monitor_workspace,
+            resource_group_name=rg,
+            location=location,
+            tags=tags,
+            opts=child,
+        )
+        endpoint = monitor.DataCollectionEndpoint(
+            f"{name}-dce",
+            data_collection_endpoint_name=f"dce-recplat-{names.stack}",
+            resource_group_name=rg,
+            location=location,
+            kind="Linux",
+            tags=tags,
+            opts=child,
+        )
+        rule = monitor.DataCollectionRule(
+            f"{name}-dcr",
+            data_collection_rule_name=f"dcr-recplat-{names.stack}-prometheus",
+            resource_group_name=rg,
+            location=location,
+            kind="Linux",
+            data_collection_endpoint_id=endpoint.id,
+            data_sources=monitor.DataCollectionRuleDataSourcesArgs(
+                prometheus_forwarder=[
+                    monitor.PrometheusForwarderDataSourceArgs(
+                        name="PrometheusDataSource", streams=[_PROMETHEUS_STREAM]
+                    )
+                ]
+            ),
+            destinations=monitor.DataCollectionRuleDestinationsArgs(
+                monitoring_accounts=[
+                    monitor.MonitoringAccountDestinationArgs(
+                        name="MonitoringAccount", account_resource_id=workspace.id
+                    )
+                ]
+            ),
+            data_flows=[
+                monitor.DataFlowArgs(
+                    streams=[_PROMETHEUS_STREAM], destinations=["MonitoringAccount"]
+                )
+            ],
+            tags=tags,
+            opts=child,
+        )
+        grafana = dashboard.Grafana(
+            f"{name}-grafana",
+            workspace_name=names.grafana,
+            resource_group_name=rg,
+            location=location,
+            sku=dashboard.ResourceSkuArgs(name="Standard"),
+            identity=dashboard.ManagedServiceIdentityArgs(type="SystemAssigned"),
+            properties=dashboard.ManagedGrafanaPropertiesArgs(
+                api_key="Disabled",
+                deterministic_outbound_ip="Disabled",
+                public_network_access="Enabled"
+                if args.config.grafana_public_access
+                else "Disabled",
+                zone_redundancy="Disabled",
+                grafana_integrations=dashboard.GrafanaIntegrationsArgs(
+                    azure_monitor_workspace_integrations=[
+                        dashboard.AzureMonitorWorkspaceIntegrationArgs(
+                            azure_monitor_workspace_resource_id=workspace.id
+                        )
+                    ]
+                ),
+            ),
+            tags=tags,
+            opts=child,
+        )
+        grafana_principal = grafana.identity.apply(
+            lambda identity: (identity.principal_id if identity else None) or ""
+        )
+        azure_roles.assign_role(
+            f"{name}-grafana-reads-metrics",
+            assignment_name=names.role_assignment_name("grafana-monitoring-data-reader"),
+            subscription_id=args.subscription_id,
+            role=azure_roles.MONITORING_DATA_READER,
+            principal_id=grafana_principal,
+            principal_type="ServicePrincipal",
+            scope=workspace.id,
+            parent=self,
+        )
+        for index, group in enumerate(args.admin_group_object_ids):
+            azure_roles.assign_role(
+                f"{name}-grafana-admin-{index}",
+                assignment_name=names.role_assignment_name(f"grafana-admin-{group}"),
+                subscription_id=args.subscription_id,
+                role=azure_roles.GRAFANA_ADMIN,
+                principal_id=group,
+                principal_type="Group",
+                scope=grafana.id,
+                parent=self,
+            )
+        action_group = monitor.ActionGroup(
+            f"{name}-action-group",
+            action_group_name=f"ag-recplat-{names.stack}",
+            group_short_name=f"recplat{names.stack}"[:12],
+            resource_group_name=rg,
+            location="global",
+            enabled=True,
+            email_receivers=[
+                monitor.MicrosoftCommonEmailReceiverArgs(
+                    name="platform-oncall",
+                    email_address=args.config.alert_email,
+                    use_common_alert_schema=True,
+                )
+            ],
+            tags=tags,
+            opts=child,
+        )
+
+        self.log_analytics_workspace_id = logs.id
+        self.app_insights_connection_string = pulumi.Output.secret(insights.connection_string)
+        self.monitor_workspace_id = workspace.id
+        self.data_collection_endpoint_id = endpoint.id
+        self.data_collection_rule_id = rule.id
+        self.action_group_id = action_group.id
+        self.grafana_url = grafana.properties.apply(lambda props: props.endpoint or "")
+        self.register_outputs(
+            {
+                "logAnalyticsWorkspaceId": self.log_analytics_workspace_id,
+                "monitorWorkspaceId": self.monitor_workspace_id,
+                "actionGroupId": self.action_group_id,
+                "grafanaUrl": self.grafana_url,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class ClusterMonitoringArgs:
+    """Inputs of ``ClusterMonitoring``."""
+
+    monitoring: Monitoring
+    cluster_id: pulumi.Input[str]
+    cluster_name: str
+    resource_group_name: pulumi.Input[str]
+    location: str
+    rules_file: Path
+    tags: dict[str, str]
+
+
+class ClusterMonitoring(pulumi.ComponentResource):
+    """Managed Prometheus collection for the cluster and the platform alert rule groups."""
+
+    def __init__(
+        self, name: str, args: ClusterMonitoringArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("recplat:monitoring:ClusterMonitoring", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        monitoring = args.monitoring
+
+        # The agent finds its endpoint through this exact association name.
+        monitor.DataCollectionRuleAssociation(
+            f"{name}-dce-association",
+            association_name="configurationAccessEndpoint",
+            resource_uri=args.cluster_id,
+            data_collection_endpoint_id=monitoring.data_collection_endpoint_id,
+            opts=child,
+        )
+        monitor.DataCollectionRuleAssociation(
+            f"{name}-dcr-association",
+            association_name=f"MSProm-{args.location}-{args.cluster_name}"[:64],
+            resource_uri=args.cluster_id,
+            data_collection_rule_id=monitoring.data_collection_rule_id,
+            opts=child,
+        )
+        for group in rule_groups_from_yaml(args.rules_file):
+            alertsmanagement.PrometheusRuleGroup(
+                f"{name}-rules-{group['name']}",
+                rule_group_name=f"{group['name']}-{args.cluster_name}",
+                resource_group_name=args.resource_group_name,
+                location=args.location,
+                cluster_name=args.cluster_name,
+                description=f"recplat platform rules: {group['name']}",
+                enabled=True,
+                interval=iso_duration(group.get("interval", "1m")),
+                scopes=[monitoring.monitor_workspace_id, args.cluster_id],
+                rules=[azure_rule(rule, monitoring.action_group_id) for rule in group["rules"]],
+                tags=args.tags,
+                opts=child,
+            )
+        self.register_outputs({})
