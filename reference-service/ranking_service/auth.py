@@ -1,0 +1,33 @@
+"""API key check for /rank and /feedback: `Authorization: Bearer <key>`, constant time.
+
+Missing credentials answer 401 (with `WWW-Authenticate: Bearer`), a wrong key 403. The key is
+compared with `hmac.compare_digest`, so response time does not leak how much of it matched,
+and it is never logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import HTTPException, Request, status
+
+
+class ApiKeyCheck:
+    """A FastAPI dependency bound to one brand's key."""
+
+    def __init__(self, api_key: bytes) -> None:
+        self._key = api_key
+
+    def __call__(self, request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            raise HTTPException(
+                status_code=status.HTTP_401_UNAUTHORIZED,
+                detail="missing API key: send the header 'Authorization: Bearer <brand API key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not hmac.compare_digest(credentials.strip().encode("utf-8"), self._key):
+            raise HTTPException(
+                status_code=status.HTTP_403_FORBIDDEN, detail="invalid API key for this brand"
+            )

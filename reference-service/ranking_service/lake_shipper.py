@@ -1,0 +1,167 @@
+"""Ships sealed event-log segments to the brand's lake as parquet, then deletes them.
+
+One segment becomes one parquet file per day it spans, under the lake layout of DESIGN.md
+(`events/<kind>/date=YYYY-MM-DD/<segment>.parquet`), with the schemas of
+`ranking_features.events`. The file name is the segment's name, so re-shipping a segment after a
+crash between upload and delete overwrites the same file instead of duplicating it. A local
+segment is deleted only after its upload succeeded; failed uploads stay and are retried.
+All storage goes through fsspec: `file://` locally, `abfs://` (adlfs) on Azure.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+from ranking_features.events import (
+    FEEDBACK_DIR,
+    FEEDBACK_SCHEMA,
+    IMPRESSION_SCHEMA,
+    IMPRESSIONS_DIR,
+    partition_dir,
+)
+
+from ranking_service.event_log import EventLog, read_segment
+from ranking_service.metrics import ServiceMetrics
+from ranking_service.settings import redact
+
+log = logging.getLogger(__name__)
+
+LAKE_DIRS = {"impressions": IMPRESSIONS_DIR, "feedback": FEEDBACK_DIR}
+
+
+def _day(ts_us: int) -> str:
+    return datetime.fromtimestamp(ts_us / 1_000_000, tz=UTC).date().isoformat()
+
+
+def impression_table(records: list[dict[str, Any]]) -> pa.Table:
+    """One row per item served: a ranking record of n items expands to n rows."""
+    columns: dict[str, list[Any]] = {name: [] for name in IMPRESSION_SCHEMA.names}
+    for record in records:
+        items, scores = record["items"], record["scores"]
+        n = len(items)
+        request_id = record["request_id"]
+        columns["event_id"].extend(f"{request_id}:{p}" for p in range(1, n + 1))
+        columns["item_id"].extend(items)
+        columns["position"].extend(range(1, n + 1))
+        columns["score"].extend(scores)
+        for name in ("request_id", "ts", "user_id", "model_name", "model_version", "variant"):
+            columns[name].extend([record[name]] * n)
+        columns["brand"].extend([record["brand"]] * n)
+    columns["ts"] = pa.array(columns["ts"], pa.int64()).cast(IMPRESSION_SCHEMA.field("ts").type)
+    return pa.Table.from_pydict(columns, schema=IMPRESSION_SCHEMA)
+
+
+def feedback_table(records: list[dict[str, Any]]) -> pa.Table:
+    columns = {name: [r.get(name) for r in records] for name in FEEDBACK_SCHEMA.names}
+    columns["ts"] = pa.array(columns["ts"], pa.int64()).cast(FEEDBACK_SCHEMA.field("ts").type)
+    return pa.Table.from_pydict(columns, schema=FEEDBACK_SCHEMA)
+
+
+TABLE_BUILDERS = {"impressions": impression_table, "feedback": feedback_table}
+
+
+class LakeShipper:
+    """Uploads sealed segments; `run()` does it every `interval_s` until `stop()`."""
+
+    def __init__(
+        self, event_log: EventLog, lake_uri: str, metrics: ServiceMetrics, interval_s: float
+    ) -> None:
+        self.event_log = event_log
+        self.lake_uri = lake_uri
+        self.metrics = metrics
+        self.interval_s = interval_s
+        self.fs, self.root = fsspec.core.url_to_fs(lake_uri)
+        self.root = self.root.rstrip("/")
+        self._stop = threading.Event()
+        # Serialises rounds: the periodic one and the final one at shutdown.
+        self._round = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="lake-shipper", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop the loop, then seal and ship what is left (graceful shutdown)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self.ship_once(seal=True)
+
+    def _run(self) -> None:
+        # Leftovers of a crashed run go first, before any new segment is sealed.
+        self.ship_once(seal=False)
+        while not self._stop.wait(self.interval_s):
+            self.ship_once(seal=True)
+
+    def ship_once(self, *, seal: bool) -> int:
+        """Seal the active segments (if asked) and ship every sealed one; returns how many."""
+        with self._round:
+            if seal:
+                for kind in LAKE_DIRS:
+                    self.event_log.seal(kind)
+            shipped = 0
+            for kind in LAKE_DIRS:
+                for segment in self.event_log.sealed_segments(kind):
+                    try:
+                        self._ship_segment(kind, segment)
+                    except Exception as error:
+                        # Keep the segment; the next round retries it, in order.
+                        self.metrics.event_ship_failures.labels(self.metrics.brand, kind).inc()
+                        log.warning(
+                            "lake %s: shipping %s failed, will retry: %s",
+                            redact(self.lake_uri),
+                            segment.name,
+                            error,
+                        )
+                        break
+                    shipped += 1
+            pending = len(self.event_log.sealed_segments())
+            self.metrics.events_pending.labels(self.metrics.brand).set(pending)
+            return shipped
+
+    def _ship_segment(self, kind: str, segment: Path) -> None:
+        by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for record in read_segment(segment):
+            by_day[_day(record["ts"])].append(record)
+        rows = 0
+        for day, records in sorted(by_day.items()):
+            table = TABLE_BUILDERS[kind](records)
+            folder = f"{self.root}/{partition_dir(LAKE_DIRS[kind], day)}"
+            self._write_parquet(table, folder, segment.stem + ".parquet")
+            rows += table.num_rows
+        segment.unlink()
+        self.metrics.events_shipped.labels(self.metrics.brand, kind).inc(rows)
+        log.info("shipped %s (%d %s rows) to the lake", segment.name, rows, kind)
+
+    def _write_parquet(self, table: pa.Table, folder: str, name: str) -> None:
+        if isinstance(self.fs, LocalFileSystem):
+            # Readers glob *.parquet: write under a hidden name, then rename (atomic locally).
+            # fsync file and folder: the local segment is deleted right after.
+            directory = Path(folder)
+            directory.mkdir(parents=True, exist_ok=True)
+            partial = directory / f".{name}.partial"
+            with partial.open("wb") as file:
+                pq.write_table(table, file)
+                file.flush()
+                os.fsync(file.fileno())
+            partial.replace(directory / name)
+            folder_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(folder_fd)
+            finally:
+                os.close(folder_fd)
+        else:
+            # A block blob becomes visible only when committed on close: no partial file.
+            with self.fs.open(f"{folder}/{name}", "wb") as file:
+                pq.write_table(table, file)

@@ -1,0 +1,113 @@
+"""Prometheus metrics of one ranking service (names from DESIGN.md).
+
+Each app gets its own registry, so two apps in one process (tests) never share counters.
+The latency buckets are dense below 50 ms, where brands set their `latency_slo_ms`, so an
+alert on "p99 above the SLO" resolves.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.025,
+    0.03,
+    0.04,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class ServiceMetrics:
+    """Every metric the service exports, labelled with its brand."""
+
+    def __init__(self, brand: str) -> None:
+        self.brand = brand
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.rank_requests = Counter(
+            "recplat_rank_requests",
+            "Ranking requests by variant and outcome (ok, fallback, invalid, unauthorized).",
+            ["brand", "variant", "outcome"],
+            registry=r,
+        )
+        self.rank_latency = Histogram(
+            "recplat_rank_latency_seconds",
+            "Time to answer POST /rank, from request body to response.",
+            ["brand", "variant"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.fallback = Counter(
+            "recplat_fallback",
+            "Rankings answered without a model (popularity or given order).",
+            ["brand", "reason"],
+            registry=r,
+        )
+        self.feedback_events = Counter(
+            "recplat_feedback_events",
+            "Feedback events accepted (durable locally) by type.",
+            ["brand", "type"],
+            registry=r,
+        )
+        self.model_version = Gauge(
+            "recplat_model_version",
+            "Registry version of the model serving each alias (0: none).",
+            ["brand", "alias"],
+            registry=r,
+        )
+        self.model_age = Gauge(
+            "recplat_model_age_seconds",
+            "Seconds since the serving model version was registered.",
+            ["brand", "alias"],
+            registry=r,
+        )
+        self.model_reloads = Counter(
+            "recplat_model_reloads",
+            "Model versions loaded, warmed up and swapped in.",
+            ["brand", "alias"],
+            registry=r,
+        )
+        self.model_reload_failures = Counter(
+            "recplat_model_reload_failures",
+            "Model versions rejected or registry polls that failed, by reason.",
+            ["brand", "alias", "reason"],
+            registry=r,
+        )
+        self.events_shipped = Counter(
+            "recplat_events_shipped",
+            "Events written to the lake as parquet, by kind.",
+            ["brand", "kind"],
+            registry=r,
+        )
+        self.event_ship_failures = Counter(
+            "recplat_event_ship_failures",
+            "Failed uploads of event segments to the lake (retried).",
+            ["brand", "kind"],
+            registry=r,
+        )
+        self.events_pending = Gauge(
+            "recplat_events_pending_segments",
+            "Local event segments waiting to be shipped to the lake.",
+            ["brand"],
+            registry=r,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

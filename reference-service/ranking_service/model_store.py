@@ -1,0 +1,223 @@
+"""Ranking models: loading a registry version, scoring candidates, and the served set.
+
+`load_version()` turns a registry alias into a `RankingModel`: it downloads the version's
+artifacts from MLflow (`models:/<name>/<version>`), opens the native LightGBM booster
+(`model.lgb`, as `mlflow.lightgbm.log_model` writes it) and the feature snapshot the training
+run logged, and checks both against this release's feature definition. `RankingModel.predict()`
+builds the features with `ranking_features` and scores them. `ServedModels` holds what serves
+now; it is replaced as a whole, so a request sees one consistent champion/challenger pair.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+from ranking_features.definition import FEATURE_NAMES, build_features
+from ranking_features.snapshot import FeatureSnapshot
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+FALLBACK = "fallback"
+ALIASES = (CHAMPION, CHALLENGER)
+
+NATIVE_MODEL_FILE = "model.lgb"
+# Where the training job logs the snapshot: in the run's artifacts (first) or the model's.
+SNAPSHOT_ARTIFACT = "features/snapshot.json"
+# Run metrics shown by GET /model: the offline evaluation of the promotion gate.
+OFFLINE_METRIC_PREFIXES = ("ndcg", "map", "mrr", "baseline", "champion", "valid")
+
+
+class ModelLoadError(RuntimeError):
+    """A registry version that cannot serve; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class RankingModel:
+    """One loaded registry version, ready to score."""
+
+    name: str
+    version: str
+    alias: str
+    run_id: str
+    booster: lgb.Booster
+    snapshot: FeatureSnapshot
+    registered_at: float
+    data_from: str | None = None
+    data_to: str | None = None
+    offline_metrics: dict[str, float] = field(default_factory=dict)
+    loaded_at: float = field(default_factory=time.time)
+
+    def predict(
+        self, user_id: str, candidates: Sequence[str], recent_items: Sequence[str] = ()
+    ) -> np.ndarray:
+        """Scores of the candidates (higher ranks first), float64, one per candidate."""
+        features = build_features(self.snapshot, user_id, candidates, recent_items)
+        # One worker per pod: scoring ~100 rows on one thread beats waking an OpenMP team.
+        return np.asarray(self.booster.predict(features, num_threads=1), dtype=np.float64)
+
+    def warm_up(self) -> None:
+        """Score a request of known and unknown items; raise if the scores are unusable."""
+        items = [*self.snapshot.item_ids[:20], "__warm_up_unknown_item__"]
+        users = self.snapshot.user_ids[:1] or ["__warm_up_unknown_user__"]
+        scores = self.predict(users[0], items, recent_items=items[:2])
+        if scores.shape != (len(items),) or not np.all(np.isfinite(scores)):
+            raise ModelLoadError(
+                f"{self.name} version {self.version}: warm-up scores are not finite "
+                f"(shape {scores.shape})"
+            )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "run_id": self.run_id,
+            "data_from": self.data_from,
+            "data_to": self.data_to,
+            "offline_metrics": self.offline_metrics,
+            "registered_at": self.registered_at,
+            "loaded_at": self.loaded_at,
+        }
+
+
+@dataclass(frozen=True)
+class ServedModels:
+    """What serves now. Swapped as one object: readers never see half an update."""
+
+    champion: RankingModel | None = None
+    challenger: RankingModel | None = None
+    fallback_snapshot: FeatureSnapshot | None = None
+
+    def for_alias(self, alias: str) -> RankingModel | None:
+        return self.champion if alias == CHAMPION else self.challenger
+
+
+def rank_order(scores: np.ndarray) -> np.ndarray:
+    """Indices by descending score; ties keep the candidates' given order."""
+    return np.argsort(-scores, kind="stable")
+
+
+def popularity_scores(snapshot: FeatureSnapshot | None, candidates: Sequence[str]) -> np.ndarray:
+    """Fallback scores: the snapshot's click counts (0 for unknown items, or no snapshot)."""
+    if snapshot is None:
+        return np.zeros(len(candidates))
+    rows = snapshot.item_positions(candidates)
+    return np.where(rows >= 0, snapshot.item_clicks[np.maximum(rows, 0)], 0.0)
+
+
+def load_version(client: Any, name: str, alias: str, tracking_uri: str) -> RankingModel:
+    """Load the version `alias` points at; raise ModelLoadError naming what is wrong."""
+    version = client.get_model_version_by_alias(name, alias)
+    return load_model_version(client, version, alias, tracking_uri)
+
+
+def load_model_version(client: Any, version: Any, alias: str, tracking_uri: str) -> RankingModel:
+    """Load one registry `ModelVersion` (download, open, check, warm up)."""
+    from mlflow.artifacts import download_artifacts
+
+    label = f"{version.name} version {version.version}"
+    with tempfile.TemporaryDirectory(prefix="recplat-model-") as tmp:
+        try:
+            model_dir = Path(
+                download_artifacts(
+                    artifact_uri=f"models:/{version.name}/{version.version}",
+                    dst_path=str(Path(tmp) / "model"),
+                    tracking_uri=tracking_uri,
+                )
+            )
+        except Exception as error:
+            raise ModelLoadError(f"{label}: cannot download its artifacts: {error}") from error
+        booster = _open_booster(model_dir, label)
+        snapshot = _load_snapshot(version.run_id, model_dir, Path(tmp), tracking_uri, label)
+
+    run_data = _run_data(client, version.run_id)
+    tags = {**run_data.get("tags", {}), **(version.tags or {})}
+    model = RankingModel(
+        name=version.name,
+        version=str(version.version),
+        alias=alias,
+        run_id=version.run_id or "",
+        booster=booster,
+        snapshot=snapshot,
+        registered_at=(version.creation_timestamp or 0) / 1000.0,
+        data_from=tags.get("data_from"),
+        data_to=tags.get("data_to"),
+        offline_metrics={
+            k: v
+            for k, v in run_data.get("metrics", {}).items()
+            if k.lower().startswith(OFFLINE_METRIC_PREFIXES) and math.isfinite(v)
+        },
+    )
+    model.warm_up()
+    return model
+
+
+def _open_booster(model_dir: Path, label: str) -> lgb.Booster:
+    found = sorted(model_dir.rglob(NATIVE_MODEL_FILE))
+    if not found:
+        raise ModelLoadError(
+            f"{label}: no {NATIVE_MODEL_FILE} in its artifacts; "
+            "log it with mlflow.lightgbm.log_model"
+        )
+    try:
+        booster = lgb.Booster(model_file=str(found[0]))
+    except lgb.basic.LightGBMError as error:
+        raise ModelLoadError(
+            f"{label}: {NATIVE_MODEL_FILE} is not a LightGBM model: {error}"
+        ) from error
+    if tuple(booster.feature_name()) != FEATURE_NAMES:
+        raise ModelLoadError(
+            f"{label}: trained on features {booster.feature_name()}, this service computes "
+            f"{list(FEATURE_NAMES)}; retrain with this release's ranking_features"
+        )
+    return booster
+
+
+def _load_snapshot(
+    run_id: str | None, model_dir: Path, tmp: Path, tracking_uri: str, label: str
+) -> FeatureSnapshot:
+    from mlflow.artifacts import download_artifacts
+
+    candidates = sorted(model_dir.rglob(Path(SNAPSHOT_ARTIFACT).name))
+    if not candidates and run_id:
+        try:
+            path = download_artifacts(
+                run_id=run_id,
+                artifact_path=SNAPSHOT_ARTIFACT,
+                dst_path=str(tmp / "run"),
+                tracking_uri=tracking_uri,
+            )
+            candidates = [Path(path)]
+        except Exception as error:
+            raise ModelLoadError(
+                f"{label}: run {run_id} has no {SNAPSHOT_ARTIFACT} artifact: {error}"
+            ) from error
+    if not candidates:
+        raise ModelLoadError(f"{label}: no feature snapshot ({SNAPSHOT_ARTIFACT}) found")
+    try:
+        return FeatureSnapshot.load(candidates[0])
+    except (ValueError, OSError) as error:
+        raise ModelLoadError(f"{label}: {error}") from error
+
+
+def _run_data(client: Any, run_id: str | None) -> dict[str, Any]:
+    """The run's metrics and tags, or nothing if the run is gone (the model still serves)."""
+    if not run_id:
+        return {}
+    try:
+        run = client.get_run(run_id)
+    except Exception as error:
+        log.warning("run %s of the model is not readable: %s", run_id, error)
+        return {}
+    return {"metrics": dict(run.data.metrics), "tags": dict(run.data.tags)}

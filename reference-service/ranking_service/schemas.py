@@ -1,0 +1,193 @@
+"""The HTTP API's request and response bodies (DESIGN.md), with OpenAPI examples.
+
+`rank_request_model()` builds the /rank request body for the brand's `max_candidates`, so the
+limit is in the published OpenAPI schema and a request over it fails validation naming
+`candidates`. Feedback is one event or a batch `{"events": [...]}`, told apart by the `events`
+key so a bad event gets one error, not one per union branch.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    create_model,
+)
+
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+FeedbackType = Literal["click", "conversion", "dismiss"]
+MAX_RECENT_ITEMS = 100
+
+
+def _unique(items: list[str]) -> list[str]:
+    if len(set(items)) != len(items):
+        duplicates = sorted(i for i, n in Counter(items).items() if n > 1)
+        raise ValueError(f"item ids must be unique; duplicated: {', '.join(duplicates[:5])}")
+    return items
+
+
+class RankRequestBase(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "u-1042",
+                    "candidates": ["i-17", "i-3", "i-256"],
+                    "k": 2,
+                    "recent_items": ["i-99"],
+                    "context": {"page": "home"},
+                }
+            ]
+        },
+    )
+
+    user_id: Identifier
+    candidates: list[Identifier]
+    k: Annotated[int | None, Field(ge=1, description="How many items to return (default: all)")] = (
+        None
+    )
+    recent_items: Annotated[
+        list[Identifier],
+        Field(max_length=MAX_RECENT_ITEMS, description="The user's latest items, newest last."),
+    ] = []
+    context: Annotated[
+        dict[str, Any], Field(description="Free-form request context (not used for scoring).")
+    ] = {}
+
+
+def rank_request_model(max_candidates: int) -> type[RankRequestBase]:
+    """The /rank request body allowing 1..max_candidates unique candidates."""
+    candidates = Annotated[
+        list[Identifier],
+        Field(
+            min_length=1,
+            max_length=max_candidates,
+            description=f"1 to {max_candidates} unique item ids to rank.",
+        ),
+        AfterValidator(_unique),
+    ]
+    return create_model("RankRequest", __base__=RankRequestBase, candidates=(candidates, ...))
+
+
+class ModelRef(BaseModel):
+    name: str | None
+    version: str | None
+    variant: Literal["champion", "challenger", "fallback"]
+
+
+class RankedItem(BaseModel):
+    item_id: str
+    score: float
+
+
+class RankResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": "3f0c6d3e8a4b4c1c9a8f0e6c2b7d5a10",
+                    "model": {"name": "acme-ranker", "version": "7", "variant": "champion"},
+                    "items": [{"item_id": "i-3", "score": 1.37}, {"item_id": "i-17", "score": 0.2}],
+                    "fallback": False,
+                }
+            ]
+        }
+    )
+
+    request_id: str
+    model: ModelRef
+    items: list[RankedItem]
+    fallback: bool
+
+
+class FeedbackEvent(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "e-5521",
+                    "request_id": "3f0c6d3e8a4b4c1c9a8f0e6c2b7d5a10",
+                    "user_id": "u-1042",
+                    "item_id": "i-3",
+                    "type": "click",
+                    "ts": "2025-01-31T12:00:00Z",
+                }
+            ]
+        },
+    )
+
+    event_id: Annotated[
+        Identifier | None,
+        Field(description="Idempotency key; duplicates are removed downstream. Default: new."),
+    ] = None
+    request_id: Annotated[
+        Identifier | None, Field(description="The /rank request_id this event follows.")
+    ] = None
+    user_id: Identifier
+    item_id: Identifier
+    type: FeedbackType
+    ts: Annotated[
+        AwareDatetime | None, Field(description="When it happened, with a time zone. Default: now.")
+    ] = None
+
+
+class FeedbackBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: Annotated[list[FeedbackEvent], Field(min_length=1)]
+
+
+def _feedback_kind(value: Any) -> str:
+    return "batch" if isinstance(value, dict) and "events" in value else "event"
+
+
+FeedbackBody = Annotated[
+    Annotated[FeedbackEvent, Tag("event")] | Annotated[FeedbackBatch, Tag("batch")],
+    Discriminator(_feedback_kind),
+]
+
+
+class FeedbackAccepted(BaseModel):
+    accepted: int
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx: `detail` says what is wrong and where."""
+
+    detail: str
+    errors: list[dict[str, Any]] = []
+
+
+class HealthResponse(BaseModel):
+    status: str
+
+
+class ServingModelInfo(BaseModel):
+    name: str
+    version: str
+    alias: str
+    run_id: str
+    data_from: str | None
+    data_to: str | None
+    offline_metrics: dict[str, float]
+    registered_at: datetime
+    loaded_at: datetime
+
+
+class ModelInfoResponse(BaseModel):
+    brand: str
+    challenger_traffic: float
+    fallback: bool
+    models: list[ServingModelInfo]

@@ -1,0 +1,29 @@
+"""The objects one running service shares between its routes and background tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ranking_service.event_log import EventLog
+from ranking_service.metrics import ServiceMetrics
+from ranking_service.reload import ModelReloader
+from ranking_service.settings import Settings
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    metrics: ServiceMetrics
+    reloader: ModelReloader
+    event_log: EventLog
+
+
+def _service_state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.service
+    return state
+
+
+State = Annotated[ServiceState, Depends(_service_state)]
