@@ -1,0 +1,195 @@
+"""Brand SLO alerts: derived from the brand file, checked and unit-tested by promtool.
+
+For every example brand in every environment it lists, the generated rule file is
+checked with ``promtool check rules`` and run against a generated test file in which
+each alert fires on a breaching series and stays silent on a healthy one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.brand_alerts import (
+    ERROR_RATIO_THRESHOLD,
+    FALLBACK_RATIO_THRESHOLD,
+    brand_alert_rules,
+    rule_file,
+    training_interval,
+)
+from infra.brand_names import brand_names
+from recplat.brand import Brand, load_brands
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = [
+    (brand.for_environment(env), env.value)
+    for brand in load_brands(REPO / "brands")
+    for env in brand.environments
+]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "gap"),
+    [
+        ("0 3 * * *", timedelta(days=1)),
+        ("15 */6 * * *", timedelta(hours=6)),
+        ("*/5 * * * *", timedelta(minutes=5)),
+        # Weekdays only: the weekend makes the longest gap three days.
+        ("30 4 * * 1-5", timedelta(days=3)),
+        ("0 1,13 * * *", timedelta(hours=12)),
+        ("0 2 1 * *", timedelta(days=31)),
+        # Both day fields restricted: cron runs on either (the 1st or any Monday).
+        ("0 0 1 * 1", timedelta(days=7)),
+        ("0 0 29 2 *", timedelta(days=4 * 365 + 1)),
+    ],
+)
+def test_training_interval_is_the_longest_gap_between_runs(schedule: str, gap: timedelta) -> None:
+    assert training_interval(schedule) == gap
+
+
+def test_a_schedule_that_never_runs_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"cron schedule '0 0 31 2 \*' never runs"):
+        training_interval("0 0 31 2 *")
+
+
+def test_prod_alone_alerts_on_missing_feedback() -> None:
+    brand = next(brand for brand, env in EXAMPLES if brand.name == "newsroom")
+    prod = {rule.alert for rule in brand_alert_rules(brand, "prod")}
+    dev = {rule.alert for rule in brand_alert_rules(brand, "dev")}
+    assert prod - dev == {"RecplatNoFeedbackEvents"}
+    assert dev == {
+        "RecplatRankLatencyP99AboveSlo",
+        "RecplatRankErrorRatioHigh",
+        "RecplatFallbackRatioHigh",
+        "RecplatModelStale",
+    }
+
+
+def _promtool() -> str:
+    path = shutil.which("promtool")
+    assert path, "promtool is missing: install Debian's `prometheus` package (make setup does)"
+    return path
+
+
+def _series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
+    text = ",".join(f'{key}="{value}"' for key, value in labels.items())
+    return {"series": f"{name}{{{text}}}", "values": values}
+
+
+def _requests(brand: str, outcome: str, per_minute: int) -> dict[str, str]:
+    labels = {"brand": brand, "variant": "champion", "outcome": outcome}
+    return _series("recplat_rank_requests_total", labels, f"0+{per_minute}x120")
+
+
+def _cases(brand: Brand, environment: str) -> dict[str, tuple[list[Any], list[Any]]]:
+    """Per alert: series that breach it, and series that do not."""
+    name = brand.name
+    slo = brand.serving.latency_slo_ms / 1000
+
+    def latency(fast_share: float) -> list[dict[str, str]]:
+        # 100 requests a minute, `fast_share` of them at half the SLO, the rest at twice it.
+        fast = round(100 * fast_share)
+        buckets = {f"{slo / 2:g}": fast, f"{slo * 2:g}": 100, "+Inf": 100}
+        return [
+            _series(
+                "recplat_rank_latency_seconds_bucket",
+                {"brand": name, "variant": "champion", "le": le},
+                f"0+{count}x120",
+            )
+            for le, count in buckets.items()
+        ]
+
+    failing = round(100 * ERROR_RATIO_THRESHOLD * 2)
+    fallbacks = round(100 * FALLBACK_RATIO_THRESHOLD * 2)
+    stale = int(2 * training_interval(brand.training.schedule).total_seconds())
+    age = {"brand": name, "alias": "champion"}
+    cases: dict[str, tuple[list[Any], list[Any]]] = {
+        "RecplatRankLatencyP99AboveSlo": (latency(0.0), latency(1.0)),
+        "RecplatRankErrorRatioHigh": (
+            [_requests(name, "ok", 100), _requests(name, "invalid", failing)],
+            [_requests(name, "ok", 100), _requests(name, "invalid", 1)],
+        ),
+        "RecplatFallbackRatioHigh": (
+            [
+                _requests(name, "ok", 100 - fallbacks),
+                _requests(name, "fallback", fallbacks),
+                _series(
+                    "recplat_fallback_total",
+                    {"brand": name, "reason": "no_model"},
+                    f"0+{fallbacks}x120",
+                ),
+            ],
+            [
+                _requests(name, "ok", 99),
+                _requests(name, "fallback", 1),
+                _series("recplat_fallback_total", {"brand": name, "reason": "no_model"}, "0+1x120"),
+            ],
+        ),
+        "RecplatModelStale": (
+            [_series("recplat_model_age_seconds", age, f"{stale + 3600}+60x120")],
+            [_series("recplat_model_age_seconds", age, f"{stale // 4}+60x120")],
+        ),
+    }
+    if environment == "prod":
+        feedback = {"brand": name, "type": "click"}
+        cases["RecplatNoFeedbackEvents"] = (
+            [_requests(name, "ok", 100)],
+            [_requests(name, "ok", 100), _series("recplat_feedback_events_total", feedback,
+                                                 "0+5x120")],
+        )  # fmt: skip
+    return cases
+
+
+def _test_file(rules_path: Path, brand: Brand, environment: str) -> dict[str, Any]:
+    rules = {rule.alert: rule for rule in brand_alert_rules(brand, environment)}
+    tests = []
+    cases = _cases(brand, environment)
+    assert set(cases) == set(rules), "every alert needs a firing and a silent case"
+    for alert, (breaching, healthy) in cases.items():
+        rule = rules[alert]
+        # Evaluate after the window has filled and the alert's `for` has elapsed.
+        at = f"{rule.for_minutes + 75}m"
+        expected = {
+            "exp_labels": {"brand": brand.name, "severity": str(rule.severity)},
+            "exp_annotations": {"summary": rule.summary},
+        }
+        for series, alerts in ((breaching, [expected]), (healthy, [])):
+            tests.append(
+                {
+                    "interval": "1m",
+                    "input_series": series,
+                    "alert_rule_test": [
+                        {"eval_time": at, "alertname": alert, "exp_alerts": alerts}
+                    ],
+                }
+            )
+    return {"rule_files": [rules_path.name], "evaluation_interval": "1m", "tests": tests}
+
+
+@pytest.mark.parametrize(("brand", "environment"), EXAMPLES, ids=lambda v: getattr(v, "name", v))
+def test_promtool_checks_and_tests_the_brand_rules(
+    brand: Brand, environment: str, tmp_path: Path
+) -> None:
+    promtool = _promtool()
+    names = brand_names(brand.name, environment)
+    rules_path = tmp_path / f"{brand.name}.rules.yaml"
+    rules_path.write_text(rule_file(names, brand_alert_rules(brand, environment)))
+    tests_path = tmp_path / f"{brand.name}.rules.test.yaml"
+    tests_path.write_text(yaml.safe_dump(_test_file(rules_path, brand, environment)))
+
+    check = subprocess.run(
+        [promtool, "check", "rules", str(rules_path)], capture_output=True, text=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    run = subprocess.run(
+        [promtool, "test", "rules", str(tests_path)],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "SUCCESS" in run.stdout + run.stderr
