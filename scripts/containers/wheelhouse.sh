@@ -35,11 +35,18 @@ stamp="$(cat "$out/requirements.txt.new" | sha256sum | cut -c1-16)-pip$pip_versi
 if [ "$(cat "$out/.stamp" 2>/dev/null || true)" != "$stamp" ]; then
   log "collecting wheels for the $image image into ${out#"$repo"/}"
   find "$out" -maxdepth 1 -name '*.whl' -delete
-  # Built with the same CPython minor (3.11) and glibc family as the images' base.
-  # (The filter drops pip's noise about configured find-links folders that do not exist.)
-  uv tool run --quiet --python 3.11 --from "pip==$pip_version" pip wheel --quiet \
-    --disable-pip-version-check --prefer-binary --wheel-dir "$out" \
-    -r "$out/requirements.txt.new" "pip==$pip_version" \
+  # Wheels only, for the images' interpreter and glibc (CPython 3.11, Debian
+  # bookworm's glibc 2.36), whatever the host runs: a CI runner with a newer
+  # glibc must not pick a wheel the image cannot load. pip does not expand a
+  # manylinux_2_36 platform to older tags itself, so every tag is listed.
+  # (The filter drops pip's noise about configured find-links folders that do
+  # not exist.)
+  platforms=(--platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64)
+  for glibc_minor in $(seq 36 -1 5); do platforms+=(--platform "manylinux_2_${glibc_minor}_x86_64"); done
+  uv tool run --quiet --python 3.11 --from "pip==$pip_version" pip download --quiet \
+    --disable-pip-version-check --only-binary=:all: \
+    "${platforms[@]}" --python-version 3.11 --implementation cp --abi cp311 \
+    --dest "$out" -r "$out/requirements.txt.new" "pip==$pip_version" \
     2> >(grep -v 'is neither a file nor a directory' >&2)
   echo "$stamp" >"$out/.stamp"
 fi
