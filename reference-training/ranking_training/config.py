@@ -1,0 +1,68 @@
+"""The training job's configuration: the env contract of DESIGN.md, overridden by flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LightGBMSettings:
+    """LambdaRank hyper-parameters (the brand file's `training.lightgbm`)."""
+
+    num_leaves: int = 31
+    learning_rate: float = 0.05
+    num_boost_round: int = 300
+    min_data_in_leaf: int = 20
+    feature_fraction: float = 0.9
+    early_stopping_rounds: int = 30
+    # 0: LightGBM's default (all cores); pin it where the job shares its cores.
+    num_threads: int = 0
+
+    def booster_params(self) -> dict[str, Any]:
+        """Parameters for `lgb.train` (rounds and early stopping are passed separately)."""
+        return {
+            "objective": "lambdarank",
+            "metric": "ndcg",
+            "eval_at": [10],
+            "num_leaves": self.num_leaves,
+            "learning_rate": self.learning_rate,
+            "min_data_in_leaf": self.min_data_in_leaf,
+            "feature_fraction": self.feature_fraction,
+            "num_threads": self.num_threads,
+            "seed": 17,
+            "deterministic": True,
+            "verbosity": -1,
+        }
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Everything one training run depends on."""
+
+    brand: str
+    lake_uri: str
+    tracking_uri: str
+    data_from: date
+    data_to: date
+    env: str = "dev"
+    model_name: str = ""
+    lightgbm: LightGBMSettings = field(default_factory=LightGBMSettings)
+    promotion_metric: str = "ndcg@10"
+    min_gain: float = 0.005
+    workers: int = 0
+    dask_scheduler: str = ""
+    # Label of a dismissed item; LightGBM needs labels >= 0, so a dismiss can only be "not
+    # relevant" (0) unless clicks are shifted, which we do not do.
+    dismiss_label: int = 0
+    validation_days: int = 1
+    git_sha: str = "unknown"
+
+    @property
+    def registered_model(self) -> str:
+        return self.model_name or f"{self.brand}-ranker"
+
+    @property
+    def experiment(self) -> str:
+        return f"recplat/{self.brand}"

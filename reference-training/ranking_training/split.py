@@ -1,0 +1,26 @@
+"""Stage 3: split requests by time: train on the older days, validate on the newest ones.
+
+Never randomly: a random split would let the model learn from the future it is judged on.
+"""
+
+from __future__ import annotations
+
+from ranking_training.errors import DataError
+from ranking_training.features import RankingMatrix
+
+
+def split_by_time(
+    matrix: RankingMatrix, window_end: float, validation_days: int
+) -> tuple[RankingMatrix, RankingMatrix]:
+    """(train, valid): valid holds the requests of the last `validation_days` days."""
+    boundary = window_end - validation_days * 86_400
+    in_valid = matrix.request_ts >= boundary
+    train, valid = matrix.take_requests(~in_valid), matrix.take_requests(in_valid)
+    for name, part in (("training", train), ("validation", valid)):
+        if part.n_requests == 0 or not (part.labels > 0).any():
+            raise DataError(
+                f"data window: the {name} part has no request with a click or conversion "
+                f"(validation = the last {validation_days} day(s)); widen the window "
+                "(--from/--lookback-days) or wait for more feedback"
+            )
+    return train, valid

@@ -1,0 +1,77 @@
+"""Stage 4: fit a LightGBM LambdaRank booster, in process or on a Dask cluster.
+
+In process, `lgb.train` stops early on the validation set. On Dask (`--workers N` starts a
+LocalCluster of N workers; `--dask-scheduler` joins an existing cluster) `lightgbm.dask` trains
+the same parameters. `lightgbm.dask` has no early stopping, so it runs `num_boost_round` rounds.
+"""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+from ranking_features import FEATURE_NAMES, SERVING_POSITION
+
+from ranking_training.config import LightGBMSettings
+from ranking_training.features import POSITION_FEATURE, RankingMatrix
+
+
+def as_served(matrix: RankingMatrix) -> np.ndarray:
+    """The features as serving computes them: every candidate at SERVING_POSITION."""
+    features = matrix.features.copy()
+    features[:, POSITION_FEATURE] = SERVING_POSITION
+    return features
+
+
+def train_in_process(
+    train: RankingMatrix, valid: RankingMatrix, settings: LightGBMSettings
+) -> lgb.Booster:
+    train_set = lgb.Dataset(
+        train.features, train.labels, group=train.group_sizes, feature_name=list(FEATURE_NAMES)
+    )
+    # Early stopping judges the model the way it will serve: at the serving position.
+    valid_set = lgb.Dataset(
+        as_served(valid), valid.labels, group=valid.group_sizes, reference=train_set
+    )
+    return lgb.train(
+        settings.booster_params(),
+        train_set,
+        num_boost_round=settings.num_boost_round,
+        valid_sets=[valid_set],
+        valid_names=["valid"],
+        callbacks=[lgb.early_stopping(settings.early_stopping_rounds, verbose=False)],
+    )
+
+
+def train_on_dask(
+    train: RankingMatrix,
+    settings: LightGBMSettings,
+    workers: int,
+    scheduler_address: str = "",
+) -> lgb.Booster:
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    cluster = None
+    if scheduler_address:
+        client = Client(scheduler_address)
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=False)
+        client = Client(cluster)
+    try:
+        n_parts = max(workers, len(client.scheduler_info()["workers"]), 1)
+        # Partitions must not cut a request in two: split on group boundaries.
+        group_parts = np.array_split(train.group_sizes, n_parts)
+        row_counts = [int(part.sum()) for part in group_parts]
+        features = da.from_array(train.features, chunks=(tuple(row_counts), len(FEATURE_NAMES)))
+        labels = da.from_array(train.labels, chunks=(tuple(row_counts),))
+        groups = da.from_array(train.group_sizes, chunks=(tuple(len(p) for p in group_parts),))
+        params = settings.booster_params()
+        params.pop("metric")
+        params.pop("eval_at")
+        ranker = lgb.DaskLGBMRanker(client=client, n_estimators=settings.num_boost_round, **params)
+        ranker.fit(features, labels, group=groups, feature_name=list(FEATURE_NAMES))
+        return ranker.booster_
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
