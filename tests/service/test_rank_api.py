@@ -1,0 +1,159 @@
+"""POST /rank, /feedback and the operations endpoints of a real service over HTTP."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+from ranking_features import build_features
+from ranking_service.variant_split import user_bucket
+
+from tests.service.conftest import RegisteredRankers
+from tests.service.service_process import RankingService
+
+CANDIDATES = [f"i-{n}" for n in range(0, 60, 2)] + ["new-item-1", "new-item-2"]
+
+
+def test_ranking_matches_the_models_own_scores(
+    service: RankingService, rankers: RegisteredRankers
+) -> None:
+    with service.client() as client:
+        for user in ("u-1", "u-7", "never-seen-user"):
+            body = {"user_id": user, "candidates": CANDIDATES, "recent_items": ["i-3", "i-4"]}
+            response = client.post("/rank", json=body)
+            assert response.status_code == 200, response.text
+            answer = response.json()
+            variant = answer["model"]["variant"]
+            booster = rankers.champion if variant == "champion" else rankers.challenger
+            expected = booster.predict(
+                build_features(rankers.snapshot, user, CANDIDATES, ["i-3", "i-4"])
+            )
+            order = np.argsort(-expected, kind="stable")
+            assert [i["item_id"] for i in answer["items"]] == [CANDIDATES[i] for i in order]
+            scores = [i["score"] for i in answer["items"]]
+            assert np.allclose(scores, expected[order], rtol=0, atol=1e-6)
+            assert answer["fallback"] is False
+            assert answer["model"]["name"] == rankers.model_name
+            version = {
+                "champion": rankers.champion_version,
+                "challenger": rankers.challenger_version,
+            }[variant]
+            assert answer["model"]["version"] == version
+            assert len(answer["request_id"]) == 32
+
+
+def test_k_returns_the_top_k(service: RankingService) -> None:
+    with service.client() as client:
+        full = client.post("/rank", json={"user_id": "u-2", "candidates": CANDIDATES}).json()
+        top = client.post("/rank", json={"user_id": "u-2", "candidates": CANDIDATES, "k": 5})
+    assert top.status_code == 200
+    assert [i["item_id"] for i in top.json()["items"]] == [i["item_id"] for i in full["items"][:5]]
+
+
+def test_challenger_share_is_deterministic_per_user(
+    service: RankingService, rankers: RegisteredRankers
+) -> None:
+    users = [f"user-{n}" for n in range(400)]
+    variants = {}
+    with service.client() as client:
+        for user in users:
+            response = client.post("/rank", json={"user_id": user, "candidates": ["i-1", "i-2"]})
+            variants[user] = response.json()["model"]["variant"]
+        again = [
+            client.post("/rank", json={"user_id": u, "candidates": ["i-3"]}).json()["model"]
+            for u in users[:50]
+        ]
+    expected = {u: "challenger" if user_bucket(u) < 0.3 else "champion" for u in users}
+    assert variants == expected
+    assert [a["variant"] for a in again] == [variants[u] for u in users[:50]]
+    share = sum(v == "challenger" for v in variants.values()) / len(users)
+    assert 0.24 <= share <= 0.36, share
+
+
+def test_rank_and_feedback_need_the_api_key(service: RankingService) -> None:
+    body = {"user_id": "u-1", "candidates": ["i-1"]}
+    event = {"user_id": "u-1", "item_id": "i-1", "type": "click"}
+    for path, payload in (("/rank", body), ("/feedback", event)):
+        missing = httpx.post(f"{service.url}{path}", json=payload)
+        assert missing.status_code == 401
+        assert missing.json() == {
+            "detail": "missing API key: send the header 'Authorization: Bearer <brand API key>'"
+        }
+        assert missing.headers["www-authenticate"] == "Bearer"
+        wrong = httpx.post(
+            f"{service.url}{path}", json=payload, headers={"Authorization": "Bearer not-the-key"}
+        )
+        assert wrong.status_code == 403
+        assert wrong.json() == {"detail": "invalid API key for this brand"}
+    assert httpx.get(f"{service.url}/metrics").status_code == 200
+    assert httpx.get(f"{service.url}/healthz").json() == {"status": "ok"}
+
+
+def test_oversized_body_gets_413(service: RankingService) -> None:
+    body = {"user_id": "u-1", "candidates": ["i-1"], "context": {"pad": "x" * 70_000}}
+    with service.client() as client:
+        response = client.post("/rank", json=body)
+    assert response.status_code == 413
+    assert response.json() == {"detail": "request body too large: at most 65536 bytes are accepted"}
+
+
+def test_invalid_bodies_get_422_naming_the_field(service: RankingService) -> None:
+    cases = [
+        (
+            "/rank",
+            {"user_id": "u-1", "candidates": [f"i-{n}" for n in range(101)]},
+            "candidates: List should have at most 100 items after validation, not 101",
+        ),
+        (
+            "/rank",
+            {"user_id": "u-1", "candidates": ["i-1", "i-2", "i-1"]},
+            "candidates: item ids must be unique; duplicated: i-1",
+        ),
+        ("/rank", {"user_id": "u-1", "candidates": []}, "candidates: List should have at least"),
+        ("/rank", {"candidates": ["i-1"]}, "user_id: Field required"),
+        ("/rank", {"user_id": "u", "candidates": ["i-1"], "k": 0}, "k: Input should be greater"),
+        (
+            "/feedback",
+            {"events": [{"user_id": "u", "item_id": "i", "type": "like"}]},
+            "events[0].type: Input should be 'click', 'conversion' or 'dismiss'",
+        ),
+        (
+            "/feedback",
+            {"user_id": "u", "item_id": "i", "type": "click", "ts": "2025-01-01T10:00:00"},
+            "ts: Input should have timezone info",
+        ),
+    ]
+    with service.client() as client:
+        for path, body, message in cases:
+            response = client.post(path, json=body)
+            assert response.status_code == 422, (body, response.text)
+            assert response.json()["detail"].startswith(message), response.json()
+
+
+def test_feedback_single_and_batch_are_accepted(service: RankingService) -> None:
+    event = {"user_id": "u-1", "item_id": "i-1", "type": "click"}
+    with service.client() as client:
+        one = client.post("/feedback", json=event)
+        batch = client.post("/feedback", json={"events": [event, {**event, "type": "dismiss"}]})
+    assert (one.status_code, one.json()) == (202, {"accepted": 1})
+    assert (batch.status_code, batch.json()) == (202, {"accepted": 2})
+    assert service.metric("recplat_feedback_events_total", type="dismiss") >= 1
+
+
+def test_model_endpoint_and_metrics_describe_what_serves(
+    service: RankingService, rankers: RegisteredRankers
+) -> None:
+    info = httpx.get(f"{service.url}/model").json()
+    assert info["fallback"] is False
+    by_alias = {m["alias"]: m for m in info["models"]}
+    assert by_alias["champion"]["version"] == rankers.champion_version
+    assert by_alias["challenger"]["version"] == rankers.challenger_version
+    assert by_alias["champion"]["data_from"] == "2025-12-25"
+    assert by_alias["champion"]["offline_metrics"]["ndcg_at_10"] == 0.61
+    with service.client() as client:
+        client.post("/rank", json={"user_id": "u-1", "candidates": ["i-1"]})
+    assert service.metric("recplat_model_version", alias="champion") == float(
+        rankers.champion_version
+    )
+    assert service.metric("recplat_rank_requests_total", outcome="ok") >= 1
+    assert service.metric("recplat_rank_latency_seconds_count") >= 1
+    assert service.metric("recplat_model_age_seconds", alias="champion") > 0
