@@ -184,6 +184,7 @@ class DatabaseConfig(_Section):
 
 class MlflowConfig(_Section):
     replicas: int = Field(default=1, ge=1, le=10)
+    max_replicas: int = Field(default=3, ge=1, le=20)
     cpu: str = "500m"
     memory: str = "1Gi"
     workers: int = Field(default=2, ge=1, le=16)
@@ -263,6 +264,12 @@ class StackConfig(_Section):
         if not _GUID.fullmatch(value):
             raise ValueError(f"{value!r} is not a subscription id (a GUID)")
         return value.lower()
+
+    @model_validator(mode="after")
+    def _mlflow_scale(self) -> Self:
+        if self.mlflow.max_replicas < self.mlflow.replicas:
+            raise ValueError("mlflow.maxReplicas must be >= mlflow.replicas")
+        return self
 
     @model_validator(mode="after")
     def _zonal_features_need_zones(self) -> Self:

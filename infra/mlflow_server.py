@@ -237,6 +237,29 @@ class MlflowServer(pulumi.ComponentResource):
             opts=ns_opts,
         )
         self._network_policy(name, ns_opts)
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa",
+            metadata=meta.ObjectMetaArgs(name="mlflow", namespace=NAMESPACE, labels=_LABELS),
+            spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+                scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+                    api_version="apps/v1", kind="Deployment", name="mlflow"
+                ),
+                min_replicas=args.config.replicas,
+                max_replicas=args.config.max_replicas,
+                metrics=[
+                    k8s.autoscaling.v2.MetricSpecArgs(
+                        type="Resource",
+                        resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
+                            name="cpu",
+                            target=k8s.autoscaling.v2.MetricTargetArgs(
+                                type="Utilization", average_utilization=70
+                            ),
+                        ),
+                    )
+                ],
+            ),
+            opts=ns_opts,
+        )
         if args.high_availability:
             k8s.policy.v1.PodDisruptionBudget(
                 f"{name}-pdb",
@@ -302,6 +325,7 @@ class MlflowServer(pulumi.ComponentResource):
             f"{name}-deployment",
             metadata=meta.ObjectMetaArgs(name="mlflow", namespace=NAMESPACE, labels=_LABELS),
             spec=k8s.apps.v1.DeploymentSpecArgs(
+                # The HPA owns the replica count from here on; this is only the first rollout.
                 replicas=args.config.replicas,
                 selector=meta.LabelSelectorArgs(match_labels=_LABELS),
                 strategy=k8s.apps.v1.DeploymentStrategyArgs(

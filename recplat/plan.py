@@ -141,7 +141,12 @@ def plan_stack(stack: str, brands_dir: Path | None = None, repo_root: Path | Non
         **os.environ,
         "RECPLAT_BRANDS_DIR": str((brands_dir or root / "brands").resolve()),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+        # The program imports ~1500 modules (pulumi-azure-native alone is huge); compiling
+        # them again on every plan costs ~10 s, so their bytecode is cached under .scratch
+        # even where the caller's environment turns bytecode writing off.
+        "PYTHONPYCACHEPREFIX": str(_bytecode_cache()),
     }
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory(prefix="recplat-plan-") as scratch:
         result_file = Path(scratch) / "plan.json"
         process = subprocess.run(
@@ -161,6 +166,12 @@ def plan_stack(stack: str, brands_dir: Path | None = None, repo_root: Path | Non
     for resource in data["resources"]:
         resource["props"] = resource["inputs"]
     return Plan(stack, data["resources"], data["outputs"], data["generated_secrets"])
+
+
+def _bytecode_cache() -> Path:
+    """Where plan workers keep compiled bytecode: the project's scratch area."""
+    project_root = Path(__file__).resolve().parent.parent
+    return project_root / ".scratch" / "plan-pycache"
 
 
 def _masked(value: Any) -> Any:
