@@ -24,11 +24,13 @@ each impression with the snapshot as of the start of its day (UTC), and its sess
 (`recent_items`) from the user's clicks strictly before the impression. No feature ever sees the
 impression's own outcome or anything later.
 
-Position bias: clicks depend on the rank an item was shown at, not only on relevance. The
-served position is a *training-only* feature (`position`, 1-based): the model learns how much
-of a click the position explains, so the other features are not credited for it. At serving,
-every candidate gets `position = SERVING_POSITION` (1), so the scores compare candidates as if
-each were shown at the top, where relevance alone decides.
+Position bias: clicks depend on the rank an item was shown at, not only on its relevance.
+Position is deliberately NOT a feature (a position feature fixed to 1 at serving scored worse
+offline: the model's top-position branch is fit on a tenth of the data). Instead training passes
+each impression's served position to LightGBM's unbiased LambdaMART (`lgb.Dataset(position=...)`),
+which learns a position-bias factor per rank jointly with the model and divides it out of the
+click labels. Serving needs nothing: the features carry no position. (On Dask, where
+`lightgbm.dask` takes no positions, the position is ignored; logged with the run.)
 
 Cold start: unknown items are treated as new (age 0, no traffic, the global CTR, affinity of
 1/number of categories); unknown users get the global category click share as affinity and 0
@@ -38,7 +40,6 @@ clicks. See `feature_spec()["cold_start"]`.
 from ranking_features.definition import (
     FEATURE_NAMES,
     FEATURE_VERSION,
-    SERVING_POSITION,
     build_feature_matrix,
     build_features,
     feature_spec,
@@ -48,7 +49,6 @@ from ranking_features.snapshot import FeatureSnapshot
 __all__ = [
     "FEATURE_NAMES",
     "FEATURE_VERSION",
-    "SERVING_POSITION",
     "FeatureSnapshot",
     "build_feature_matrix",
     "build_features",

@@ -19,18 +19,15 @@ FEATURE_VERSION = 1
 
 FEATURE_NAMES: tuple[str, ...] = (
     "item_age_days",
-    "item_log_impressions",
+    "item_impression_share",
     "item_ctr",
-    "item_log_clicks",
+    "item_click_share",
     "user_category_affinity",
     "user_log_clicks",
     "recent_same_category",
     "recently_seen",
-    "position",
 )
 
-# Served rank that serving sets for every candidate (see the position-bias note in __init__).
-SERVING_POSITION = 1.0
 # Pseudo-impressions at the global CTR added to every item: an item needs traffic to stand out.
 CTR_PRIOR_IMPRESSIONS = 20.0
 # Pseudo-clicks spread by global category share: a user needs clicks to have a taste.
@@ -62,7 +59,6 @@ def build_features(
         row_request=np.zeros(len(candidates), dtype=np.int64),
         row_items=candidates,
         recent_items=[recent_items],
-        positions=None,
     )
 
 
@@ -74,13 +70,11 @@ def build_feature_matrix(
     row_request: np.ndarray,
     row_items: Sequence[str],
     recent_items: Sequence[Sequence[str]],
-    positions: np.ndarray | None,
 ) -> np.ndarray:
     """Features of many requests at once.
 
     Per request r: user_ids[r], request_times[r] (epoch seconds), recent_items[r] (newest last).
-    Per row: row_request (index of its request), row_items (the candidate item id) and
-    positions (served 1-based rank; None at serving, which sets SERVING_POSITION).
+    Per row: row_request (index of its request) and row_items (the candidate item id).
     """
     n_rows = len(row_items)
     row_request = np.asarray(row_request, dtype=np.int64)
@@ -102,10 +96,15 @@ def build_feature_matrix(
 
     impressions = np.where(known, snapshot.item_impressions[safe_item], 0.0)
     clicks = np.where(known, snapshot.item_clicks[safe_item], 0.0)
-    features[:, 1] = np.log1p(impressions)
+    # Shares relative to the average item (1.0), not counts: counts grow with the window, so a
+    # model trained on early days would not transfer to the full window serving uses.
+    n_items = max(len(snapshot.item_ids), 1)
+    total_impressions = max(snapshot.total_impressions, 1.0)
+    total_clicks = max(snapshot.total_clicks, 1.0)
+    features[:, 1] = impressions * n_items / total_impressions
     prior = CTR_PRIOR_IMPRESSIONS
     features[:, 2] = (clicks + prior * snapshot.global_ctr) / (impressions + prior)
-    features[:, 3] = np.log1p(clicks)
+    features[:, 3] = clicks * n_items / total_clicks
 
     user = snapshot.user_positions(user_ids)[row_request]
     known_user = user >= 0
@@ -122,8 +121,6 @@ def build_feature_matrix(
     session_share, seen = _session_features(snapshot, recent_items, row_request, row_items)
     features[:, 6] = np.where(has_category, session_share[row_request, safe_category], 0.0)
     features[:, 7] = seen
-
-    features[:, 8] = SERVING_POSITION if positions is None else positions
     return features
 
 
@@ -160,14 +157,14 @@ def feature_spec() -> dict[str, Any]:
         "feature_version": FEATURE_VERSION,
         "feature_names": list(FEATURE_NAMES),
         "dtype": "float32",
-        "serving_position": SERVING_POSITION,
+        "position_bias": "LightGBM unbiased lambdarank (Dataset position); no position feature",
         "session_length": SESSION_LENGTH,
         "cold_start": {
             "unknown_item": {
                 "item_age_days": UNKNOWN_ITEM_AGE_DAYS,
-                "item_log_impressions": 0.0,
+                "item_impression_share": 0.0,
                 "item_ctr": "snapshot.global_ctr, smoothed like a known item with 0 traffic",
-                "item_log_clicks": 0.0,
+                "item_click_share": 0.0,
                 "user_category_affinity": "1 / number of categories",
                 "recent_same_category": 0.0,
             },

@@ -41,8 +41,10 @@ class FeatureSnapshot:
     # Cold-start defaults: the window's click-through rate and click share per category.
     global_ctr: float
     global_category_share: np.ndarray
-    # Clicks per user, derived on load.
+    # Derived on load: clicks per user, and the window's totals.
     user_click_totals: np.ndarray = field(init=False, repr=False)
+    total_impressions: float = field(init=False, repr=False)
+    total_clicks: float = field(init=False, repr=False)
     _item_index: dict[str, int] = field(init=False, repr=False)
     _user_index: dict[str, int] = field(init=False, repr=False)
 
@@ -62,6 +64,8 @@ class FeatureSnapshot:
         if self.user_category_clicks.shape[0] != len(self.user_ids):
             raise ValueError("FeatureSnapshot.user_category_clicks: expected one row per user")
         self.user_click_totals = self.user_category_clicks.sum(axis=1)
+        self.total_impressions = float(self.item_impressions.sum())
+        self.total_clicks = float(self.item_clicks.sum())
         self._item_index = {item_id: i for i, item_id in enumerate(self.item_ids)}
         self._user_index = {user_id: i for i, user_id in enumerate(self.user_ids)}
 

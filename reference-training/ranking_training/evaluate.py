@@ -1,5 +1,5 @@
 """Stage 5: judge the model on the validation window against the popularity baseline and the
-current champion, on the same rows, scored the way serving scores them (SERVING_POSITION)."""
+current champion, on the same rows and features serving would compute."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import numpy as np
 
 from ranking_training.features import POPULARITY_FEATURE, RankingMatrix
 from ranking_training.metrics import ranking_metrics
-from ranking_training.train import as_served
 
 
 @dataclass
@@ -37,9 +36,7 @@ class Evaluation:
 
 
 def score(booster: Any, valid: RankingMatrix) -> np.ndarray:
-    return np.asarray(
-        booster.predict(as_served(valid), num_iteration=booster.best_iteration or None)
-    )
+    return np.asarray(booster.predict(valid.features, num_iteration=booster.best_iteration or None))
 
 
 def evaluate(booster: Any, valid: RankingMatrix) -> Evaluation:

@@ -21,8 +21,7 @@ from ranking_training.data import LakeData
 from ranking_training.errors import DataError
 
 LABELS = {"conversion": 2, "click": 1}
-POPULARITY_FEATURE = FEATURE_NAMES.index("item_log_clicks")
-POSITION_FEATURE = FEATURE_NAMES.index("position")
+POPULARITY_FEATURE = FEATURE_NAMES.index("item_click_share")
 
 
 @dataclass
@@ -31,6 +30,8 @@ class RankingMatrix:
 
     features: np.ndarray
     labels: np.ndarray
+    # Per row: the 1-based rank it was served at (for unbiased LambdaMART).
+    positions: np.ndarray
     group_sizes: np.ndarray
     # Per request: its time (epoch seconds).
     request_ts: np.ndarray
@@ -38,7 +39,11 @@ class RankingMatrix:
     def take_requests(self, mask: np.ndarray) -> RankingMatrix:
         rows = np.repeat(mask, self.group_sizes)
         return RankingMatrix(
-            self.features[rows], self.labels[rows], self.group_sizes[mask], self.request_ts[mask]
+            self.features[rows],
+            self.labels[rows],
+            self.positions[rows],
+            self.group_sizes[mask],
+            self.request_ts[mask],
         )
 
     @property
@@ -120,10 +125,12 @@ def build_training_matrix(
             "item_id); there is nothing to learn from. Check that feedback carries request_id"
         )
     impressions = data.impressions.assign(label=labels)
-    # A request's time is its first row's; rows sorted by request time, then position.
+    # A request's time is its first row's. Rows are sorted by request time, then item id, not
+    # by position: metrics break score ties by row order, and position order would hand every
+    # tied ranker the logging policy's ranking, which position bias makes look good.
     request_ts = impressions.groupby("request_id", sort=False)["ts"].transform("min")
     impressions = impressions.assign(request_ts=request_ts).sort_values(
-        ["request_ts", "request_id", "position"], kind="stable"
+        ["request_ts", "request_id", "item_id"], kind="stable"
     )
     encoded = EncodedEvents.from_lake(data)
     recent_lookup = _RecentClicks(data.feedback)
@@ -140,6 +147,7 @@ def build_training_matrix(
     matrix = RankingMatrix(
         features=features,
         labels=impressions["label"].to_numpy(np.int32),
+        positions=impressions["position"].to_numpy(np.int32),
         group_sizes=group_sizes.reindex(first["request_id"]).to_numpy(np.int64),
         request_ts=first["request_ts"].to_numpy(np.float64),
     )
@@ -158,7 +166,6 @@ def _featurise(rows: pd.DataFrame, snapshot: FeatureSnapshot, recent: _RecentCli
         row_request=row_request,
         row_items=rows["item_id"].tolist(),
         recent_items=[recent.before(u, t) for u, t in zip(users, times.tolist(), strict=True)],
-        positions=rows["position"].to_numpy(np.float32),
     )
 
 

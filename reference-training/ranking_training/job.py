@@ -89,7 +89,9 @@ def run_training(config: TrainingConfig, say: Callable[[str], None] = print) -> 
 
     with _timed(timings, "features", say):
         matrix, snapshot = build_training_matrix(data, config.dismiss_label)
-        train, valid = split_by_time(matrix, data.window_end, config.validation_days)
+        train, valid = split_by_time(
+            matrix, data.window_start, data.window_end, config.validation_days
+        )
     counts = {
         "impressions": len(data.impressions),
         "feedback_events": len(data.feedback),

@@ -9,28 +9,25 @@ from __future__ import annotations
 
 import lightgbm as lgb
 import numpy as np
-from ranking_features import FEATURE_NAMES, SERVING_POSITION
+from ranking_features import FEATURE_NAMES
 
 from ranking_training.config import LightGBMSettings
-from ranking_training.features import POSITION_FEATURE, RankingMatrix
-
-
-def as_served(matrix: RankingMatrix) -> np.ndarray:
-    """The features as serving computes them: every candidate at SERVING_POSITION."""
-    features = matrix.features.copy()
-    features[:, POSITION_FEATURE] = SERVING_POSITION
-    return features
+from ranking_training.features import RankingMatrix
 
 
 def train_in_process(
     train: RankingMatrix, valid: RankingMatrix, settings: LightGBMSettings
 ) -> lgb.Booster:
+    # Served positions (0-based) let LightGBM's unbiased LambdaMART divide position bias out.
     train_set = lgb.Dataset(
-        train.features, train.labels, group=train.group_sizes, feature_name=list(FEATURE_NAMES)
+        train.features,
+        train.labels,
+        group=train.group_sizes,
+        position=train.positions - 1,
+        feature_name=list(FEATURE_NAMES),
     )
-    # Early stopping judges the model the way it will serve: at the serving position.
     valid_set = lgb.Dataset(
-        as_served(valid), valid.labels, group=valid.group_sizes, reference=train_set
+        valid.features, valid.labels, group=valid.group_sizes, reference=train_set
     )
     return lgb.train(
         settings.booster_params(),
