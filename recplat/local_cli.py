@@ -152,7 +152,7 @@ def status(state_dir: Path = _STATE_DIR_OPTION) -> None:
     console.print(processes)
     brands = Table(title="brands")
     for column in ("brand", "service", "health", "serving", "last training"):
-        brands.add_column(column)
+        brands.add_column(column, overflow="fold")
     for brand in brand_statuses(state):
         brands.add_row(
             brand.name,
@@ -170,7 +170,8 @@ def platform_table(state: PlatformState) -> Table:
     """The table `up` prints: brand, service URL, model version, NDCG@10, MLflow UI URL."""
     table = Table(title="recplat local platform")
     for column in ("brand", "service URL", "model version", "NDCG@10", "MLflow UI", "training"):
-        table.add_column(column)
+        # URLs are for copying: wrap them, never cut them with an ellipsis.
+        table.add_column(column, overflow="fold")
     for name, record in state.brands.items():
         ui = f"{state.mlflow_url}/#/models/{name}-ranker" if state.mlflow_url else "-"
         ndcg = f"{record.ndcg_at_10:.4f}" if record.ndcg_at_10 is not None else "-"

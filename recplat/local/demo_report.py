@@ -28,7 +28,7 @@ def summary_table(outcomes: list[BrandOutcome]) -> Table:
         "picked up by service",
         "problems",
     ):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for outcome in outcomes:
         before = (
             f"v{outcome.champion_before} ({_number(outcome.ndcg_before)})"
@@ -61,7 +61,7 @@ def ctr_table(outcomes: list[BrandOutcome]) -> Table:
     """Online CTR per brand, variant and model version, from the lake, with its interval."""
     table = Table(title="online CTR per variant (from the lake)")
     for column in ("brand", "variant", "version", "impressions", "clicks", "CTR", "95% CI"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for outcome in outcomes:
         for row in outcome.online_ctr:
             table.add_row(

@@ -24,7 +24,8 @@ from recplat.local.processes import (
     wait_until,
 )
 
-MLFLOW_START_TIMEOUT_S = 90.0
+# Generous: a fresh SQLite store runs every migration, slow on a busy 2-core machine.
+MLFLOW_START_TIMEOUT_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ def mlflow_is_healthy(tracking_uri: str) -> bool:
 
 def start_mlflow_server(
     *,
+    wait: bool = True,
     data_dir: Path,
     log_dir: Path,
     artifacts_destination: str | None = None,
@@ -54,7 +56,9 @@ def start_mlflow_server(
     """Start `mlflow server` on 127.0.0.1 and wait until it is healthy.
 
     `artifacts_destination` defaults to `<data_dir>/artifacts`; pass a `wasbs://` URI (with
-    `AZURE_STORAGE_CONNECTION_STRING` in `env`) to keep artifacts in blob storage.
+    `AZURE_STORAGE_CONNECTION_STRING` in `env`) to keep artifacts in blob storage. With
+    `wait=False` it returns at once (start-up takes a while: other work can overlap it) and
+    `wait_mlflow_ready` waits.
     """
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -95,10 +99,17 @@ def start_mlflow_server(
         cwd=data_dir,
         port=port,
     )
+    server = MlflowServer(process=process, tracking_uri=tracking_uri)
+    if wait:
+        wait_mlflow_ready(server)
+    return server
+
+
+def wait_mlflow_ready(server: MlflowServer) -> None:
+    """Wait until the server answers its health check (fail clearly if it dies first)."""
     wait_until(
-        lambda: mlflow_is_healthy(tracking_uri),
+        lambda: mlflow_is_healthy(server.tracking_uri),
         timeout_s=MLFLOW_START_TIMEOUT_S,
-        what=f"the MLflow tracking server to answer on {tracking_uri}",
-        process=process,
+        what=f"the MLflow tracking server to answer on {server.tracking_uri}",
+        process=server.process,
     )
-    return MlflowServer(process=process, tracking_uri=tracking_uri)

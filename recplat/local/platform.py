@@ -19,7 +19,7 @@ from pathlib import Path
 
 from recplat.brand import Brand, BrandFileError, Environment, brands_for_environment, load_brands
 from recplat.local import azurite as azurite_storage
-from recplat.local.mlflow_tracking import start_mlflow_server
+from recplat.local.mlflow_tracking import start_mlflow_server, wait_mlflow_ready
 from recplat.local.model_registry import alias_summary
 from recplat.local.processes import (
     LocalPlatformError,
@@ -96,7 +96,11 @@ def up(options: UpOptions, reporter: StageReporter) -> RunningPlatform:
     """Start the platform; on any failure or Ctrl-C, stop what was started and re-raise."""
     state_dir = options.state_dir.resolve()
     _refuse_if_running(state_dir)
-    state = PlatformState(state_dir=str(state_dir), storage=options.storage.value)
+    state = PlatformState(
+        state_dir=str(state_dir),
+        storage=options.storage.value,
+        brands_dir=str(options.brands_dir.resolve()),
+    )
     state.save()
     try:
         return _start(options, state, reporter)
@@ -133,17 +137,17 @@ def _start(options: UpOptions, state: PlatformState, reporter: StageReporter) ->
         state.brands[name] = BrandRecord(name=name, lake_uri=lake_uri(state, name))
     state.save()
 
-    with reporter.stage("start the MLflow tracking server"):
+    with reporter.stage("start the MLflow tracking server (it boots while data is written)"):
         server = start_mlflow_server(
             data_dir=state_dir / "mlflow",
             log_dir=log_dir,
             artifacts_destination=artifacts_destination,
             env=storage_env,
+            wait=False,
         )
         state.add_process(server.process)
         state.mlflow_url = server.tracking_uri
         state.save()
-        reporter.console.print(f"     MLflow UI: {server.tracking_uri}")
 
     platform = RunningPlatform(
         state=state,
@@ -155,9 +159,38 @@ def _start(options: UpOptions, state: PlatformState, reporter: StageReporter) ->
         ),
     )
     _synthesise_missing(platform, options.synth, reporter)
+    with reporter.stage("wait for the MLflow tracking server"):
+        wait_mlflow_ready(server)
+        reporter.console.print(f"     MLflow UI: {server.tracking_uri}")
     train_all(platform, reporter, options.training_concurrency, title="train every brand")
     _start_services(platform, options.service, reporter)
     return platform
+
+
+def attach(state_dir: Path) -> RunningPlatform:
+    """The platform running from `state_dir` (started with `--detach`), to work with it."""
+    state = load_state(state_dir.resolve())
+    if state is None or state.mlflow_url is None:
+        raise LocalPlatformError(
+            f"no local platform is running from {state_dir}; start one with `recplat local up`"
+        )
+    brands = _dev_brands(Path(state.brands_dir))
+    storage_env: dict[str, str] = {}
+    if state.azurite_blob_endpoint:
+        storage_env = {
+            "AZURE_STORAGE_CONNECTION_STRING": azurite_storage.connection_string(
+                state.azurite_blob_endpoint
+            )
+        }
+        os.environ.update(storage_env)
+    wiring = WorkloadWiring(
+        environment=Environment.DEV.value,
+        tracking_uri=state.mlflow_url,
+        storage_env=storage_env,
+    )
+    return RunningPlatform(
+        state=state, brands={name: brands[name] for name in state.brands}, wiring=wiring
+    )
 
 
 def lake_uri(state: PlatformState, brand: str) -> str:

@@ -63,6 +63,7 @@ class PlatformState(BaseModel):
 
     state_dir: str
     storage: str
+    brands_dir: str = ""
     mlflow_url: str | None = None
     azurite_blob_endpoint: str | None = None
     processes: list[ProcessRecord] = Field(default_factory=list)
