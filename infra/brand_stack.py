@@ -29,7 +29,6 @@ STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
 API_KEY_LENGTH = 48
-DEFAULT_MLFLOW_PORT = 5000
 
 
 @dataclass(frozen=True)
@@ -73,6 +72,12 @@ class BrandStack(pulumi.ComponentResource):
             raise ValueError(
                 f"BrandStack {brand.name!r}: the brand does not list environment "
                 f"{platform.environment!r}; add it to `environments` in brands/{brand.name}.yaml"
+            )
+        if brand.training.workers and not platform.dask_enabled:
+            raise ValueError(
+                f"brands/{brand.name}.yaml: training.workers: {brand.training.workers} needs the "
+                f"Dask operator, which stack {platform.environment!r} does not install; set "
+                f"overrides.{platform.environment}.training.workers to 0 or enable Dask"
             )
         names = brand_names(brand.name, platform.environment)
         self.names = names
@@ -192,9 +197,9 @@ class BrandStack(pulumi.ComponentResource):
             names,
             labels,
             mlflow_namespace=platform.mlflow_namespace,
-            mlflow_port=getattr(platform, "mlflow_port", DEFAULT_MLFLOW_PORT),
+            mlflow_port=platform.mlflow_port,
             ingress_namespace=platform.ingress_namespace,
-            private_endpoint_cidrs=getattr(platform, "private_endpoint_cidrs", ()),
+            private_endpoint_cidrs=platform.private_endpoint_cidrs,
             opts=in_namespace,
         )
         lake_uri = pulumi.Output.concat(
