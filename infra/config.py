@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 PROJECT = "recplat"
-_STACK_NAME = re.compile(r"[a-z][a-z0-9]{1,7}")
+_STACK_NAME = re.compile(r"[a-z][a-z0-9]{1,5}")
 _GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 # An image reference relative to the environment's ACR, pinned by tag or digest.
 _IMAGE = re.compile(
@@ -255,7 +255,10 @@ class StackConfig(_Section):
     @classmethod
     def _stack(cls, stack: str) -> str:
         if not _STACK_NAME.fullmatch(stack):
-            raise ValueError(f"stack name {stack!r} must be 2-8 lowercase letters or digits")
+            raise ValueError(
+                f"stack name {stack!r} must be 2-6 lowercase letters or digits "
+                "(it is part of 24-character global names)"
+            )
         return stack
 
     @field_validator("subscription_id")

@@ -341,6 +341,8 @@ class MlflowServer(pulumi.ComponentResource):
                         automount_service_account_token=False,
                         security_context=core.PodSecurityContextArgs(
                             run_as_non_root=True,
+                            run_as_user=10001,
+                            run_as_group=10001,
                             fs_group=10001,
                             seccomp_profile=core.SeccompProfileArgs(type="RuntimeDefault"),
                         ),

@@ -184,6 +184,9 @@ def _masked(value: Any) -> Any:
         return {str(key): _masked(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_masked(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        # Numbers cross the engine's protobuf Struct as doubles; Kubernetes wants integers.
+        return int(value)
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
