@@ -82,7 +82,9 @@ class _Mocks(pulumi.runtime.Mocks):
         return {}, None
 
 
-def plan_brands(brands: Iterable[Brand], environment: str) -> dict[str, PlannedResource]:
+def plan_brands(
+    brands: Iterable[Brand], environment: str, *, dask_enabled: bool = True
+) -> dict[str, PlannedResource]:
     """Run one BrandStack per brand under the mocks; every resource by logical name."""
     import pulumi_kubernetes as k8s
 
@@ -122,7 +124,7 @@ def plan_brands(brands: Iterable[Brand], environment: str) -> dict[str, PlannedR
             action_group_id=f"{RG_ID}/providers/Microsoft.Insights/actionGroups/ag",
             cluster_name="aks-recplat",
             k8s_provider=k8s.Provider("k8s", kubeconfig="{}"),
-            dask_enabled=True,
+            dask_enabled=dask_enabled,
         )
         for brand in brands:
             # A component's transformations run on all its children: that is how the
@@ -412,3 +414,11 @@ def test_longest_brand_name_fits_every_limit() -> None:
     planned = plan_brands([brand.for_environment("prod")], "prod")
     test_kubernetes_names_fit_their_limits(planned)
     assert planned[f"{longest}-namespace"].inputs["metadata"]["name"] == f"brand-{longest}"
+
+
+def test_a_dask_brand_needs_the_dask_operator() -> None:
+    streamly = next(b for b in EXAMPLE_BRANDS if b.name == "streamly").for_environment("prod")
+    with pytest.raises(
+        ValueError, match=r"brands/streamly.yaml: training.workers: 4 needs the Dask"
+    ):
+        plan_brands([streamly], "prod", dask_enabled=False)
