@@ -129,10 +129,11 @@ def plan(
 
         raise typer.Exit(run_plan_diff(stack, diff, markdown))
     from recplat.brand import BrandFileError, brands_for_environment, load_brands
-    from recplat.plan import PlanError, plan_stack
+    from recplat.plan import PlanError, plan_stack, stack_config
 
     directory = brands_dir or Path.cwd() / "brands"
     try:
+        stack_config(Path.cwd(), stack)
         brands = brands_for_environment(load_brands(directory), stack)
         result = plan_stack(stack, brands_dir=directory)
     except (PlanError, BrandFileError) as error:
