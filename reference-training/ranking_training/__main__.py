@@ -74,7 +74,6 @@ def main(argv: list[str] | None = None) -> int:
                 _lightgbm_settings(args, LightGBMSettings()),
                 args.tracking_uri,
                 args.brand or "svmlight",
-                args.workers or 0,
             )
             return 0
         config = config_from_args(args, parser)

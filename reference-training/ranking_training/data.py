@@ -93,7 +93,6 @@ def load_lake(lake_uri: str, data_from: date, data_to: date) -> LakeData:
     feedback = feedback.drop_duplicates("event_id", keep="first")
     duplicates += before - len(feedback)
 
-    _check_events(impressions, feedback, window_start, window_end, lake_uri)
     return LakeData(
         impressions=impressions.reset_index(drop=True),
         feedback=feedback.reset_index(drop=True),
@@ -123,7 +122,10 @@ def _read_events(
         if not fs.exists(folder):
             continue
         files = sorted(p for p in fs.ls(folder, detail=False) if p.endswith(".parquet"))
-        tables.extend(_read_file(fs, path, schema, required) for path in files)
+        for path in files:
+            table = _read_file(fs, path, schema, required)
+            _check_rows(path, _to_frame(table), day_start(date.fromisoformat(day)))
+            tables.append(table)
     if not tables:
         empty = pa.table({name: pa.array([], schema.field(name).type) for name in required})
         return _to_frame(empty), 0
@@ -190,39 +192,29 @@ def _read_catalog(fs: AbstractFileSystem, root: str, lake_uri: str) -> pd.DataFr
     return catalog
 
 
-def _check_events(
-    impressions: pd.DataFrame,
-    feedback: pd.DataFrame,
-    window_start: float,
-    window_end: float,
-    lake_uri: str,
-) -> None:
-    where = f"{lake_uri}/{IMPRESSIONS_DIR}"
-    outside = (impressions["ts"] < window_start) | (impressions["ts"] >= window_end)
+def _check_rows(path: str, rows: pd.DataFrame, partition_start: float) -> None:
+    """Value checks of one events file; `rows` has impression or feedback columns."""
+    outside = (rows["ts"] < partition_start) | (rows["ts"] >= partition_start + 86_400)
     if outside.any():
         raise DataError(
-            f"{where}: column 'ts' has {int(outside.sum())} impressions outside their "
-            "date= partition's window; the writer must partition by the event's UTC date"
+            f"{path}: column 'ts' has {int(outside.sum())} events outside the file's date= "
+            "partition; the writer must partition by the event's UTC date"
         )
-    if (impressions["position"] < 1).any():
-        raise DataError(f"{where}: column 'position' has values below 1; positions are 1-based")
-    repeated = impressions.duplicated(["request_id", "item_id"])
-    if repeated.any():
-        request = impressions.loc[repeated, "request_id"].iloc[0]
-        raise DataError(
-            f"{where}: column 'item_id' repeats within request {request!r} under different "
-            "event ids; a ranked list holds each item once"
-        )
-    unknown = ~feedback["type"].isin(FEEDBACK_TYPES)
-    if unknown.any():
-        found = sorted(feedback.loc[unknown, "type"].unique())[:5]
-        raise DataError(
-            f"{lake_uri}/{FEEDBACK_DIR}: column 'type' has unknown values {found}; "
-            f"expected one of {FEEDBACK_TYPES}"
-        )
-    late = feedback["ts"] >= window_end + 86_400
-    if late.any():
-        raise DataError(
-            f"{lake_uri}/{FEEDBACK_DIR}: column 'ts' has {int(late.sum())} events after their "
-            "date= partition; the writer must partition by the event's UTC date"
-        )
+    if "position" in rows:
+        if (rows["position"] < 1).any():
+            raise DataError(f"{path}: column 'position' has values below 1; positions are 1-based")
+        repeated = rows.duplicated(["request_id", "item_id"])
+        if repeated.any():
+            request = rows.loc[repeated, "request_id"].iloc[0]
+            raise DataError(
+                f"{path}: column 'item_id' repeats within request {request!r}; a ranked list "
+                "holds each item once"
+            )
+    if "type" in rows:
+        unknown = ~rows["type"].isin(FEEDBACK_TYPES)
+        if unknown.any():
+            found = sorted(rows.loc[unknown, "type"].unique())[:5]
+            raise DataError(
+                f"{path}: column 'type' has unknown values {found}; "
+                f"expected one of {FEEDBACK_TYPES}"
+            )

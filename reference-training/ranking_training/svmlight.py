@@ -58,9 +58,8 @@ def run_svmlight(
         valid_sets=[valid_set],
         callbacks=[lgb.early_stopping(settings.early_stopping_rounds, verbose=False)],
     )
-    metrics = ranking_metrics(
-        y_valid, booster.predict(x_valid, num_iteration=booster.best_iteration), g_valid
-    )
+    scores = np.asarray(booster.predict(x_valid, num_iteration=booster.best_iteration))
+    metrics = ranking_metrics(y_valid, scores, g_valid)
     print(
         f"svmlight {train_path.name} -> {valid_path.name}: best iteration {booster.best_iteration}"
     )
