@@ -64,7 +64,7 @@ def up(
     from recplat.local.processes import LocalPlatformError
     from recplat.local.stages import StageReporter
 
-    console = Console()
+    console = Console(soft_wrap=True)
     reporter = StageReporter(console)
     options = UpOptions(
         brands_dir=brands_dir,
@@ -76,7 +76,7 @@ def up(
     try:
         platform = start_platform(options, reporter)
     except LocalPlatformError as error:
-        console.print(f"[red]recplat local up: {error}[/]")
+        typer.echo(f"recplat local up: {error}", err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: everything started has been stopped[/]")
@@ -134,11 +134,11 @@ def status(state_dir: Path = _STATE_DIR_OPTION) -> None:
     from recplat.local.state import load_state
     from recplat.local.status import brand_statuses, process_statuses
 
-    console = Console()
+    console = Console(soft_wrap=True)
     try:
         state = load_state(state_dir.resolve())
     except LocalPlatformError as error:
-        console.print(f"[red]recplat local status: {error}[/]")
+        typer.echo(f"recplat local status: {error}", err=True)
         raise typer.Exit(1) from None
     if state is None:
         console.print("no local platform is running (start one with `recplat local up`)")
@@ -189,7 +189,7 @@ def demo(
     brands_dir: Path = _BRANDS_DIR_OPTION,
     storage: str = _STORAGE_OPTION,
     state_dir: Path = _STATE_DIR_OPTION,
-    requests: int = typer.Option(150, min=1, help="Ranking requests per brand and phase."),
+    requests: int = typer.Option(400, min=1, help="Ranking requests per brand and phase."),
     keep_data: bool = typer.Option(
         False, "--keep-data", help="Reuse lakes and registry of a previous run."
     ),
@@ -202,7 +202,7 @@ def demo(
     from recplat.local.simulator import TrafficOptions
     from recplat.local.stages import StageReporter
 
-    console = Console()
+    console = Console(soft_wrap=True)
     reporter = StageReporter(console)
     options = DemoOptions(
         up=UpOptions(
@@ -219,11 +219,18 @@ def demo(
     try:
         outcomes = run_demo(options, reporter)
     except LocalPlatformError as error:
-        console.print(f"[red]recplat local demo: {error}[/]")
+        typer.echo(f"recplat local demo: {error}", err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: every process the demo started has been stopped[/]")
         raise typer.Exit(130) from None
+    except Exception as error:
+        typer.echo(
+            f"recplat local demo: failed: {type(error).__name__}: {error}; every process it "
+            f"started has been stopped; logs are in {state_dir / 'logs'}",
+            err=True,
+        )
+        raise typer.Exit(1) from None
     console.print(summary_table(outcomes))
     console.print(ctr_table(outcomes))
     json_path, png_path = write_report(outcomes, state_dir / "report", reporter.durations)

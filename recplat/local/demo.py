@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recplat.local.lake_events import missing_event_ids
+from recplat.local.lake_events import ctr_by_variant, missing_event_ids
 from recplat.local.model_registry import alias_summary, latest_version
 from recplat.local.platform import RunningPlatform, UpOptions, stop_all, train_all, up, wipe_data
 from recplat.local.processes import LocalPlatformError, wait_until
@@ -221,7 +221,5 @@ def _wait_for_switch(
 
 
 def online_ctr_rows(lake_uri: str) -> list[dict[str, object]]:
-    """Online CTR per variant and model version from the lake (recplat.online_ctr)."""
-    from recplat.online_ctr import online_ctr
-
-    return [dict(row) for row in online_ctr(lake_uri)]
+    """Online CTR per variant and model version, read from the lake's impressions and clicks."""
+    return ctr_by_variant(lake_uri)

@@ -1,0 +1,40 @@
+"""`recplat local demo` end to end with two small brands: exit 0, a report, nothing left running."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.local.conftest import recplat, write_brands
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def test_demo_runs_the_loop_and_writes_the_report(tmp_path: Path) -> None:
+    brands = write_brands(tmp_path / "brands", ["alpha", "bravo"])
+    state_dir = tmp_path / "state"
+
+    result = recplat(
+        "local", "demo", "--brands-dir", str(brands), "--state-dir", str(state_dir),
+        "--requests", "80", timeout=840,
+    )  # fmt: skip
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Traceback" not in output
+    report = json.loads((state_dir / "report" / "report.json").read_text())
+    assert [brand["brand"] for brand in report["brands"]] == ["alpha", "bravo"]
+    for brand in report["brands"]:
+        assert brand["champion_before"] == "1", brand
+        assert brand["feedback_sent"] > 0
+        assert brand["feedback_in_lake"] == brand["feedback_sent"]
+        assert brand["new_version"] == "2", brand
+        assert brand["gate"].startswith(("promoted", "not promoted")), brand["gate"]
+        assert brand["switch_seconds"] is not None, brand["problems"]
+        assert {row["variant"] for row in brand["online_ctr"]} >= {"champion"}
+        assert all(row["impressions"] > 0 for row in brand["online_ctr"])
+    assert (state_dir / "report" / "ctr.png").read_bytes().startswith(b"\x89PNG")
+    assert not (state_dir / "state.json").exists(), "the demo left a platform recorded"
+    assert "demo finished in" in result.stdout
