@@ -18,8 +18,8 @@ import pulumi_kubernetes as k8s
 from infra.brand_names import BrandNames
 from recplat.brand import Brand
 
-SERVICE_PORT = 8000
-"""The port ``ranking-serve`` listens on; /metrics is scraped there too."""
+SERVICE_PORT = 8080
+"""The port the service image runs ``ranking-serve`` on; /metrics is scraped there too."""
 DASK_SCHEDULER_CPU_MILLI = 500
 DASK_SCHEDULER_MEMORY_MI = 1024
 CPU_LIMIT_FACTOR = 2

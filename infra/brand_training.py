@@ -7,12 +7,12 @@ the brand namespace (the Dask operator's CRD), whose scheduler address the job g
 
 from __future__ import annotations
 
-import json
+import math
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.brand_namespace import DASK_SCHEDULER_CPU_MILLI, DASK_SCHEDULER_MEMORY_MI
+from infra.brand_namespace import DASK_SCHEDULER_CPU_MILLI, DASK_SCHEDULER_MEMORY_MI, cpu_milli
 from infra.brand_pods import (
     TMP_MOUNT,
     BrandWorkloadContext,
@@ -34,21 +34,24 @@ DASK_SCHEDULER_PORT = 8786
 DASK_DASHBOARD_PORT = 8787
 
 
-def _training_env(context: BrandWorkloadContext) -> list[core.EnvVarArgs]:
+def _training_args(context: BrandWorkloadContext) -> list[str]:
+    """``ranking-train`` flags from the brand file; the env contract carries the rest."""
     training = context.brand.training
-    values = {
-        "RECPLAT_LOOKBACK_DAYS": str(training.lookback_days),
-        "RECPLAT_LIGHTGBM_PARAMS": json.dumps(training.lightgbm.model_dump(), sort_keys=True),
-        "RECPLAT_PROMOTION_METRIC": training.promotion.metric.value,
-        "RECPLAT_PROMOTION_MIN_GAIN": str(training.promotion.min_gain),
-        "RECPLAT_WORKERS": str(training.workers),
-    }
+    # The image's entrypoint is tini; these replace its CMD, so they name the command.
+    args = [
+        "ranking-train",
+        "--lookback-days", str(training.lookback_days),
+        "--promotion-metric", training.promotion.metric.value,
+        "--min-gain", str(training.promotion.min_gain),
+        "--workers", str(training.workers),
+        # LightGBM defaults to every core of the node; pin it to what the pod may use.
+        "--num-threads", str(max(1, math.ceil(cpu_milli(training.cpu) / 1000))),
+    ]  # fmt: skip
+    for name, value in training.lightgbm.model_dump().items():
+        args += ["--" + name.replace("_", "-"), str(value)]
     if training.workers:
-        values["DASK_SCHEDULER_ADDRESS"] = context.names.dask_scheduler_address
-    return [
-        *context.common_env(),
-        *(core.EnvVarArgs(name=name, value=value) for name, value in values.items()),
-    ]
+        args += ["--dask-scheduler", context.names.dask_scheduler_address]
+    return args
 
 
 def _pod_spec(
@@ -116,7 +119,9 @@ def create_training(context: BrandWorkloadContext, image: str) -> list[pulumi.Re
         created.append(dask_cluster)
         depends_on.append(dask_cluster)
 
-    job_container = _container(context, "training", image, _training_env(context))
+    job_container = _container(
+        context, "training", image, context.common_env(), args=_training_args(context)
+    )
     cron_job = batch.CronJob(
         f"{prefix}-cronjob",
         metadata=context.metadata(names.cron_job, "training"),
@@ -168,14 +173,14 @@ def _dask_cluster(
         "worker",
         image,
         worker_env,
-        args=["dask-worker", "--name", "$(DASK_WORKER_NAME)", "--dashboard-address", ":8788"],
+        args=["dask", "worker", "--name", "$(DASK_WORKER_NAME)", "--dashboard-address", ":8788"],
     )
     scheduler = _container(
         context,
         "scheduler",
         image,
         [core.EnvVarArgs(name="TMPDIR", value=TMP_MOUNT)],
-        args=["dask-scheduler"],
+        args=["dask", "scheduler"],
         ports=[tcp_port, dashboard_port],
         sizing=resources(f"{DASK_SCHEDULER_CPU_MILLI}m", f"{DASK_SCHEDULER_MEMORY_MI}Mi"),
     )

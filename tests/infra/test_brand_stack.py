@@ -328,18 +328,17 @@ def test_service_and_training_follow_the_brand_file(prod: dict[str, PlannedResou
     assert cron["schedule"] == "15 */6 * * *" and cron["concurrencyPolicy"] == "Forbid"
     job = cron["jobTemplate"]["spec"]
     assert job["backoffLimit"] >= 0 and job["activeDeadlineSeconds"] > 0
-    streamly_env = {
-        e["name"]: e["value"]
-        for e in prod["streamly-training-cronjob"].inputs["spec"]["jobTemplate"]["spec"][
-            "template"
-        ]["spec"]["containers"][0]["env"]
-    }
-    assert streamly_env["DASK_SCHEDULER_ADDRESS"] == (
+    streamly = prod["streamly-training-cronjob"].inputs["spec"]["jobTemplate"]["spec"]
+    container = streamly["template"]["spec"]["containers"][0]
+    assert container["args"][0] == "ranking-train"
+    args = dict(zip(container["args"][1::2], container["args"][2::2], strict=True))
+    assert args["--dask-scheduler"] == (
         "tcp://training-dask-scheduler.brand-streamly.svc.cluster.local:8786"
     )
-    assert streamly_env["RECPLAT_LAKE_URI"] == (
-        "abfs://brand-streamly@strecplatlake.dfs.core.windows.net/"
-    )
+    assert (args["--workers"], args["--num-leaves"], args["--lookback-days"]) == ("4", "127", "60")
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["RECPLAT_LAKE_URI"] == "abfs://brand-streamly@strecplatlake.dfs.core.windows.net/"
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow.mlflow.svc.cluster.local:5000"
     quota = prod["streamly-quota"].inputs["spec"]["hard"]
     # 9 service pods (max 8 + 1 surge) at 500m, job + 4 workers at 2 CPU, scheduler 500m.
     assert quota["requests.cpu"] == f"{9 * 500 + 5 * 2000 + 500}m"
@@ -422,3 +421,18 @@ def test_a_dask_brand_needs_the_dask_operator() -> None:
         ValueError, match=r"brands/streamly.yaml: training.workers: 4 needs the Dask"
     ):
         plan_brands([streamly], "prod", dask_enabled=False)
+
+
+def test_training_args_are_what_ranking_train_accepts(prod: dict[str, PlannedResource]) -> None:
+    from ranking_training.__main__ import build_parser
+
+    for cron_job in of_type(prod, "CronJob"):
+        pod = cron_job.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        command, *args = pod["containers"][0]["args"]
+        assert command == "ranking-train", cron_job.name
+        parsed = build_parser().parse_args(args)  # exits (SystemExit) on an unknown flag
+        brand = next(b for b in EXAMPLE_BRANDS if cron_job.name.startswith(b.name))
+        training = brand.for_environment("prod").training
+        assert parsed.lookback_days == training.lookback_days
+        assert parsed.num_leaves == training.lightgbm.num_leaves
+        assert parsed.workers == training.workers
