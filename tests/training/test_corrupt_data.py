@@ -104,7 +104,7 @@ def no_feedback(lake: Path) -> Path:
     return path
 
 
-CORRUPTIONS = {
+CORRUPTIONS: dict[Callable[[Path], Path], str] = {
     drop_column: "column 'user_id' is missing; expected string",
     position_as_text: "column 'position' has type string; expected int32",
     null_request_id: "column 'request_id' has 1 null values; it is required",

@@ -57,8 +57,10 @@ def test_train_register_promote_then_hold_a_worse_model_and_skip_a_rerun(
         "data_to": str(END),
     }
     assert first.tags["env"] == "dev" and first.tags["git_sha"]
+    assert first.run_id is not None
     run = client.get_run(first.run_id)
-    assert run.info.experiment_id == client.get_experiment_by_name(f"recplat/{brand}").experiment_id
+    experiment = client.get_experiment_by_name(f"recplat/{brand}")
+    assert experiment is not None and run.info.experiment_id == experiment.experiment_id
     # The model beats the popularity baseline by a clear margin.
     assert run.data.metrics["model.ndcg_at_10"] > run.data.metrics["popularity.ndcg_at_10"] + 0.02
     artifacts = {a.path for a in client.list_artifacts(first.run_id, "evaluation")}
@@ -87,7 +89,7 @@ def test_train_register_promote_then_hold_a_worse_model_and_skip_a_rerun(
     assert f"registered {model} v2 as challenger; champion unchanged" in out
     assert client.get_model_version_by_alias(model, "challenger").version == "2"
     assert client.get_model_version_by_alias(model, "champion").version == "1"
-    held = client.get_run(client.get_model_version(model, "2").run_id)
+    held = client.get_run(str(client.get_model_version(model, "2").run_id))
     assert held.data.tags["gate"] == "held"
     # The champion was scored on the same validation data, and the worse model lost.
     assert held.data.metrics["champion.ndcg_at_10"] == run.data.metrics["model.ndcg_at_10"]
