@@ -63,8 +63,9 @@ def train_on_dask(
         labels = da.from_array(train.labels, chunks=(tuple(row_counts),))
         groups = da.from_array(train.group_sizes, chunks=(tuple(len(p) for p in group_parts),))
         params = settings.booster_params()
-        params.pop("metric")
-        params.pop("eval_at")
+        # lightgbm.dask sets threads per worker itself and evaluates nothing without eval sets.
+        for unused in ("metric", "eval_at", "num_threads"):
+            params.pop(unused)
         ranker = lgb.DaskLGBMRanker(client=client, n_estimators=settings.num_boost_round, **params)
         ranker.fit(features, labels, group=groups, feature_name=list(FEATURE_NAMES))
         return ranker.booster_
