@@ -96,8 +96,8 @@ class RankingService:
         except httpx.HTTPError:
             return False
 
-    def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers=self.auth, timeout=30, **kwargs)
+    def client(self, timeout: float = 30, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers=self.auth, timeout=timeout, **kwargs)
 
     def stop(self, timeout: float = 60.0) -> int | None:
         """SIGTERM (graceful: the event log is shipped) and wait."""
