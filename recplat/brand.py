@@ -27,8 +27,12 @@ from pydantic import (
     model_validator,
 )
 
-BRAND_NAME_PATTERN = r"^[a-z](?:[a-z0-9-]{1,22})[a-z0-9]$"
+BRAND_NAME_PATTERN = r"^(?!.*--)[a-z][a-z0-9-]{1,22}[a-z0-9]$"
 """A lowercase DNS label of 3 to 24 characters: it becomes namespaces, containers and identities."""
+
+NAME_HINT = (
+    "a lowercase DNS label of 3-24 characters (a-z, 0-9, single '-'), starting with a letter"
+)
 
 MAX_BRAND_FILE_BYTES = 256 * 1024
 """A brand file is a page of YAML; anything larger is a mistake, not a brand."""
@@ -63,7 +67,10 @@ class PromotionMetric(StrEnum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    # python-re: the brand name pattern needs a look-ahead (no doubled dash).
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_enum_values=False, regex_engine="python-re"
+    )
 
 
 class Replicas(_Strict):
@@ -246,7 +253,7 @@ _EXPECTATIONS: dict[str, str] = {
 }
 
 _FIELD_HINTS: dict[str, str] = {
-    "name": "a lowercase DNS label of 3-24 characters (a-z, 0-9, '-'), starting with a letter",
+    "name": NAME_HINT,
     "owner": "an email address",
     "cost_center": "1-32 letters, digits, '-' or '_'",
     "cpu": "a Kubernetes CPU quantity such as 500m or 2",

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from recplat.brand import (
     BRAND_NAME_PATTERN,
+    NAME_HINT,
     SCHEMA_FILE_NAME,
     Brand,
     BrandFileError,
@@ -130,12 +131,7 @@ def new(
 ) -> None:
     """Write a valid, commented brand file from the template."""
     if not re.fullmatch(BRAND_NAME_PATTERN, name):
-        _fail(
-            [
-                f"{name}: name: a lowercase DNS label of 3-24 characters (a-z, 0-9, '-'), "
-                f"starting with a letter, got {name!r}"
-            ]
-        )
+        _fail([f"{name}: name: {NAME_HINT}, got {name!r}"])
     target = brands_dir / f"{name}.yaml"
     if target.exists():
         _fail([f"{target}: (file): a name no brand file uses yet, got an existing file"])

@@ -60,26 +60,32 @@ CASES = [
     (
         "name",
         "Acme",
-        "name: a lowercase DNS label of 3-24 characters (a-z, 0-9, '-'), "
+        "name: a lowercase DNS label of 3-24 characters (a-z, 0-9, single '-'), "
         "starting with a letter, got 'Acme'",
     ),
     (
         "name",
         "ab",
-        "name: a lowercase DNS label of 3-24 characters (a-z, 0-9, '-'), "
+        "name: a lowercase DNS label of 3-24 characters (a-z, 0-9, single '-'), "
         "starting with a letter, got 'ab'",
     ),
     (
         "name",
         "a" * 25,
-        "name: a lowercase DNS label of 3-24 characters (a-z, 0-9, '-'), "
+        "name: a lowercase DNS label of 3-24 characters (a-z, 0-9, single '-'), "
         f"starting with a letter, got '{'a' * 25}'",
     ),
     (
         "name",
         "acme-",
-        "name: a lowercase DNS label of 3-24 characters (a-z, 0-9, '-'), "
+        "name: a lowercase DNS label of 3-24 characters (a-z, 0-9, single '-'), "
         "starting with a letter, got 'acme-'",
+    ),
+    (
+        "name",
+        "ab--cd",
+        "name: a lowercase DNS label of 3-24 characters (a-z, 0-9, single '-'), "
+        "starting with a letter, got 'ab--cd'",
     ),
     ("display_name", "", "display_name: at least 1 item(s), got ''"),
     ("display_name", "x" * 65, f"display_name: at most 64 character(s), got '{'x' * 57}...'"),

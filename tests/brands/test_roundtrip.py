@@ -6,9 +6,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recplat.brand import Brand, Environment, PromotionMetric, parse_brand
+from recplat.brand import BRAND_NAME_PATTERN, Brand, Environment, PromotionMetric, parse_brand
 
-names = st.from_regex(r"\A[a-z][a-z0-9-]{1,22}[a-z0-9]\Z")
+names = st.from_regex(BRAND_NAME_PATTERN, fullmatch=True)
 cpu = st.one_of(st.integers(1, 64000).map(lambda m: f"{m}m"), st.integers(1, 64).map(str))
 memory = st.integers(1, 4096).map(lambda n: f"{n}Mi")
 
