@@ -76,3 +76,24 @@ def test_ground_truth_rebuilds_from_its_json_and_has_position_bias() -> None:
     assert truth.click_probability("visitor-42", "i000003", 1, now) == truth.click_probability(
         "visitor-42", "i000003", 1, now
     )
+
+
+def test_recplat_data_synth_writes_the_lake_layout(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from recplat.data_cli import app
+
+    lake = tmp_path / "lake"
+    args = ["--brand", "acme", "--users", "40", "--items", "30", "--days", "2"]
+    result = CliRunner().invoke(app, [*args, "--out", lake.as_uri(), "--end-date", "2025-01-31"])
+    assert result.exit_code == 0, result.output
+    assert "oracle (ground truth) on the logged labels: ndcg@1=" in result.output
+    assert sorted(p.name for p in (lake / "events" / "impressions").iterdir()) == [
+        "date=2025-01-30",
+        "date=2025-01-31",
+    ]
+    assert (lake / "catalog" / "items.parquet").exists()
+    assert GroundTruth.load(lake.as_uri()).params.users == 40
+    bad = CliRunner().invoke(app, [*args, "--out", lake.as_uri(), "--end-date", "31.01.2025"])
+    assert bad.exit_code == 2
+    assert "--end-date: expected YYYY-MM-DD, got '31.01.2025'" in bad.output
