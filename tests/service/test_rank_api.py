@@ -24,9 +24,8 @@ def test_ranking_matches_the_models_own_scores(
             answer = response.json()
             variant = answer["model"]["variant"]
             booster = rankers.champion if variant == "champion" else rankers.challenger
-            expected = booster.predict(
-                build_features(rankers.snapshot, user, CANDIDATES, ["i-3", "i-4"])
-            )
+            features = build_features(rankers.snapshot, user, CANDIDATES, ["i-3", "i-4"])
+            expected = np.asarray(booster.predict(features))
             order = np.argsort(-expected, kind="stable")
             assert [i["item_id"] for i in answer["items"]] == [CANDIDATES[i] for i in order]
             scores = [i["score"] for i in answer["items"]]
