@@ -2,7 +2,9 @@
 
 In process, `lgb.train` stops early on the validation set. On Dask (`--workers N` starts a
 LocalCluster of N workers; `--dask-scheduler` joins an existing cluster) `lightgbm.dask` trains
-the same parameters. `lightgbm.dask` has no early stopping, so it runs `num_boost_round` rounds.
+the same parameters. `lightgbm.dask` has no early stopping and takes no served positions, so
+it runs `num_boost_round` rounds without the position-bias correction (the run is tagged
+`trainer=dask`).
 """
 
 from __future__ import annotations
