@@ -75,7 +75,10 @@ def main() -> None:
             pq.read_table(lake / folder)
         peer["read_parquet"] = time.perf_counter() - started
         started = time.perf_counter()
-        train_set = lgb.Dataset(train.features, train.labels, group=train.group_sizes)
+        # The same Dataset the job builds (positions for unbiased LambdaMART included).
+        train_set = lgb.Dataset(
+            train.features, train.labels, group=train.group_sizes, position=train.positions - 1
+        )
         valid_set = lgb.Dataset(valid.features, valid.labels, group=valid.group_sizes)
         plain = lgb.train(
             settings.booster_params(),
