@@ -19,7 +19,7 @@ image="localhost/recplat-base:$suite"
 # when they are missing: libgomp1 (LightGBM's OpenMP), tini (PID 1),
 # iproute2 (ss, for testinfra's socket checks), ca-certificates (TLS to Azure).
 packages=python3,libgomp1,tini,iproute2,ca-certificates
-key="$(printf '%s %s %s' "$suite" "$packages" "v1" | sha256sum | cut -c1-12)"
+key="$(printf '%s %s %s' "$suite" "$packages" "v2" | sha256sum | cut -c1-12)"
 cache="$repo/.scratch/podman/base"
 tarball="$cache/$suite-$key.tar"
 
@@ -34,9 +34,11 @@ if [ ! -s "$tarball" ]; then
   mkdir -p "$cache/debs"
   debootstrap --variant=minbase --cache-dir="$cache/debs" --include="$packages" "$suite" "$rootfs" "$mirror" >"$cache/debootstrap.log" 2>&1 \
     || { tail -n 30 "$cache/debootstrap.log" >&2; exit 1; }
-  # What python:*-slim also leaves out: package lists, docs, man pages, caches.
+  # What python:*-slim also leaves out: package lists, docs, man pages,
+  # translations, caches.
   rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb \
-    "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/var/log/*.log
+    "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/var/log/*.log \
+    "$rootfs"/usr/share/locale/*
   # Same sources.list a slim image ships, so apt works in derived images.
   echo "deb $mirror $suite main" > "$rootfs/etc/apt/sources.list"
   tar --numeric-owner --xattrs -C "$rootfs" -cf "$tarball.partial" .
