@@ -54,9 +54,9 @@ class StorageMode(StrEnum):
 class SynthSize:
     """How much synthetic history a brand with an empty lake gets: small, so training is quick."""
 
-    users: int = 300
+    users: int = 500
     items: int = 200
-    days: int = 7
+    days: int = 10
     requests_per_user_per_day: float = 1.0
 
 
@@ -329,15 +329,16 @@ def _record_training(platform: RunningPlatform, outcome: TrainingOutcome) -> Non
 def _start_services(
     platform: RunningPlatform, options: ServiceOptions, reporter: StageReporter
 ) -> None:
-    # A brand without any champion has nothing to serve; it is reported, not started.
+    # A brand whose training ran serves even before its first champion: the service answers
+    # with its popularity fallback and picks the champion up once the gate promotes one.
     servable = [
         platform.brands[name]
         for name, record in platform.state.brands.items()
-        if record.model_version is not None
+        if record.training_status == "ok" or record.model_version is not None
     ]
     if not servable:
         raise LocalPlatformError(
-            "no brand has a champion model, so no service can start; see the training logs in "
+            f"every brand's training failed, so no service can start; see the training logs in "
             f"{platform.log_dir}"
         )
     with reporter.stage(f"start {len(servable)} ranking service(s)"), reporter.progress() as bar:

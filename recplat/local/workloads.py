@@ -177,7 +177,16 @@ def finish_training(
             brand, False, f"timed out after {timeout_s:.0f} s", seconds, process.log_path
         )
     if code == 0:
-        return TrainingOutcome(brand, True, "trained", seconds, process.log_path)
+        # The job's own one-line gate decision, e.g. "... as challenger; PROMOTED to champion".
+        decision = next(
+            (
+                line.strip()
+                for line in reversed(tail(process.log_path, 60).splitlines())
+                if " registered " in line
+            ),
+            "trained",
+        )
+        return TrainingOutcome(brand, True, decision, seconds, process.log_path)
     last_line = next(
         (line for line in reversed(tail(process.log_path, 30).splitlines()) if line.strip()),
         "no output",

@@ -33,10 +33,10 @@ serving:
 training:
   lookback_days: 14
   lightgbm:
-    num_leaves: 15
-    num_boost_round: 60
+    num_leaves: 31
+    num_boost_round: 200
     min_data_in_leaf: 20
-    early_stopping_rounds: 10
+    early_stopping_rounds: 30
   promotion: {{metric: ndcg@10, min_gain: 0.0}}
 """
 
