@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
-import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from ranking_features.events import FEEDBACK_DIR, IMPRESSIONS_DIR
+from ranking_features.lake import open_lake
 
 Z_95 = 1.959963984540054
 
@@ -58,8 +58,8 @@ def read_events(
     lake_uri: str, events_dir: str, columns: list[str], since: date | None = None
 ) -> pa.Table | None:
     """The `columns` of every parquet file under `events_dir` (days >= since), or None."""
-    fs, root = fsspec.core.url_to_fs(lake_uri)
-    pattern = f"{root.rstrip('/')}/{events_dir}/date=*/*.parquet"
+    fs, root = open_lake(lake_uri)
+    pattern = f"{root}/{events_dir}/date=*/*.parquet"
     paths = sorted(fs.glob(pattern))
     if since is not None:
         paths = [p for p in paths if _partition_day(p) >= since.isoformat()]

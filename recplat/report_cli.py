@@ -33,7 +33,7 @@ def ctr(
             raise typer.Exit(2) from None
     try:
         results = online_ctr(lake_uri, brand=brand or None, since=first_day)
-    except (LakeReadError, FileNotFoundError) as error:
+    except (LakeReadError, FileNotFoundError, ValueError) as error:
         typer.echo(f"recplat report ctr: {error}", err=True)
         raise typer.Exit(1) from None
 

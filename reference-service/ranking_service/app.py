@@ -84,12 +84,13 @@ def create_app(settings: Settings) -> FastAPI:
         event_log=EventLog(settings.event_log_dir),
     )
 
-    # Opened here, before uvicorn starts: a second process on the same folder fails fast.
+    # Opened here, before uvicorn starts: a bad lake URI or a second process on the same
+    # event log fails fast with one line, not a lifespan traceback.
+    shipper = LakeShipper(state.event_log, settings.lake_uri, metrics, settings.ship_interval_s)
     state.event_log.open()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        shipper = LakeShipper(state.event_log, settings.lake_uri, metrics, settings.ship_interval_s)
         shipper.start()
         state.reloader.start()
         log.info(

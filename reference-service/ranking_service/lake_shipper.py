@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
@@ -29,10 +28,11 @@ from ranking_features.events import (
     IMPRESSIONS_DIR,
     partition_dir,
 )
+from ranking_features.lake import open_lake
 
 from ranking_service.event_log import EventLog, read_segment
 from ranking_service.metrics import ServiceMetrics
-from ranking_service.settings import redact
+from ranking_service.settings import SettingsError, redact
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,10 @@ class LakeShipper:
         self.lake_uri = lake_uri
         self.metrics = metrics
         self.interval_s = interval_s
-        self.fs, self.root = fsspec.core.url_to_fs(lake_uri)
-        self.root = self.root.rstrip("/")
+        try:
+            self.fs, self.root = open_lake(lake_uri)
+        except ValueError as error:
+            raise SettingsError(f"RECPLAT_LAKE_URI: {error}") from None
         self._stop = threading.Event()
         # Serialises rounds: the periodic one and the final one at shutdown.
         self._round = threading.Lock()
