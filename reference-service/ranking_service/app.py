@@ -15,8 +15,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ranking_service.auth import ApiKeyCheck
 from ranking_service.body_limit import BodySizeLimit
@@ -47,8 +49,24 @@ def field_path(location: tuple[Any, ...] | list[Any]) -> str:
     return path or "body"
 
 
+def _count_refused_rank(request: Request, outcome: str) -> None:
+    if request.url.path == "/rank":
+        metrics: ServiceMetrics = request.app.state.service.metrics
+        metrics.rank_requests.labels(metrics.brand, "none", outcome).inc()
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)
+    if error.status_code in (401, 403):
+        _count_refused_rank(request, "unauthorized")
+    elif 400 <= error.status_code < 500:
+        _count_refused_rank(request, "invalid")
+    return await http_exception_handler(request, error)
+
+
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
+    _count_refused_rank(request, "invalid")
     errors = [
         {
             "field": field_path(e["loc"]),
@@ -118,6 +136,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.service = state
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(rank_router(settings.max_candidates, api_key_check))
     app.include_router(feedback_router(api_key_check))

@@ -93,7 +93,9 @@ def load_settings() -> Settings:
     except ValidationError as error:
         problems = []
         for item in error.errors():
-            name = "RECPLAT_" + "_".join(str(part) for part in item["loc"]).upper()
+            name = "_".join(str(part) for part in item["loc"]).upper()
+            if not name.startswith(("MLFLOW_", "APPLICATIONINSIGHTS_")):
+                name = "RECPLAT_" + name
             problems.append(f"{name}: {item['msg']}")
         raise SettingsError("invalid service environment: " + "; ".join(problems)) from None
 

@@ -85,6 +85,7 @@ def test_rank_and_feedback_need_the_api_key(service: RankingService) -> None:
         assert wrong.json() == {"detail": "invalid API key for this brand"}
     assert httpx.get(f"{service.url}/metrics").status_code == 200
     assert httpx.get(f"{service.url}/healthz").json() == {"status": "ok"}
+    assert service.metric("recplat_rank_requests_total", outcome="unauthorized") >= 2
 
 
 def test_oversized_body_gets_413(service: RankingService) -> None:
@@ -126,6 +127,7 @@ def test_invalid_bodies_get_422_naming_the_field(service: RankingService) -> Non
             response = client.post(path, json=body)
             assert response.status_code == 422, (body, response.text)
             assert response.json()["detail"].startswith(message), response.json()
+    assert service.metric("recplat_rank_requests_total", outcome="invalid") >= 5
 
 
 def test_feedback_single_and_batch_are_accepted(service: RankingService) -> None:
