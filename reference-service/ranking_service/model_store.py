@@ -42,6 +42,10 @@ class ModelLoadError(RuntimeError):
     """A registry version that cannot serve; the message says which and why."""
 
 
+class ModelDownloadError(ModelLoadError):
+    """The version's artifacts could not be fetched (registry or storage down): retry later."""
+
+
 @dataclass(frozen=True)
 class RankingModel:
     """One loaded registry version, ready to score."""
@@ -137,7 +141,7 @@ def load_model_version(client: Any, version: Any, alias: str, tracking_uri: str)
                 )
             )
         except Exception as error:
-            raise ModelLoadError(f"{label}: cannot download its artifacts: {error}") from error
+            raise ModelDownloadError(f"{label}: cannot download its artifacts: {error}") from error
         booster = _open_booster(model_dir, label)
         snapshot = _load_snapshot(version.run_id, model_dir, Path(tmp), tracking_uri, label)
 
@@ -200,8 +204,8 @@ def _load_snapshot(
             )
             candidates = [Path(path)]
         except Exception as error:
-            raise ModelLoadError(
-                f"{label}: run {run_id} has no {SNAPSHOT_ARTIFACT} artifact: {error}"
+            raise ModelDownloadError(
+                f"{label}: cannot download {SNAPSHOT_ARTIFACT} of run {run_id}: {error}"
             ) from error
     if not candidates:
         raise ModelLoadError(f"{label}: no feature snapshot ({SNAPSHOT_ARTIFACT}) found")

@@ -4,7 +4,8 @@ A background thread polls the registry every `RECPLAT_RELOAD_INTERVAL_S`. When a
 at a new version, that version is downloaded, opened and warmed up off the request path, then
 swapped in with one assignment of a new `ServedModels`. A version that fails any step is
 rejected: the old model keeps serving, the failure is logged and counted, and the version is
-not retried (a new version is). When the registry is unreachable nothing changes.
+not retried (a new version is). A failed download is not the version's fault: it is counted
+and retried at the next poll. When the registry is unreachable nothing changes.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def test_registry_down_keeps_serving_the_loaded_model(tmp_path: Path) -> None:
             brand="svc-down",
             lake_uri=f"file://{tmp_path / 'lake'}",
             tracking_uri=registry.tracking_uri,
-            env={"RECPLAT_RELOAD_INTERVAL_S": "0.5"},
+            env={"RECPLAT_RELOAD_INTERVAL_S": "0.5", "RECPLAT_REGISTRY_MAX_RETRIES": "0"},
         ).start()
     finally:
         os.killpg(process.pid, signal.SIGKILL)
