@@ -125,6 +125,7 @@ def mlflow_container(
         "--tmpfs=/tmp:rw,mode=1777",
         f"--volume={data}:/mlflow",
         "--env=MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false",
+        f"--env=MLFLOW_PORT={port}",
         command=(
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
             "--backend-store-uri", "sqlite:////mlflow/mlflow.db",

@@ -95,6 +95,15 @@ def service(
     )
     running = ServiceContainer(container, port, lake, event_log, version)
     try:
+        wait_until(
+            lambda: (
+                http_status(f"{running.url}/healthz") == 200
+                or podman.inspect(container)["State"]["Status"] != "running"
+            ),
+            120,
+            "the service container answering /healthz",
+        )
+        assert http_status(f"{running.url}/healthz") == 200, podman.logs(container)
         yield running
     finally:
         podman.remove(container)
@@ -198,11 +207,14 @@ def test_image_holds_no_secrets(
         "history", "--no-trunc", "--format", "{{.CreatedBy}}", images["service"].ref
     )
     assert API_KEY not in history
+    # No private key, credential file or baked API key anywhere on the image's filesystem.
     found = host.run(
-        "find / -xdev \\( -name '*.pem' -o -name '*.key' -o -name 'id_rsa*' -o -name '.netrc' "
-        "-o -name '.git-credentials' -o -name '.pypirc' \\) -not -path '/proc/*' "
-        "-not -path '/etc/ssl/*' -not -path '/usr/share/ca-certificates/*' "
-        "-not -path '/opt/venv/lib/*/site-packages/certifi/*' -print"
+        # (.py files are skipped: key-handling libraries name the PEM header in their code)
+        "grep -rlIE --exclude='*.py' -e 'BEGIN ([A-Z]+ )?PRIVATE KEY' -e %s "
+        "/etc /opt /root /usr /var /wheels 2>/dev/null; "
+        "find / -xdev \\( -name .netrc -o -name .git-credentials -o -name .pypirc "
+        "-o -name 'id_rsa*' -o -name .docker \\) -print",
+        API_KEY,
     )
     assert found.stdout.strip() == ""
 
@@ -233,7 +245,9 @@ def test_sigterm_stops_within_the_grace_period_and_flushes_feedback(
     state = podman.inspect(service.container)["State"]
 
     assert elapsed < GRACE_PERIOD_S, f"stop took {elapsed:.1f} s: SIGTERM was not handled"
-    assert state["ExitCode"] == 0, podman.logs(service.container)
+    # uvicorn re-raises SIGTERM once its graceful shutdown is done, so a clean stop exits
+    # 143 (128 + 15); 137 would mean podman had to SIGKILL it after the grace period.
+    assert state["ExitCode"] in (0, 143), podman.logs(service.container)
     assert "event log flushed and shipped" in podman.logs(service.container)
     shipped = [
         event_id
