@@ -212,9 +212,10 @@ def test_images_are_built_from_the_slim_base_and_tagged_by_commit() -> None:
     ]
     assert build["env"]["RECPLAT_BASE_IMAGE"] == "python:3.11-slim-bookworm"
     assert 'RECPLAT_IMAGE_TAG="$IMAGE_TAG"' in build["run"]
-    for job in ("up-dev", "up-prod"):
-        (step,) = rules.pulumi_steps(workflow["jobs"][job])
-        assert "${{ github.sha }}" in step["with"]["config-map"]
+    for job, stack in (("up-dev", "dev"), ("up-prod", "prod")):
+        runs = [step.get("run", "") for step in rules.steps(workflow["jobs"][job])]
+        pin = f'pin_images.py --stack {stack} --tag "$IMAGE_TAG"'
+        assert any(pin in run for run in runs), f"{job} does not pin the images it deploys"
 
 
 def test_drift_check_runs_daily_on_every_stack_and_fails_on_changes() -> None:
@@ -229,5 +230,5 @@ def test_drift_check_runs_daily_on_every_stack_and_fails_on_changes() -> None:
 
 def test_scripts_the_workflows_run_exist() -> None:
     for path in WORKFLOWS:
-        for script in re.findall(r"bash (scripts/\S+\.sh)", path.read_text()):
+        for script in re.findall(r"(?:bash|python) (scripts/\S+\.(?:sh|py))", path.read_text()):
             assert (REPO_ROOT / script).is_file(), f"{path.name} runs {script}: no such file"
