@@ -18,7 +18,8 @@ class ApiKeyCheck:
     def __init__(self, api_key: bytes) -> None:
         self._key = api_key
 
-    def __call__(self, request: Request) -> None:
+    async def __call__(self, request: Request) -> None:
+        # async: a sync dependency would cost a thread-pool hop on every request.
         header = request.headers.get("authorization", "")
         scheme, _, credentials = header.partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():

@@ -34,8 +34,9 @@ ALIASES = (CHAMPION, CHALLENGER)
 NATIVE_MODEL_FILE = "model.lgb"
 # Where the training job logs the snapshot: in the run's artifacts (first) or the model's.
 SNAPSHOT_ARTIFACT = "features/snapshot.json"
-# Run metrics shown by GET /model: the offline evaluation of the promotion gate.
-OFFLINE_METRIC_PREFIXES = ("ndcg", "map", "mrr", "baseline", "champion", "valid")
+# Run metrics shown by GET /model: the offline evaluation behind the promotion gate, as the
+# training job logs it (`model.ndcg_at_10`, `popularity.*`, `champion.*`), not row counts.
+OFFLINE_METRIC_PREFIXES = ("model.", "popularity.", "champion.", "ndcg", "map", "mrr")
 
 
 class ModelLoadError(RuntimeError):

@@ -21,7 +21,8 @@ class ServiceState:
     event_log: EventLog
 
 
-def _service_state(request: Request) -> ServiceState:
+async def _service_state(request: Request) -> ServiceState:
+    # async on purpose: FastAPI runs sync dependencies in its thread pool, a hop per request.
     state: ServiceState = request.app.state.service
     return state
 
