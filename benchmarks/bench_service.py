@@ -305,7 +305,7 @@ def main() -> None:
             brand="bench",
             tracking_uri=registry.tracking_uri,
             lake_uri=f"file://{workdir / 'lake'}",
-            env={"RECPLAT_RELOAD_INTERVAL_S": "30"},
+            env={"RECPLAT_RELOAD_INTERVAL_S": "30", "RECPLAT_SHIP_INTERVAL_S": "10"},
         ).start()
         mlflow_port = free_port()
         with (workdir / "mlflow-serve.log").open("wb") as log:

@@ -67,7 +67,11 @@ class ModelReloader:
         if self.served.champion is None:
             log.warning("no champion could be loaded: serving the fallback ranking")
         while not self._stop.wait(self.settings.reload_interval_s):
-            self.poll_once()
+            try:
+                self.poll_once()
+            except Exception:
+                # A bug in one poll must not end hot reload for the life of the pod.
+                log.exception("registry poll failed; retrying at the next interval")
 
     def poll_once(self) -> None:
         """Look up both aliases once; load, warm up and swap in whatever changed."""
