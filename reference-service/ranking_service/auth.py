@@ -2,14 +2,18 @@
 
 Missing credentials answer 401 (with `WWW-Authenticate: Bearer`), a wrong key 403. The key is
 compared with `hmac.compare_digest`, so response time does not leak how much of it matched,
-and it is never logged.
+and it is never logged. The bearer scheme is declared in the OpenAPI document.
 """
 
 from __future__ import annotations
 
 import hmac
+from typing import Annotated
 
-from fastapi import HTTPException, Request, status
+from fastapi import Depends, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+_bearer = HTTPBearer(auto_error=False, description="The brand's API key.")
 
 
 class ApiKeyCheck:
@@ -18,17 +22,17 @@ class ApiKeyCheck:
     def __init__(self, api_key: bytes) -> None:
         self._key = api_key
 
-    async def __call__(self, request: Request) -> None:
-        # async: a sync dependency would cost a thread-pool hop on every request.
-        header = request.headers.get("authorization", "")
-        scheme, _, credentials = header.partition(" ")
-        if scheme.lower() != "bearer" or not credentials.strip():
+    # async: a sync dependency would cost a thread-pool hop on every request.
+    async def __call__(
+        self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> None:
+        if credentials is None or not credentials.credentials.strip():
             raise HTTPException(
                 status_code=status.HTTP_401_UNAUTHORIZED,
                 detail="missing API key: send the header 'Authorization: Bearer <brand API key>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        if not hmac.compare_digest(credentials.strip().encode("utf-8"), self._key):
+        if not hmac.compare_digest(credentials.credentials.strip().encode("utf-8"), self._key):
             raise HTTPException(
                 status_code=status.HTTP_403_FORBIDDEN, detail="invalid API key for this brand"
             )
