@@ -79,6 +79,7 @@ def test_training_job_trains_and_registers_a_model(
     assert challenger.version == "1"
     assert challenger.tags["brand"] == BRAND
     assert challenger.tags["git_sha"] == "imagetest"
+    assert challenger.run_id is not None
     run = client.get_run(challenger.run_id)
     # The gate decides against the popularity baseline on this small lake; either outcome is
     # the job working, as long as it is recorded and said.
