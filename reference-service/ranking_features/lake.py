@@ -7,6 +7,7 @@ string from `AZURE_STORAGE_CONNECTION_STRING`. No key ever appears in a URI or i
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,5 +22,11 @@ def open_lake(uri: str) -> tuple[AbstractFileSystem, str]:
         raise ValueError(
             f"lake URI {uri!r}: expected a URL such as file:///data/lake or abfs://container/path"
         )
-    fs, root = fsspec.core.url_to_fs(uri)
+    options: dict[str, str] = {}
+    connection_string = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+    if uri.startswith(("abfs://", "az://")) and connection_string:
+        # Passed explicitly so fsspec's instance cache keys on it: a process that is handed a
+        # new connection string (a restarted Azurite, another test) must not reuse the old one.
+        options["connection_string"] = connection_string
+    fs, root = fsspec.core.url_to_fs(uri, **options)
     return fs, root.rstrip("/")
