@@ -24,4 +24,5 @@ test: setup lint typecheck
 
 clean:
 	-$(UV) run recplat local down 2>/dev/null
+	-bash scripts/containers/cleanup.sh --all 2>/dev/null
 	rm -rf .scratch

@@ -29,14 +29,7 @@ app = typer.Typer(
 
 def _mount_groups() -> None:
     for name, module_name, help_text in _GROUPS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            # Only while a group's module is being written; a broken import inside it still fails.
-            if error.name != module_name:
-                raise
-            continue
-        app.add_typer(module.app, name=name, help=help_text)
+        app.add_typer(importlib.import_module(module_name).app, name=name, help=help_text)
 
 
 _mount_groups()
