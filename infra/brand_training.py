@@ -92,6 +92,14 @@ def _container(
     )
 
 
+def image_revision(image: str) -> str:
+    """What an image reference pins: its digest, else its tag, else ``unknown``."""
+    if "@" in image:
+        return image.split("@", 1)[1]
+    name = image.rsplit("/", 1)[-1]
+    return name.split(":", 1)[1] if ":" in name else "unknown"
+
+
 def create_training(context: BrandWorkloadContext, image: str) -> list[pulumi.Resource]:
     """The training ServiceAccount and CronJob, and the DaskCluster when the brand uses one."""
     brand, names, opts = context.brand, context.names, context.k8s_opts
@@ -119,8 +127,11 @@ def create_training(context: BrandWorkloadContext, image: str) -> list[pulumi.Re
         created.append(dask_cluster)
         depends_on.append(dask_cluster)
 
+    # Model versions are tagged with the code that trained them; the image has no git, and
+    # the deploy workflow tags images by commit, so the image's pin is that commit.
+    revision = core.EnvVarArgs(name="RECPLAT_GIT_SHA", value=image_revision(image))
     job_container = _container(
-        context, "training", image, context.common_env(), args=_training_args(context)
+        context, "training", image, [*context.common_env(), revision], args=_training_args(context)
     )
     cron_job = batch.CronJob(
         f"{prefix}-cronjob",

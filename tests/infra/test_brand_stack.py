@@ -339,6 +339,7 @@ def test_service_and_training_follow_the_brand_file(prod: dict[str, PlannedResou
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env["RECPLAT_LAKE_URI"] == "abfs://brand-streamly@strecplatlake.dfs.core.windows.net/"
     assert env["MLFLOW_TRACKING_URI"] == "http://mlflow.mlflow.svc.cluster.local:5000"
+    assert env["RECPLAT_GIT_SHA"] == DIGEST, "model versions must name the code that trained them"
     quota = prod["streamly-quota"].inputs["spec"]["hard"]
     # 9 service pods (max 8 + 1 surge) at 500m, job + 4 workers at 2 CPU, scheduler 500m.
     assert quota["requests.cpu"] == f"{9 * 500 + 5 * 2000 + 500}m"
