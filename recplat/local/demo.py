@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from recplat.local.lake_events import ctr_by_variant, missing_event_ids
@@ -87,8 +88,15 @@ def _loop(
     _wait_for_feedback(platform, serving, outcomes, reporter)
 
     previous = {name: latest_version(tracking_uri, f"{name}-ranker") for name in state.brands}
+    # The window must end today: that is where the services logged the traffic's impressions
+    # and clicks. Said explicitly, so the retrain cannot silently stop at yesterday.
+    today = datetime.now(UTC).date()
     trainings = train_all(
-        platform, reporter, options.up.training_concurrency, title="retrain every brand"
+        platform,
+        reporter,
+        options.up.training_concurrency,
+        title=f"retrain every brand on a window up to today ({today})",
+        data_to=today,
     )
     for name, outcome in trainings.items():
         result = outcomes[name]

@@ -14,6 +14,7 @@ import shutil
 import time
 import zlib
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
@@ -272,9 +273,17 @@ def _synthesise_missing(
 
 
 def train_all(
-    platform: RunningPlatform, reporter: StageReporter, concurrency: int, *, title: str
+    platform: RunningPlatform,
+    reporter: StageReporter,
+    concurrency: int,
+    *,
+    title: str,
+    data_to: date | None = None,
 ) -> dict[str, TrainingOutcome]:
-    """One `ranking-train` run per brand, `concurrency` at a time; failures are outcomes."""
+    """One `ranking-train` run per brand, `concurrency` at a time; failures are outcomes.
+
+    `data_to` is the window's last day (default: the job's own, today).
+    """
     outcomes: dict[str, TrainingOutcome] = {}
     queue = list(platform.brands.values())
     running: dict[str, tuple[StartedProcess, float]] = {}
@@ -284,7 +293,9 @@ def train_all(
             while queue and len(running) < concurrency:
                 brand = queue.pop(0)
                 record = platform.state.brands[brand.name]
-                process = start_training(brand, record.lake_uri, platform.wiring, platform.log_dir)
+                process = start_training(
+                    brand, record.lake_uri, platform.wiring, platform.log_dir, data_to
+                )
                 platform.state.add_process(process)
                 running[brand.name] = (process, time.monotonic())
             finished = _first_finished(running)

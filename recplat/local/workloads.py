@@ -8,7 +8,6 @@ is generated into a 0600 file under the state directory and only its path is pas
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -16,6 +15,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -68,16 +68,30 @@ def common_env(brand: Brand, lake_uri: str, wiring: WorkloadWiring) -> dict[str,
 
 def training_env(brand: Brand, lake_uri: str, wiring: WorkloadWiring) -> dict[str, str]:
     """The training CronJob's environment (infra/brand_training.py), for one local run."""
+    return common_env(brand, lake_uri, wiring)
+
+
+def training_args(brand: Brand, wiring: WorkloadWiring, data_to: date | None = None) -> list[str]:
+    """`ranking-train` flags from the brand file, as the CronJob passes them.
+
+    `ranking-train` reads its settings from flags, not from variables, so the brand's lookback,
+    promotion rule and LightGBM parameters reach it only this way. `data_to` pins the window's
+    last day; without it the job's default (today) applies, as on AKS.
+    """
     training = brand.training
-    return {
-        **common_env(brand, lake_uri, wiring),
-        "RECPLAT_LOOKBACK_DAYS": str(training.lookback_days),
-        "RECPLAT_LIGHTGBM_PARAMS": json.dumps(training.lightgbm.model_dump(), sort_keys=True),
-        "RECPLAT_PROMOTION_METRIC": training.promotion.metric.value,
-        "RECPLAT_PROMOTION_MIN_GAIN": str(training.promotion.min_gain),
+    args = [
+        "--lookback-days", str(training.lookback_days),
+        "--promotion-metric", training.promotion.metric.value,
+        "--min-gain", str(training.promotion.min_gain),
         # Locally there is no Dask cluster: every brand trains in its own process.
-        "RECPLAT_WORKERS": "0",
-    }
+        "--workers", "0",
+        "--num-threads", str(wiring.threads_per_job),
+    ]  # fmt: skip
+    for name, value in training.lightgbm.model_dump().items():
+        args += ["--" + name.replace("_", "-"), str(value)]
+    if data_to is not None:
+        args += ["--to", data_to.isoformat()]
+    return args
 
 
 @dataclass(frozen=True)
@@ -154,12 +168,12 @@ def program(name: str) -> list[str]:
 
 
 def start_training(
-    brand: Brand, lake_uri: str, wiring: WorkloadWiring, log_dir: Path
+    brand: Brand, lake_uri: str, wiring: WorkloadWiring, log_dir: Path, data_to: date | None = None
 ) -> StartedProcess:
     """Start one `ranking-train` run for `brand`; wait for it with `finish_training`."""
     return start_process(
         f"training-{brand.name}",
-        program("ranking-train"),
+        [*program("ranking-train"), *training_args(brand, wiring, data_to)],
         log_path=log_dir / f"training-{brand.name}.log",
         env=training_env(brand, lake_uri, wiring),
     )

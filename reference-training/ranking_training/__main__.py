@@ -38,7 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--brand-file", type=Path, help="take training settings from this file")
     parser.add_argument("--from", dest="data_from", type=_date, help="first day (YYYY-MM-DD)")
-    parser.add_argument("--to", dest="data_to", type=_date, help="last day; default yesterday")
+    parser.add_argument(
+        "--to",
+        dest="data_to",
+        type=_date,
+        help="last day, included up to its end; default today, so events logged today count",
+    )
     parser.add_argument("--lookback-days", type=int, help="window length when --from is absent")
     parser.add_argument("--validation-days", type=int, default=1)
     for spec in fields(LightGBMSettings):
@@ -97,7 +102,10 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     lightgbm, lookback, metric, min_gain, workers = LightGBMSettings(), 28, "ndcg@10", 0.005, 0
     if args.brand_file is not None:
         lightgbm, lookback, metric, min_gain, workers = _brand_defaults(args.brand_file, args.env)
-    data_to = args.data_to or (datetime.now(UTC).date() - timedelta(days=1))
+    # Today, not yesterday: a retrain must see the feedback the services logged since the last
+    # run (newsroom retrains every six hours). The split validates on the newest day that has
+    # requests, so a run early in the day, before any traffic, still has a validation set.
+    data_to = args.data_to or datetime.now(UTC).date()
     data_from = args.data_from or data_to - timedelta(days=(args.lookback_days or lookback) - 1)
     return TrainingConfig(
         brand=args.brand,
