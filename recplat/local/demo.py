@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-from recplat.local.lake_events import ctr_by_variant, missing_event_ids
+from recplat.local.lake_events import missing_event_ids
 from recplat.local.model_registry import alias_summary, latest_version
 from recplat.local.platform import RunningPlatform, UpOptions, stop_all, train_all, up, wipe_data
 from recplat.local.processes import LocalPlatformError, wait_until
@@ -83,6 +83,8 @@ def _loop(
         outcomes[name].champion_before = record.model_version
         outcomes[name].ndcg_before = record.ndcg_at_10
     serving = [name for name, record in state.brands.items() if record.service_url]
+    # The day the traffic starts: online CTR counts the served models' events from it on.
+    traffic_day = datetime.now(UTC).date()
 
     _traffic_phase(platform, serving, outcomes, options.traffic, reporter, "before retraining")
     _wait_for_feedback(platform, serving, outcomes, reporter)
@@ -114,7 +116,7 @@ def _loop(
     _wait_for_feedback(platform, serving, outcomes, reporter)
     with reporter.stage("online CTR per variant from the lake"):
         for name in serving:
-            outcomes[name].online_ctr = online_ctr_rows(state.brands[name].lake_uri)
+            outcomes[name].online_ctr = online_ctr_rows(state.brands[name].lake_uri, traffic_day)
     return list(outcomes.values())
 
 
@@ -228,6 +230,15 @@ def _wait_for_switch(
             )
 
 
-def online_ctr_rows(lake_uri: str) -> list[dict[str, object]]:
-    """Online CTR per variant and model version, read from the lake's impressions and clicks."""
-    return ctr_by_variant(lake_uri)
+def online_ctr_rows(lake_uri: str, since: date) -> list[dict[str, object]]:
+    """Online CTR per variant from the lake's events of days >= `since` (`recplat.online_ctr`).
+
+    `since` is the demo's day: the synthetic history before it was logged by a random policy,
+    not by a served model, so it says nothing about the variants' CTR.
+    """
+    from recplat.online_ctr import LakeReadError, online_ctr
+
+    try:
+        return [row.to_dict() for row in online_ctr(lake_uri, since=since)]
+    except LakeReadError:
+        return []

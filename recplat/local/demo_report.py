@@ -58,16 +58,23 @@ def summary_table(outcomes: list[BrandOutcome]) -> Table:
 
 
 def ctr_table(outcomes: list[BrandOutcome]) -> Table:
-    """Online CTR per brand, variant and model version, from the lake, with its interval."""
-    table = Table(title="online CTR per variant (from the lake)")
-    for column in ("brand", "variant", "version", "impressions", "clicks", "CTR", "95% CI"):
+    """Online CTR per brand and variant, from the lake (`recplat.online_ctr`), with its interval.
+
+    CTR is per ranked list: the share of requests with at least one click (requests are the
+    independent trials the Wilson interval needs); impressions and item clicks are shown too.
+    """
+    table = Table(title="online CTR per variant (from the lake; CTR = requests with a click)")
+    columns = ("brand", "variant", "versions", "requests", "clicked", "impr.", "clicks")
+    for column in (*columns, "CTR", "95% CI"):
         table.add_column(column, overflow="fold")
     for outcome in outcomes:
         for row in outcome.online_ctr:
             table.add_row(
                 outcome.brand,
                 str(row.get("variant", "-")),
-                str(row.get("model_version", "-")),
+                str(row.get("model_versions", "-")),
+                str(row.get("requests", "-")),
+                str(row.get("clicked_requests", "-")),
                 str(row.get("impressions", "-")),
                 str(row.get("clicks", "-")),
                 _number(_float(row.get("ctr"))),
@@ -129,7 +136,7 @@ def plot_ctr(outcomes: list[BrandOutcome], path: Path) -> None:
     for outcome in outcomes:
         for row in outcome.online_ctr:
             ctr = _float(row.get("ctr")) or 0.0
-            labels.append(f"{outcome.brand}\n{row.get('variant')} v{row.get('model_version')}")
+            labels.append(f"{outcome.brand}\n{row.get('variant')} v{row.get('model_versions')}")
             values.append(ctr)
             low_err.append(max(ctr - (_float(row.get("ci_low")) or ctr), 0.0))
             high_err.append(max((_float(row.get("ci_high")) or ctr) - ctr, 0.0))
