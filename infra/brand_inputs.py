@@ -42,6 +42,8 @@ class BrandPlatform:
     acr_login_server: pulumi.Input[str]
     images: BrandImages
     mlflow_tracking_uri: pulumi.Input[str]
+    mlflow_identity_principal_id: pulumi.Input[str]
+    """The MLflow server's identity: it may read each brand's MLflow password to set it."""
     mlflow_namespace: str
     """Namespace of the MLflow server; brand NetworkPolicies allow egress to it only."""
     ingress_namespace: str

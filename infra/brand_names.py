@@ -60,6 +60,7 @@ NAME_LIMITS: dict[str, NameLimit] = {
     "training_federation": NameLimit(r"[A-Za-z0-9][A-Za-z0-9_-]*", 120, 3),
     "lake_container": NameLimit(r"[a-z0-9](?:-?[a-z0-9])*", 63, 3),
     "api_key_secret": NameLimit(r"[A-Za-z0-9-]+", 127),
+    "mlflow_password_secret": NameLimit(r"[A-Za-z0-9-]+", 127),
     "rule_group": NameLimit(r"[^:@/#{}%&+*<>?]+", 260),
 }
 
@@ -84,12 +85,18 @@ class BrandNames:
     training_federation: str
     lake_container: str
     api_key_secret: str
+    mlflow_password_secret: str
     rule_group: str
 
     @property
     def ingress_path(self) -> str:
         """The URL prefix the brand's API is served under."""
         return f"/brands/{self.brand}/"
+
+    @property
+    def mlflow_user(self) -> str:
+        """The brand's MLflow basic-auth user; its password is ``mlflow_password_secret``."""
+        return f"brand-{self.brand}"
 
     @property
     def dask_scheduler_address(self) -> str:
@@ -134,6 +141,7 @@ def brand_names(brand: str, environment: str) -> BrandNames:
         training_federation=f"fic-{brand}-training",
         lake_container=f"brand-{brand}",
         api_key_secret=f"brand-{brand}-api-key",
+        mlflow_password_secret=f"brand-{brand}-mlflow-password",
         rule_group=f"recplat-{environment}-{brand}-slo",
     )
     for field_name, value in names.limited().items():

@@ -21,6 +21,11 @@ RUN_AS_USER = 10001
 """A high, non-root UID: never collides with a host user (checkov CKV_K8S_40)."""
 TMP_MOUNT = "/tmp"  # noqa: S108 - an emptyDir, private to the pod.
 CPU_LIMIT_FACTOR = 2
+SECRETS_VOLUME = "brand-secrets"
+SECRETS_MOUNT = "/mnt/secrets/brand"
+"""Where the brand's SecretProviderClass puts its Key Vault secrets, one file each."""
+API_KEY_OBJECT = "api-key"
+MLFLOW_PASSWORD_OBJECT = "mlflow-password"  # noqa: S105 - a file name, not a secret
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,34 @@ class BrandWorkloadContext:
             "TMPDIR": TMP_MOUNT,
         }
         return [core.EnvVarArgs(name=name, value=value) for name, value in values.items()]
+
+    def mlflow_auth_env(self) -> list[core.EnvVarArgs]:
+        """Who the workload is to MLflow: a user name, and the file its password is mounted at.
+
+        The password is never an env value: the workload reads the file at start-up.
+        """
+        return [
+            core.EnvVarArgs(name="RECPLAT_MLFLOW_USERNAME", value=self.names.mlflow_user),
+            core.EnvVarArgs(
+                name="RECPLAT_MLFLOW_PASSWORD_FILE",
+                value=f"{SECRETS_MOUNT}/{MLFLOW_PASSWORD_OBJECT}",
+            ),
+        ]
+
+    def secrets_volume(self) -> core.VolumeArgs:
+        """The brand's Key Vault secrets through the Secrets Store CSI driver (read-only files)."""
+        return core.VolumeArgs(
+            name=SECRETS_VOLUME,
+            csi=core.CSIVolumeSourceArgs(
+                driver="secrets-store.csi.k8s.io",
+                read_only=True,
+                volume_attributes={"secretProviderClass": self.names.secret_provider_class},
+            ),
+        )
+
+
+def secrets_mount() -> core.VolumeMountArgs:
+    return core.VolumeMountArgs(name=SECRETS_VOLUME, mount_path=SECRETS_MOUNT, read_only=True)
 
 
 def pod_security_context() -> core.PodSecurityContextArgs:

@@ -1,7 +1,8 @@
 """A brand's ranking service on AKS: built for stability.
 
-ServiceAccount (workload identity), the API key mounted from Key Vault through the
-Secrets Store CSI driver, Deployment, Service, HorizontalPodAutoscaler,
+ServiceAccount (workload identity), the API key and the brand's MLflow password mounted
+from Key Vault through the Secrets Store CSI driver (the training job mounts the same
+class), Deployment, Service, HorizontalPodAutoscaler,
 PodDisruptionBudget, the ingress route under ``/brands/<name>/`` and the PodMonitor
 that managed Prometheus scrapes.
 """
@@ -13,19 +14,21 @@ import pulumi_kubernetes as k8s
 
 from infra.brand_namespace import SERVICE_PORT
 from infra.brand_pods import (
+    API_KEY_OBJECT,
+    MLFLOW_PASSWORD_OBJECT,
+    SECRETS_MOUNT,
     TMP_MOUNT,
     BrandWorkloadContext,
     container_security_context,
     pod_security_context,
     resources,
     scratch_volume,
+    secrets_mount,
     workload_identity_labels,
 )
 
 core, meta = k8s.core.v1, k8s.meta.v1
 
-API_KEY_MOUNT = "/mnt/secrets/api-key"
-API_KEY_OBJECT = "api-key"
 EVENT_LOG_MOUNT = "/var/lib/recplat/events"
 RELOAD_INTERVAL_S = 30
 CPU_TARGET_PERCENT = 70
@@ -59,10 +62,14 @@ def create_service(
         automount_service_account_token=False,
         opts=opts,
     )
-    secret_objects = pulumi.Output.format(
-        "array:\n  - |\n    objectName: {0}\n    objectType: secret\n    objectAlias: {1}\n",
-        names.api_key_secret,
-        API_KEY_OBJECT,
+    # The service and the training job mount this class: the API key (service) and the
+    # brand's MLflow password (both), each as a file named by its alias.
+    secret_objects = "array:\n" + "".join(
+        f"  - |\n    objectName: {secret}\n    objectType: secret\n    objectAlias: {alias}\n"
+        for secret, alias in (
+            (names.api_key_secret, API_KEY_OBJECT),
+            (names.mlflow_password_secret, MLFLOW_PASSWORD_OBJECT),
+        )
     )
     provider_class = k8s.apiextensions.CustomResource(
         f"{prefix}-api-key",
@@ -85,7 +92,8 @@ def create_service(
     )
     env = [
         *context.common_env(),
-        core.EnvVarArgs(name="RECPLAT_API_KEY_FILE", value=f"{API_KEY_MOUNT}/{API_KEY_OBJECT}"),
+        *context.mlflow_auth_env(),
+        core.EnvVarArgs(name="RECPLAT_API_KEY_FILE", value=f"{SECRETS_MOUNT}/{API_KEY_OBJECT}"),
         core.EnvVarArgs(name="RECPLAT_MAX_CANDIDATES", value=str(brand.serving.max_candidates)),
         core.EnvVarArgs(
             name="RECPLAT_CHALLENGER_TRAFFIC", value=str(brand.serving.challenger_traffic)
@@ -116,7 +124,7 @@ def create_service(
         readiness_probe=probe("/readyz", 5, 3),
         liveness_probe=probe("/healthz", 10, 3),
         volume_mounts=[
-            core.VolumeMountArgs(name="api-key", mount_path=API_KEY_MOUNT, read_only=True),
+            secrets_mount(),
             core.VolumeMountArgs(name="tmp", mount_path=TMP_MOUNT),
             core.VolumeMountArgs(name="event-log", mount_path=EVENT_LOG_MOUNT),
         ],
@@ -156,16 +164,7 @@ def create_service(
                     containers=[container],
                     topology_spread_constraints=spread,
                     volumes=[
-                        core.VolumeArgs(
-                            name="api-key",
-                            csi=core.CSIVolumeSourceArgs(
-                                driver="secrets-store.csi.k8s.io",
-                                read_only=True,
-                                volume_attributes={
-                                    "secretProviderClass": names.secret_provider_class
-                                },
-                            ),
-                        ),
+                        context.secrets_volume(),
                         scratch_volume("tmp"),
                         scratch_volume("event-log", "1Gi"),
                     ],

@@ -3,7 +3,7 @@
 Adding ``brands/<name>.yaml`` is the whole of onboarding: ``__main__`` stamps one
 BrandStack per brand listed for the stack. This module owns the Azure side (identity,
 federated credentials, least-privilege role assignments, lake container, API key,
-alert rules) and wires in the Kubernetes side built by ``brand_namespace``,
+MLflow password, alert rules) and wires in the Kubernetes side built by ``brand_namespace``,
 ``brand_service`` and ``brand_training``.
 """
 
@@ -29,6 +29,7 @@ STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
 API_KEY_LENGTH = 48
+MLFLOW_PASSWORD_LENGTH = 40
 
 
 @dataclass(frozen=True)
@@ -140,26 +141,35 @@ class BrandStack(pulumi.ComponentResource):
             metadata={"brand": brand.name, "cost_center": brand.cost_center},
             opts=child,
         )
-        api_key = random.RandomPassword(
-            f"{brand.name}-api-key", length=API_KEY_LENGTH, special=False, opts=child
-        )
-        secret = azure_native.keyvault.Secret(
-            f"{brand.name}-api-key-secret",
-            secret_name=names.api_key_secret,
-            vault_name=platform.key_vault_name,
-            resource_group_name=platform.resource_group_name,
-            properties=azure_native.keyvault.SecretPropertiesArgs(
-                value=api_key.result, content_type="text/plain"
-            ),
-            tags=tags,
-            opts=child,
-        )
+        # The API key (callers of the service) and the brand's MLflow password (the service
+        # and training job signing in to MLflow) live in Key Vault only; pods read them as files.
+        secrets: dict[str, azure_native.keyvault.Secret] = {}
+        for secret_name, length in (
+            (names.api_key_secret, API_KEY_LENGTH),
+            (names.mlflow_password_secret, MLFLOW_PASSWORD_LENGTH),
+        ):
+            purpose = secret_name.removeprefix(f"brand-{brand.name}-")
+            value = random.RandomPassword(
+                f"{brand.name}-{purpose}", length=length, special=False, opts=child
+            )
+            secrets[secret_name] = azure_native.keyvault.Secret(
+                f"{brand.name}-{purpose}-secret",
+                secret_name=secret_name,
+                vault_name=platform.key_vault_name,
+                resource_group_name=platform.resource_group_name,
+                properties=azure_native.keyvault.SecretPropertiesArgs(
+                    value=value.result, content_type="text/plain"
+                ),
+                tags=tags,
+                opts=child,
+            )
         container_scope = pulumi.Output.concat(
             platform.storage_account_id, "/blobServices/default/containers/", names.lake_container
         )
-        secret_scope = pulumi.Output.concat(
-            platform.key_vault_id, "/secrets/", names.api_key_secret
-        )
+
+        def secret_scope(secret_name: str) -> pulumi.Output[str]:
+            return pulumi.Output.concat(platform.key_vault_id, "/secrets/", secret_name)
+
         grants = [
             azure_native.authorization.RoleAssignment(
                 f"{brand.name}-{role_name}",
@@ -180,9 +190,39 @@ class BrandStack(pulumi.ComponentResource):
                     "lake container",
                     container,
                 ),
-                ("api-key-reader", KEY_VAULT_SECRETS_USER, secret_scope, "API key secret", secret),
+                (
+                    "api-key-reader",
+                    KEY_VAULT_SECRETS_USER,
+                    secret_scope(names.api_key_secret),
+                    "API key secret",
+                    secrets[names.api_key_secret],
+                ),
+                (
+                    "mlflow-password-reader",
+                    KEY_VAULT_SECRETS_USER,
+                    secret_scope(names.mlflow_password_secret),
+                    "MLflow password secret",
+                    secrets[names.mlflow_password_secret],
+                ),
             )
         ]
+        # The MLflow users job (infra/mlflow_users.py) sets this password on the brand's
+        # MLflow user, so the server's identity may read this one secret too. The grant lives
+        # here so that it comes and goes with the brand.
+        azure_native.authorization.RoleAssignment(
+            f"{brand.name}-mlflow-server-reads-password",
+            role_assignment_name=names.role_assignment_name("mlflow-server-reads-password"),
+            principal_id=platform.mlflow_identity_principal_id,
+            principal_type=azure_native.authorization.PrincipalType.SERVICE_PRINCIPAL,
+            role_definition_id=_role_definition_id(
+                platform.storage_account_id, KEY_VAULT_SECRETS_USER
+            ),
+            scope=secret_scope(names.mlflow_password_secret),
+            description=f"recplat MLflow server: sets brand {brand.name}'s MLflow password",
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[secrets[names.mlflow_password_secret]]
+            ),
+        )
 
         rules = brand_alert_rules(brand, platform.environment)
         self.rule_file = rule_file(names, rules)
@@ -243,5 +283,6 @@ class BrandStack(pulumi.ComponentResource):
                 "identityClientId": self.identity_client_id,
                 "lakeUri": self.lake_uri,
                 "apiKeySecretName": names.api_key_secret,
+                "mlflowUser": names.mlflow_user,
             }
         )

@@ -20,6 +20,7 @@ from infra.brand_pods import (
     pod_security_context,
     resources,
     scratch_volume,
+    secrets_mount,
     workload_identity_labels,
 )
 
@@ -58,6 +59,7 @@ def _pod_spec(
     context: BrandWorkloadContext,
     container: core.ContainerArgs,
     restart_policy: str | None = None,
+    extra_volumes: list[core.VolumeArgs] | None = None,
 ) -> core.PodSpecArgs:
     return core.PodSpecArgs(
         service_account_name=context.names.training_service_account,
@@ -65,7 +67,7 @@ def _pod_spec(
         security_context=pod_security_context(),
         restart_policy=restart_policy,
         containers=[container],
-        volumes=[scratch_volume("tmp", "2Gi")],
+        volumes=[scratch_volume("tmp", "2Gi"), *(extra_volumes or [])],
     )
 
 
@@ -77,6 +79,7 @@ def _container(
     args: list[str] | None = None,
     ports: list[core.ContainerPortArgs] | None = None,
     sizing: core.ResourceRequirementsArgs | None = None,
+    extra_mounts: list[core.VolumeMountArgs] | None = None,
 ) -> core.ContainerArgs:
     training = context.brand.training
     return core.ContainerArgs(
@@ -88,7 +91,10 @@ def _container(
         ports=ports,
         resources=sizing or resources(training.cpu, training.memory),
         security_context=container_security_context(),
-        volume_mounts=[core.VolumeMountArgs(name="tmp", mount_path=TMP_MOUNT)],
+        volume_mounts=[
+            core.VolumeMountArgs(name="tmp", mount_path=TMP_MOUNT),
+            *(extra_mounts or []),
+        ],
     )
 
 
@@ -130,8 +136,15 @@ def create_training(context: BrandWorkloadContext, image: str) -> list[pulumi.Re
     # Model versions are tagged with the code that trained them; the image has no git, and
     # the deploy workflow tags images by commit, so the image's pin is that commit.
     revision = core.EnvVarArgs(name="RECPLAT_GIT_SHA", value=image_revision(image))
+    # Only the job's own pod talks to MLflow (the Dask workers never do), so only it
+    # mounts the brand's MLflow password.
     job_container = _container(
-        context, "training", image, [*context.common_env(), revision], args=_training_args(context)
+        context,
+        "training",
+        image,
+        [*context.common_env(), *context.mlflow_auth_env(), revision],
+        args=_training_args(context),
+        extra_mounts=[secrets_mount()],
     )
     cron_job = batch.CronJob(
         f"{prefix}-cronjob",
@@ -152,7 +165,12 @@ def create_training(context: BrandWorkloadContext, image: str) -> list[pulumi.Re
                     ttl_seconds_after_finished=JOB_TTL_SECONDS,
                     template=core.PodTemplateSpecArgs(
                         metadata=meta.ObjectMetaArgs(labels=pod_labels),
-                        spec=_pod_spec(context, job_container, restart_policy="Never"),
+                        spec=_pod_spec(
+                            context,
+                            job_container,
+                            restart_policy="Never",
+                            extra_volumes=[context.secrets_volume()],
+                        ),
                     ),
                 ),
             ),

@@ -234,6 +234,7 @@ class Environment(pulumi.ComponentResource):
                 training=f"{registry}/{config.images.training}",
             ),
             mlflow_tracking_uri=mlflow.tracking_uri,
+            mlflow_identity_principal_id=mlflow.identity_principal_id,
             mlflow_namespace=MLFLOW_NAMESPACE,
             ingress_namespace=INGRESS_NAMESPACE,
             ingress_class_name=INGRESS_CLASS,
@@ -247,6 +248,7 @@ class Environment(pulumi.ComponentResource):
             if private
             else (),
         )
+        self.mlflow = mlflow
         self.resource_group_name = rg
         self.cluster_name = cluster.cluster_name
         self.oidc_issuer_url = cluster.oidc_issuer_url

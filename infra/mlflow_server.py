@@ -39,6 +39,13 @@ _SECRETS_DIR = "/mnt/secrets"
 _AUTH_CONFIG = "/tmp/mlflow/basic_auth.ini"  # noqa: S108 - a private emptyDir
 _WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
 _LABELS = {"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/part-of": "recplat"}
+SERVER_LABELS = _LABELS
+"""Pods of the tracking server itself."""
+USERS_JOB_LABELS = {
+    "app.kubernetes.io/name": "mlflow-users",
+    "app.kubernetes.io/part-of": "recplat",
+}
+"""Pods of the job that creates the brands' MLflow users (infra/mlflow_users.py)."""
 
 meta = k8s.meta.v1
 core = k8s.core.v1
@@ -109,6 +116,8 @@ class MlflowServer(pulumi.ComponentResource):
 
     tracking_uri: str
     identity_principal_id: pulumi.Output[str]
+    identity_client_id: pulumi.Output[str]
+    image: str
 
     def __init__(
         self, name: str, args: MlflowServerArgs, opts: pulumi.ResourceOptions | None = None
@@ -272,6 +281,8 @@ class MlflowServer(pulumi.ComponentResource):
 
         self.tracking_uri = tracking_uri()
         self.identity_principal_id = identity.principal_id
+        self.identity_client_id = identity.client_id
+        self.image = args.image
         self.register_outputs(
             {"trackingUri": self.tracking_uri, "identityPrincipalId": self.identity_principal_id}
         )
@@ -376,7 +387,7 @@ class MlflowServer(pulumi.ComponentResource):
         )
 
     def _network_policy(self, name: str, opts: pulumi.ResourceOptions) -> None:
-        """Brand namespaces in on the HTTP port; out only DNS, PostgreSQL and HTTPS (Azure)."""
+        """Brand namespaces and the users job in on HTTP; out only DNS, PostgreSQL, HTTPS."""
         networking = k8s.networking.v1
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
@@ -398,7 +409,16 @@ class MlflowServer(pulumi.ComponentResource):
                             )
                         ],
                         ports=[networking.NetworkPolicyPortArgs(port=PORT, protocol="TCP")],
-                    )
+                    ),
+                    # The users job, from this namespace only, sets the brands' passwords.
+                    networking.NetworkPolicyIngressRuleArgs(
+                        from_=[
+                            networking.NetworkPolicyPeerArgs(
+                                pod_selector=meta.LabelSelectorArgs(match_labels=USERS_JOB_LABELS)
+                            )
+                        ],
+                        ports=[networking.NetworkPolicyPortArgs(port=PORT, protocol="TCP")],
+                    ),
                 ],
                 egress=[
                     networking.NetworkPolicyEgressRuleArgs(

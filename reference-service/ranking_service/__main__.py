@@ -10,6 +10,11 @@ import argparse
 import logging
 import sys
 
+from ranking_features.mlflow_credentials import (
+    MlflowCredentialsError,
+    configure_mlflow_credentials,
+)
+
 from ranking_service.event_log import EventLogLockedError
 from ranking_service.settings import SettingsError, load_settings
 
@@ -27,10 +32,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         settings = load_settings()
+        # Before the app exists: its model reloader's MLflow client reads these at first use.
+        configure_mlflow_credentials()
         from ranking_service.app import create_app
 
         app = create_app(settings)
-    except (SettingsError, EventLogLockedError) as error:
+    except (SettingsError, MlflowCredentialsError, EventLogLockedError) as error:
         print(f"ranking-serve: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -1,9 +1,12 @@
 """`ranking-train` / `python -m ranking_training`: the command a brand's CronJob runs.
 
 Configured by the env contract (RECPLAT_BRAND, RECPLAT_ENV, RECPLAT_LAKE_URI,
-MLFLOW_TRACKING_URI, RECPLAT_MODEL_NAME); flags override it. `--brand-file` takes the LightGBM
-parameters, lookback, promotion rule and workers from a brand file; explicit flags win over it.
-Exit codes: 0 done (promoted or not), 1 the job stopped (bad data, failed checks), 2 bad usage.
+MLFLOW_TRACKING_URI, RECPLAT_MODEL_NAME, and on AKS RECPLAT_MLFLOW_USERNAME with
+RECPLAT_MLFLOW_PASSWORD_FILE for the tracking server's basic auth); flags override it.
+`--brand-file` takes the LightGBM parameters, lookback, promotion rule and workers from a brand
+file; explicit flags win over it.
+Exit codes: 0 done (promoted or not), 1 the job stopped (bad data, failed checks), 2 bad usage
+(including unusable MLflow credentials).
 """
 
 from __future__ import annotations
@@ -15,6 +18,11 @@ import sys
 from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+from ranking_features.mlflow_credentials import (
+    MlflowCredentialsError,
+    configure_mlflow_credentials,
+)
 
 from ranking_training.config import LightGBMSettings, TrainingConfig
 from ranking_training.errors import TrainingError
@@ -67,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        # Before any MLflow call: on AKS the tracking server wants the brand's user.
+        configure_mlflow_credentials()
+    except MlflowCredentialsError as error:
+        print(f"ranking-train: {error}", file=sys.stderr)
+        return 2
     try:
         if args.format == "svmlight":
             from ranking_training.svmlight import run_svmlight

@@ -1,10 +1,12 @@
 """Onboarding and offboarding a brand through the whole program, planned offline.
 
 Adding a brand file must add exactly that brand's resources, and dropping a stack
-from a brand's ``environments`` must remove exactly its resources. The one shared
-resource allowed to change is the lake's lifecycle policy, which names every brand
-container's ``events/`` prefix. ``recplat plan --diff`` is run the way CI runs it:
-in a clone, against ``HEAD``, with Markdown written for the job summary.
+from a brand's ``environments`` must remove exactly its resources. The shared
+resources allowed to change are the lake's lifecycle policy, which names every brand
+container's ``events/`` prefix, and the MLflow users job with its SecretProviderClass,
+which list every brand's MLflow user (the job's name hashes that list, so it runs
+again). ``recplat plan --diff`` is run the way CI runs it: in a clone, against
+``HEAD``, with Markdown written for the job summary.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from recplat.plan_diff import ENVIRONMENT_GROUP, PlanDiff, compare_plans, run_pl
 
 REPO = Path(__file__).resolve().parents[2]
 LIFECYCLE_TYPE = "azure-native:storage:ManagementPolicy"
+MLFLOW_USERS_TYPE = "recplat:mlflow:MlflowUsers"
+MLFLOW_USERS_JOB = "kubernetes:batch/v1:Job"
+MLFLOW_USERS_SECRETS = "kubernetes:secrets-store.csi.x-k8s.io/v1:SecretProviderClass"
 NEW_BRAND = """\
 name: gardenhub
 display_name: Garden Hub
@@ -39,19 +44,33 @@ def _plans(stack: str, *brand_dirs: Path) -> list[Plan]:
         return [future.result() for future in futures]
 
 
-def _assert_only_lifecycle_prefix_changed(diff: PlanDiff, brand: str) -> None:
-    """The environment may change in one place: the lifecycle rule gains/loses ``brand``."""
+def _assert_only_brand_lists_changed(diff: PlanDiff, brand: str) -> None:
+    """The environment may change where it lists brands: the lifecycle rule and MLflow users."""
+    changed_users = set()
     for change in diff.groups.get(ENVIRONMENT_GROUP, []):
-        assert change.type == LIFECYCLE_TYPE and change.action == "change", (
-            f"{change.urn} must not {change.action} when a brand is added or removed"
+        assert change.action == "change", f"{change.urn} must not {change.action}"
+        if change.type == LIFECYCLE_TYPE:
+            assert [item.path for item in change.inputs] == [
+                "policy.rules[0].definition.filters.prefixMatch"
+            ], change.inputs
+            before, after = (
+                set(value or []) for value in (change.inputs[0].before, change.inputs[0].after)
+            )
+            assert before ^ after == {f"brand-{brand}/events/"}, change.inputs
+            continue
+        assert MLFLOW_USERS_TYPE + "$" in change.urn, (
+            f"{change.urn} must not change when a brand is added or removed"
         )
-        assert [item.path for item in change.inputs] == [
-            "policy.rules[0].definition.filters.prefixMatch"
-        ], change.inputs
-        before, after = (
-            set(value or []) for value in (change.inputs[0].before, change.inputs[0].after)
-        )
-        assert before ^ after == {f"brand-{brand}/events/"}, change.inputs
+        changed_users.add(change.type)
+        for item in change.inputs:
+            if item.path == "metadata.name":
+                assert str(item.after).startswith("mlflow-users-"), item
+                continue
+            # Exactly this brand's user (or its secret) comes or goes.
+            assert (f"brand-{brand}" in str(item.before)) != (
+                f"brand-{brand}" in str(item.after)
+            ), item
+    assert changed_users == {MLFLOW_USERS_JOB, MLFLOW_USERS_SECRETS}, changed_users
 
 
 def test_removing_an_environment_removes_exactly_that_brands_resources(tmp_path: Path) -> None:
@@ -73,7 +92,7 @@ def test_removing_an_environment_removes_exactly_that_brands_resources(tmp_path:
     removed = {c.urn for c in diff.groups["newsroom"] if c.action == "remove"}
     assert removed == newsroom_urns
     assert diff.count("add") == 0
-    _assert_only_lifecycle_prefix_changed(diff, "newsroom")
+    _assert_only_brand_lists_changed(diff, "newsroom")
     # The other prod brand is untouched, input for input.
     streamly = [r for r in after.resources if after.brand_of(r["urn"]) == "streamly"]
     assert streamly and "streamly" not in diff.groups

@@ -37,6 +37,8 @@ SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 RG_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-recplat"
 STORAGE_ID = f"{RG_ID}/providers/Microsoft.Storage/storageAccounts/strecplatlake"
 VAULT_ID = f"{RG_ID}/providers/Microsoft.KeyVault/vaults/kv-recplat"
+MLFLOW_PRINCIPAL = "principal-id-recplat-dev-mlflow"
+KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 BUILTIN_KINDS = {
     "Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "ServiceAccount",
     "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress",
@@ -117,6 +119,7 @@ def plan_brands(
                 service=f"ranking-service@{DIGEST}", training=f"ranking-training@{DIGEST}"
             ),
             mlflow_tracking_uri="http://mlflow.mlflow.svc.cluster.local:5000",
+            mlflow_identity_principal_id=MLFLOW_PRINCIPAL,
             mlflow_namespace="mlflow",
             ingress_namespace="app-routing-system",
             ingress_class_name="webapprouting.kubernetes.azure.com",
@@ -188,8 +191,8 @@ def test_every_brand_gets_the_full_set_of_resources(prod: dict[str, PlannedResou
     )
     for brand in ("newsroom", "streamly"):
         for kind, count in {
-            "UserAssignedIdentity": 1, "FederatedIdentityCredential": 2, "RoleAssignment": 2,
-            "BlobContainer": 1, "RandomPassword": 1, "Secret": 1, "PrometheusRuleGroup": 1,
+            "UserAssignedIdentity": 1, "FederatedIdentityCredential": 2, "RoleAssignment": 4,
+            "BlobContainer": 1, "RandomPassword": 2, "Secret": 2, "PrometheusRuleGroup": 1,
             "Namespace": 1, "ResourceQuota": 1, "LimitRange": 1, "ServiceAccount": 2,
             "SecretProviderClass": 1, "Deployment": 1, "Service": 1, "HorizontalPodAutoscaler": 1,
             "PodDisruptionBudget": 1, "Ingress": 1, "PodMonitor": 1, "CronJob": 1,
@@ -222,25 +225,45 @@ def test_federated_credentials_are_chained(prod: dict[str, PlannedResource]) -> 
 
 def test_role_assignments_stay_inside_their_brand(dev: dict[str, PlannedResource]) -> None:
     assignments = of_type(dev, "RoleAssignment")
-    assert len(assignments) == 6
+    assert len(assignments) == 12
     for assignment in assignments:
         brand = owner_brand(assignment, ["newsroom", "shopsmart", "streamly"])
+        inputs = assignment.inputs
+        role = inputs["roleDefinitionId"].rsplit("/", 1)[-1]
+        assert inputs["principalType"] == "ServicePrincipal", assignment.name
+        assert inputs["roleDefinitionId"].startswith(f"/subscriptions/{SUBSCRIPTION}/providers/")
+        if inputs["principalId"] == MLFLOW_PRINCIPAL:
+            # The MLflow server reads the brand's MLflow password (to set it), nothing else.
+            assert inputs["scope"] == f"{VAULT_ID}/secrets/brand-{brand}-mlflow-password"
+            assert role == KEY_VAULT_SECRETS_USER, f"{assignment.name}: role {role}"
+            continue
         own_scopes = {
             f"{STORAGE_ID}/blobServices/default/containers/brand-{brand}",
             f"{VAULT_ID}/secrets/brand-{brand}-api-key",
+            f"{VAULT_ID}/secrets/brand-{brand}-mlflow-password",
         }
-        inputs = assignment.inputs
         assert inputs["scope"] in own_scopes, f"{assignment.name}: scope {inputs['scope']}"
         assert inputs["principalId"] == f"principal-id-recplat-dev-{brand}", assignment.name
-        assert inputs["principalType"] == "ServicePrincipal", assignment.name
-        role = inputs["roleDefinitionId"].rsplit("/", 1)[-1]
         expected = (
             "ba92f5b4-2d11-453d-a403-e96b0029c9fe"  # Storage Blob Data Contributor
             if "/containers/" in inputs["scope"]
-            else "4633458b-17de-408a-b874-0445c86b69e6"  # Key Vault Secrets User
+            else KEY_VAULT_SECRETS_USER
         )
         assert role == expected, f"{assignment.name}: role {role}"
-        assert inputs["roleDefinitionId"].startswith(f"/subscriptions/{SUBSCRIPTION}/providers/")
+    # Each brand's identity reads exactly its two secrets and writes its one container.
+    for brand in ("newsroom", "shopsmart", "streamly"):
+        scopes = sorted(
+            a.inputs["scope"]
+            for a in assignments
+            if a.inputs["principalId"] == f"principal-id-recplat-dev-{brand}"
+        )
+        assert scopes == sorted(
+            [
+                f"{STORAGE_ID}/blobServices/default/containers/brand-{brand}",
+                f"{VAULT_ID}/secrets/brand-{brand}-api-key",
+                f"{VAULT_ID}/secrets/brand-{brand}-mlflow-password",
+            ]
+        ), brand
 
 
 def test_no_two_brands_share_a_name(dev: dict[str, PlannedResource]) -> None:
@@ -293,21 +316,52 @@ def test_network_policies_deny_by_default_and_never_open_another_brand(
                     assert cluster_range in excluded, f"{policy.name} reaches {cluster_range}"
 
 
-def test_api_key_reaches_the_service_only_as_a_mounted_file(
+def _secrets_file(pod: dict[str, Any], container: dict[str, Any], variable: str) -> str:
+    """The file ``variable`` names, checked to lie in the pod's read-only CSI secrets mount."""
+    env = {item["name"]: item for item in container["env"]}
+    path = str(env[variable]["value"])
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "brand-secrets")
+    assert path.startswith(mount["mountPath"] + "/") and mount["readOnly"], variable
+    volume = next(v for v in pod["volumes"] if v["name"] == "brand-secrets")
+    assert volume["csi"]["driver"] == "secrets-store.csi.k8s.io"
+    assert volume["csi"]["volumeAttributes"] == {"secretProviderClass": "ranking-api-key"}
+    return path
+
+
+def test_secrets_reach_service_and_training_only_as_mounted_files(
     prod: dict[str, PlannedResource],
 ) -> None:
-    for deployment in of_type(prod, "apps/v1:Deployment"):
-        pod = deployment.inputs["spec"]["template"]["spec"]
+    pods = [
+        (d.name, d.inputs["spec"]["template"]["spec"]) for d in of_type(prod, "apps/v1:Deployment")
+    ] + [
+        (c.name, c.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+        for c in of_type(prod, "CronJob")
+    ]
+    assert len(pods) == 4
+    for name, pod in pods:
         container = pod["containers"][0]
         env = {item["name"]: item for item in container["env"]}
-        assert all("valueFrom" not in item for item in env.values()), deployment.name
-        key_file = env["RECPLAT_API_KEY_FILE"]["value"]
-        mount = next(m for m in container["volumeMounts"] if m["name"] == "api-key")
-        assert key_file.startswith(mount["mountPath"] + "/") and mount["readOnly"]
-        volume = next(v for v in pod["volumes"] if v["name"] == "api-key")
-        assert volume["csi"]["driver"] == "secrets-store.csi.k8s.io"
+        assert all("valueFrom" not in item for item in env.values()), name
+        assert not {"MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"} & set(env), name
+        brand = name.split("-", 1)[0]
+        assert env["RECPLAT_MLFLOW_USERNAME"]["value"] == f"brand-{brand}", name
+        password_file = _secrets_file(pod, container, "RECPLAT_MLFLOW_PASSWORD_FILE")
+        assert password_file.endswith("/mlflow-password"), name
+        if name.endswith("-deployment"):
+            assert _secrets_file(pod, container, "RECPLAT_API_KEY_FILE").endswith("/api-key")
+        else:
+            assert "RECPLAT_API_KEY_FILE" not in env, name
     for provider_class in of_type(prod, "SecretProviderClass"):
-        assert "secretObjects" not in provider_class.inputs["spec"], provider_class.name
+        spec = provider_class.inputs["spec"]
+        assert "secretObjects" not in spec, provider_class.name
+        brand = provider_class.name.split("-", 1)[0]
+        objects = yaml.safe_load(spec["parameters"]["objects"])["array"]
+        assert [yaml.safe_load(item) for item in objects] == [
+            {"objectName": f"brand-{brand}-api-key", "objectType": "secret",
+             "objectAlias": "api-key"},
+            {"objectName": f"brand-{brand}-mlflow-password", "objectType": "secret",
+             "objectAlias": "mlflow-password"},
+        ]  # fmt: skip
     for secret in of_type(prod, "keyvault:Secret"):
         assert set(secret.inputs["properties"]) <= {"value", "contentType"}
 
