@@ -7,8 +7,10 @@ Public API:
   `to_json()`/`save(path)`/`FeatureSnapshot.load(path)`.
 - `build_features(snapshot, user_id, candidates, recent_items=(), now=None)`: what serving calls
   per request; a float32 array of shape (len(candidates), len(FEATURE_NAMES)).
-- `build_feature_matrix(...)`: the same computation for many requests; training calls it per
-  day with that day's snapshot, so training and serving features are equal for equal inputs.
+- `build_feature_matrix(...)`: the same computation for many requests, from ids.
+- `build_encoded_feature_matrix(...)` and `ItemCodes`: the computation itself, on integer item
+  codes; training encodes a window once and calls it per day with that day's snapshot, so
+  training and serving features are equal for equal inputs.
 - `feature_spec()`: names, version and documented cold-start defaults.
 - `ranking_features.events`: the parquet schemas of impressions, feedback and catalog.
 
@@ -40,6 +42,8 @@ clicks. See `feature_spec()["cold_start"]`.
 from ranking_features.definition import (
     FEATURE_NAMES,
     FEATURE_VERSION,
+    ItemCodes,
+    build_encoded_feature_matrix,
     build_feature_matrix,
     build_features,
     feature_spec,
@@ -50,6 +54,8 @@ __all__ = [
     "FEATURE_NAMES",
     "FEATURE_VERSION",
     "FeatureSnapshot",
+    "ItemCodes",
+    "build_encoded_feature_matrix",
     "build_feature_matrix",
     "build_features",
     "feature_spec",

@@ -1,8 +1,10 @@
 """The feature vector: names, cold-start defaults and the one function that computes it.
 
-`build_feature_matrix` computes features for a batch of ranking requests from a
-`FeatureSnapshot`. Serving calls it through `build_features` for one request; training calls it
-for all requests of a day with that day's point-in-time snapshot. Same code, same numbers.
+`build_encoded_feature_matrix` computes features for a batch of ranking requests from a
+`FeatureSnapshot`, on integer item codes (`ItemCodes`). Serving reaches it through
+`build_features` (one request, ids encoded per request); training encodes a whole window once
+and calls it for each day's requests with that day's point-in-time snapshot. Same code, same
+numbers.
 """
 
 from __future__ import annotations
@@ -71,10 +73,67 @@ def build_feature_matrix(
     row_items: Sequence[str],
     recent_items: Sequence[Sequence[str]],
 ) -> np.ndarray:
-    """Features of many requests at once.
+    """Features of many requests at once, from ids.
 
     Per request r: user_ids[r], request_times[r] (epoch seconds), recent_items[r] (newest last).
     Per row: row_request (index of its request) and row_items (the candidate item id).
+    """
+    codes = ItemCodes(snapshot)
+    return build_encoded_feature_matrix(
+        snapshot,
+        user_rows=snapshot.user_positions(user_ids),
+        request_times=request_times,
+        row_request=row_request,
+        row_items=codes.encode(row_items),
+        sessions=codes.sessions(recent_items),
+    )
+
+
+class ItemCodes:
+    """Integer codes for item ids: the snapshot row for items it knows, and for the others a
+    code from len(snapshot.item_ids) up, one per distinct id. Equal ids get equal codes."""
+
+    def __init__(self, snapshot: FeatureSnapshot) -> None:
+        self._index = snapshot.item_index
+        self._unknown: dict[str, int] = {}
+        self._first_unknown = len(snapshot.item_ids)
+
+    def code(self, item_id: str) -> int:
+        row = self._index.get(item_id)
+        if row is not None:
+            return row
+        unknown = self._unknown
+        if item_id not in unknown:
+            unknown[item_id] = self._first_unknown + len(unknown)
+        return unknown[item_id]
+
+    def encode(self, item_ids: Sequence[str]) -> np.ndarray:
+        code = self.code
+        return np.fromiter((code(i) for i in item_ids), dtype=np.int64, count=len(item_ids))
+
+    def sessions(self, recent_items: Sequence[Sequence[str]]) -> np.ndarray:
+        """The latest SESSION_LENGTH items of each request as codes, padded with -1."""
+        sessions = np.full((len(recent_items), SESSION_LENGTH), -1, dtype=np.int64)
+        for r, items in enumerate(recent_items):
+            latest = list(items)[-SESSION_LENGTH:]
+            sessions[r, : len(latest)] = [self.code(i) for i in latest]
+        return sessions
+
+
+def build_encoded_feature_matrix(
+    snapshot: FeatureSnapshot,
+    *,
+    user_rows: np.ndarray,
+    request_times: np.ndarray,
+    row_request: np.ndarray,
+    row_items: np.ndarray,
+    sessions: np.ndarray,
+) -> np.ndarray:
+    """The feature computation itself, on integer codes (see `ItemCodes`).
+
+    Per request r: user_rows[r] (the user's snapshot row, -1 if unknown), request_times[r] and
+    sessions[r] (up to SESSION_LENGTH item codes, -1 padding). Per row: row_request and
+    row_items (item code). Training encodes a whole window at once and calls this per day.
     """
     n_rows = len(row_items)
     row_request = np.asarray(row_request, dtype=np.int64)
@@ -82,8 +141,9 @@ def build_feature_matrix(
     if n_rows == 0:
         return features
 
-    item = snapshot.item_positions(row_items)
-    known = item >= 0
+    item = np.asarray(row_items, dtype=np.int64)
+    n_items = len(snapshot.item_ids)
+    known = item < n_items
     safe_item = np.where(known, item, 0)
     n_categories = len(snapshot.categories)
     category = np.where(known, snapshot.item_category[safe_item], -1)
@@ -98,7 +158,7 @@ def build_feature_matrix(
     clicks = np.where(known, snapshot.item_clicks[safe_item], 0.0)
     # Shares relative to the average item (1.0), not counts: counts grow with the window, so a
     # model trained on early days would not transfer to the full window serving uses.
-    n_items = max(len(snapshot.item_ids), 1)
+    n_items = max(n_items, 1)
     total_impressions = max(snapshot.total_impressions, 1.0)
     total_clicks = max(snapshot.total_clicks, 1.0)
     features[:, 1] = impressions * n_items / total_impressions
@@ -106,7 +166,7 @@ def build_feature_matrix(
     features[:, 2] = (clicks + prior * snapshot.global_ctr) / (impressions + prior)
     features[:, 3] = clicks * n_items / total_clicks
 
-    user = snapshot.user_positions(user_ids)[row_request]
+    user = np.asarray(user_rows, dtype=np.int64)[row_request]
     known_user = user >= 0
     safe_user = np.where(known_user, user, 0)
     user_clicks = snapshot.user_category_clicks
@@ -118,37 +178,25 @@ def build_feature_matrix(
     features[:, 4] = np.where(has_category, affinity, 1.0 / max(n_categories, 1))
     features[:, 5] = np.log1p(user_total)
 
-    session_share, seen = _session_features(snapshot, recent_items, row_request, row_items)
+    session_share = _session_category_share(snapshot, sessions)
     features[:, 6] = np.where(has_category, session_share[row_request, safe_category], 0.0)
-    features[:, 7] = seen
+    row_sessions = np.asarray(sessions)[row_request]
+    features[:, 7] = (row_sessions == item[:, None]).any(axis=1)
     return features
 
 
-def _session_features(
-    snapshot: FeatureSnapshot,
-    recent_items: Sequence[Sequence[str]],
-    row_request: np.ndarray,
-    row_items: Sequence[str],
-) -> tuple[np.ndarray, np.ndarray]:
-    """The share of each category in each request's session (requests x categories), and per
-    row whether the candidate itself is in its request's session."""
+def _session_category_share(snapshot: FeatureSnapshot, sessions: np.ndarray) -> np.ndarray:
+    """The share of each category in each request's session (requests x categories); items the
+    snapshot does not know count in the session's length but in no category."""
+    n_requests = len(sessions)
     n_categories = len(snapshot.categories)
-    session_share = np.zeros((len(recent_items), n_categories), dtype=np.float64)
-    sessions: list[set[str]] = []
-    for r, items in enumerate(recent_items):
-        latest = list(items)[-SESSION_LENGTH:]
-        sessions.append(set(latest))
-        if not latest:
-            continue
-        rows = snapshot.item_positions(latest)
-        categories = snapshot.item_category[rows[rows >= 0]]
-        session_share[r] = np.bincount(categories, minlength=n_categories) / len(latest)
-    seen = np.fromiter(
-        (item in sessions[r] for r, item in zip(row_request.tolist(), row_items, strict=True)),
-        dtype=np.float32,
-        count=len(row_items),
-    )
-    return session_share, seen
+    in_session = sessions >= 0
+    known = in_session & (sessions < len(snapshot.item_ids))
+    request, slot = np.nonzero(known)
+    cell = request * n_categories + snapshot.item_category[sessions[request, slot]]
+    counts = np.bincount(cell, minlength=n_requests * n_categories)
+    counts = counts.reshape(n_requests, n_categories)
+    return counts / np.maximum(in_session.sum(axis=1), 1)[:, None]
 
 
 def feature_spec() -> dict[str, Any]:

@@ -45,7 +45,8 @@ class FeatureSnapshot:
     user_click_totals: np.ndarray = field(init=False, repr=False)
     total_impressions: float = field(init=False, repr=False)
     total_clicks: float = field(init=False, repr=False)
-    _item_index: dict[str, int] = field(init=False, repr=False)
+    # Row of each item id (item codes in `definition.ItemCodes` build on it).
+    item_index: dict[str, int] = field(init=False, repr=False)
     _user_index: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -66,12 +67,12 @@ class FeatureSnapshot:
         self.user_click_totals = self.user_category_clicks.sum(axis=1)
         self.total_impressions = float(self.item_impressions.sum())
         self.total_clicks = float(self.item_clicks.sum())
-        self._item_index = {item_id: i for i, item_id in enumerate(self.item_ids)}
+        self.item_index = {item_id: i for i, item_id in enumerate(self.item_ids)}
         self._user_index = {user_id: i for i, user_id in enumerate(self.user_ids)}
 
     def item_positions(self, item_ids: Sequence[str]) -> np.ndarray:
         """Row of each item in this snapshot, -1 for items it does not know."""
-        index = self._item_index
+        index = self.item_index
         rows = (index.get(i, -1) for i in item_ids)
         return np.fromiter(rows, dtype=np.int64, count=len(item_ids))
 

@@ -13,8 +13,10 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 from ranking_features.events import (
@@ -25,6 +27,7 @@ from ranking_features.events import (
     FEEDBACK_TYPES,
     IMPRESSION_SCHEMA,
     IMPRESSIONS_DIR,
+    TIMESTAMP,
 )
 from ranking_features.lake import open_lake
 
@@ -72,40 +75,86 @@ def load_lake(lake_uri: str, data_from: date, data_to: date) -> LakeData:
     impression_days = _days(data_from, data_to)
     feedback_days = _days(data_from, data_to + timedelta(days=1))
 
-    impressions, n_impression_files = _read_events(
+    impressions = _read_events(
         fs, root, IMPRESSIONS_DIR, impression_days, IMPRESSION_SCHEMA, IMPRESSION_COLUMNS
     )
-    if impressions.empty:
+    if impressions.table.num_rows == 0:
         raise DataError(
             f"{lake_uri}/{IMPRESSIONS_DIR}: no impressions between {data_from} and {data_to}; "
             "check the lake URI and the data window (--from/--to or --lookback-days)"
         )
-    feedback, n_feedback_files = _read_events(
+    feedback = _read_events(
         fs, root, FEEDBACK_DIR, feedback_days, FEEDBACK_SCHEMA, FEEDBACK_COLUMNS
     )
     catalog = _read_catalog(fs, root, lake_uri)
 
-    duplicates = 0
-    before = len(impressions)
-    impressions = impressions.drop_duplicates("event_id", keep="first")
-    duplicates += before - len(impressions)
-    before = len(feedback)
-    feedback = feedback.drop_duplicates("event_id", keep="first")
-    duplicates += before - len(feedback)
+    duplicates = impressions.drop_duplicate_events() + feedback.drop_duplicate_events()
+    # Ids that repeat across a million rows are read as categories: hashed once here, and
+    # the feature stage's grouping and encoding reuse the codes.
+    impressions.encode("request_id", "item_id")
+    impressions.check_ranked_lists()
 
     return LakeData(
-        impressions=impressions.reset_index(drop=True),
-        feedback=feedback.reset_index(drop=True),
+        impressions=_to_frame(impressions.table),
+        feedback=_to_frame(feedback.table),
         catalog=catalog,
         window_start=window_start,
         window_end=window_end,
-        files_read=n_impression_files + n_feedback_files + 1,
+        files_read=len(impressions.paths) + len(feedback.paths) + 1,
         duplicates_dropped=duplicates,
     )
 
 
 def _days(first: date, last: date) -> list[str]:
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+@dataclass
+class _Events:
+    """The validated files of one event kind, concatenated; `source` is each row's file."""
+
+    table: pa.Table
+    paths: list[str]
+    source: np.ndarray
+
+    def drop_duplicate_events(self) -> int:
+        """Keep the first row of each event_id (ingestion is at-least-once); the number dropped."""
+        if self.table.num_rows == 0:
+            return 0
+        codes = pc.dictionary_encode(self.table["event_id"].combine_chunks()).indices
+        repeated = pd.Series(codes.to_numpy()).duplicated().to_numpy()
+        if not repeated.any():
+            return 0
+        self.table = self.table.filter(pa.array(~repeated))
+        self.source = self.source[~repeated]
+        return int(repeated.sum())
+
+    def encode(self, *names: str) -> None:
+        """Make columns dictionary-encoded (pandas categorical), categories in id order so that
+        sorting by the column still sorts by id."""
+        for name in names:
+            encoded = pc.dictionary_encode(self.table[name].combine_chunks())
+            order = pc.array_sort_indices(encoded.dictionary).to_numpy()
+            rank = np.empty(len(order), dtype=np.int32)
+            rank[order] = np.arange(len(order), dtype=np.int32)
+            indices = pa.array(rank[encoded.indices.to_numpy()])
+            encoded = pa.DictionaryArray.from_arrays(indices, encoded.dictionary.take(order))
+            index = self.table.column_names.index(name)
+            self.table = self.table.set_column(index, name, encoded)
+
+    def check_ranked_lists(self) -> None:
+        """A ranked list holds each item once: no (request_id, item_id) pair repeats."""
+        requests = self.table["request_id"].combine_chunks()
+        items = self.table["item_id"].combine_chunks()
+        pair = requests.indices.to_numpy().astype(np.int64) * len(items.dictionary)
+        pair += items.indices.to_numpy()
+        repeated = pd.Series(pair).duplicated().to_numpy()
+        if repeated.any():
+            row = int(np.flatnonzero(repeated)[0])
+            raise DataError(
+                f"{self.paths[self.source[row]]}: column 'item_id' repeats within request "
+                f"{requests[row].as_py()!r}; a ranked list holds each item once"
+            )
 
 
 def _read_events(
@@ -115,8 +164,9 @@ def _read_events(
     days: list[str],
     schema: pa.Schema,
     required: tuple[str, ...],
-) -> tuple[pd.DataFrame, int]:
+) -> _Events:
     tables: list[pa.Table] = []
+    paths: list[str] = []
     for day in days:
         folder = f"{root}/{events_dir}/date={day}"
         if not fs.exists(folder):
@@ -124,12 +174,14 @@ def _read_events(
         files = sorted(p for p in fs.ls(folder, detail=False) if p.endswith(".parquet"))
         for path in files:
             table = _read_file(fs, path, schema, required)
-            _check_rows(path, _to_frame(table), day_start(date.fromisoformat(day)))
+            _check_rows(path, table, day_start(date.fromisoformat(day)))
             tables.append(table)
+            paths.append(path)
     if not tables:
         empty = pa.table({name: pa.array([], schema.field(name).type) for name in required})
-        return _to_frame(empty), 0
-    return _to_frame(pa.concat_tables(tables)), len(tables)
+        return _Events(empty, [], np.zeros(0, dtype=np.int64))
+    source = np.repeat(np.arange(len(tables)), [t.num_rows for t in tables])
+    return _Events(pa.concat_tables(tables), paths, source)
 
 
 def _read_file(
@@ -192,28 +244,27 @@ def _read_catalog(fs: AbstractFileSystem, root: str, lake_uri: str) -> pd.DataFr
     return catalog
 
 
-def _check_rows(path: str, rows: pd.DataFrame, partition_start: float) -> None:
+def _check_rows(path: str, rows: pa.Table, partition_start: float) -> None:
     """Value checks of one events file; `rows` has impression or feedback columns."""
-    outside = (rows["ts"] < partition_start) | (rows["ts"] >= partition_start + 86_400)
-    if outside.any():
+    if rows.num_rows == 0:
+        return
+    seconds = pc.divide(pc.cast(pc.cast(rows["ts"], TIMESTAMP), pa.int64()), 1_000_000)
+    outside = pc.sum(
+        pc.or_(
+            pc.less(seconds, partition_start), pc.greater_equal(seconds, partition_start + 86_400)
+        )
+    ).as_py()
+    if outside:
         raise DataError(
-            f"{path}: column 'ts' has {int(outside.sum())} events outside the file's date= "
+            f"{path}: column 'ts' has {outside} events outside the file's date= "
             "partition; the writer must partition by the event's UTC date"
         )
-    if "position" in rows:
-        if (rows["position"] < 1).any():
-            raise DataError(f"{path}: column 'position' has values below 1; positions are 1-based")
-        repeated = rows.duplicated(["request_id", "item_id"])
-        if repeated.any():
-            request = rows.loc[repeated, "request_id"].iloc[0]
-            raise DataError(
-                f"{path}: column 'item_id' repeats within request {request!r}; a ranked list "
-                "holds each item once"
-            )
-    if "type" in rows:
-        unknown = ~rows["type"].isin(FEEDBACK_TYPES)
-        if unknown.any():
-            found = sorted(rows.loc[unknown, "type"].unique())[:5]
+    if "position" in rows.column_names and pc.min(rows["position"]).as_py() < 1:
+        raise DataError(f"{path}: column 'position' has values below 1; positions are 1-based")
+    if "type" in rows.column_names:
+        unknown = pc.invert(pc.is_in(rows["type"], pa.array(FEEDBACK_TYPES)))
+        if pc.any(unknown).as_py():
+            found = sorted(pc.unique(rows["type"].filter(unknown)).to_pylist())[:5]
             raise DataError(
                 f"{path}: column 'type' has unknown values {found}; "
                 f"expected one of {FEEDBACK_TYPES}"

@@ -1,20 +1,21 @@
 """Stage 2: point-in-time features and labels for every logged impression.
 
-Each day's impressions are featurised by `ranking_features.build_feature_matrix`, the function
-serving uses, with a `FeatureSnapshot` as of the start of that day (events strictly before it),
-and each request's session is the user's clicks strictly before the request. So no feature sees
-the impression's own outcome or anything later, and serving computes the same vector for the
-same inputs. Labels: conversion 2, click 1, dismiss `dismiss_label`, nothing 0.
+Each day's impressions are featurised by `ranking_features.build_encoded_feature_matrix`, the
+computation serving runs for one request (through `build_features`), with a `FeatureSnapshot`
+as of the start of that day (events strictly before it), and each request's session is the
+user's clicks strictly before the request. So no feature sees the impression's own outcome or
+anything later, and serving computes the same vector for the same inputs. The whole window is
+encoded to integer codes once (items, users, sessions); each day is then plain numpy.
+Labels: conversion 2, click 1, dismiss `dismiss_label`, nothing 0.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from ranking_features import FEATURE_NAMES, FeatureSnapshot, build_feature_matrix
+from ranking_features import FEATURE_NAMES, FeatureSnapshot, build_encoded_feature_matrix
 from ranking_features.definition import SESSION_LENGTH
 
 from ranking_training.data import LakeData
@@ -65,6 +66,10 @@ class EncodedEvents:
     click_users: np.ndarray
     click_items: np.ndarray
     click_ts: np.ndarray
+    # Item codes as `ranking_features.ItemCodes` gives them (catalog row, or a code past the
+    # catalog per unknown id), per impression row and per click.
+    impression_codes: np.ndarray
+    click_codes: np.ndarray
 
     @classmethod
     def from_lake(cls, data: LakeData) -> EncodedEvents:
@@ -73,6 +78,9 @@ class EncodedEvents:
         item_index = pd.Index(catalog["item_id"])
         clicks = data.feedback[data.feedback["type"] == "click"]
         user_ids = sorted(clicks["user_id"].unique())
+        impression_codes, click_codes = _item_codes(
+            item_index, data.impressions["item_id"], clicks["item_id"]
+        )
         return cls(
             categories=categories,
             item_ids=catalog["item_id"].tolist(),
@@ -84,7 +92,33 @@ class EncodedEvents:
             click_users=pd.Index(user_ids).get_indexer(clicks["user_id"]),
             click_items=item_index.get_indexer(clicks["item_id"]),
             click_ts=clicks["ts"].to_numpy(np.float64),
+            impression_codes=impression_codes,
+            click_codes=click_codes,
         )
+
+    def sessions(self, request_users: np.ndarray, request_ts: np.ndarray) -> np.ndarray:
+        """Each request's session: the item codes of its user's last SESSION_LENGTH clicks
+        strictly before the request, oldest first, padded with -1 (rows of `ItemCodes`)."""
+        sessions = np.full((len(request_users), SESSION_LENGTH), -1, dtype=np.int64)
+        if len(self.click_ts) == 0 or len(request_users) == 0:
+            return sessions
+        # Clicks by user, then time (stable: equal times keep the log's order).
+        order = np.lexsort((self.click_ts, self.click_users))
+        # Rank click and request times together, so (user, time) compares as one integer.
+        _, rank = np.unique(np.r_[self.click_ts[order], request_ts], return_inverse=True)
+        stride = int(rank.max()) + 2
+        click_key = self.click_users[order] * stride + rank[: len(order)]
+        known = request_users >= 0
+        request_key = np.where(known, request_users, 0) * stride + rank[len(order) :]
+        end = np.searchsorted(click_key, request_key, side="left")
+        user_start = np.searchsorted(click_key, np.where(known, request_users, 0) * stride)
+        start = np.maximum(user_start, end - SESSION_LENGTH)
+        length = np.where(known, end - start, 0)
+        slot = np.arange(SESSION_LENGTH)
+        taken = slot < length[:, None]
+        index = np.minimum(start[:, None] + slot, len(order) - 1)
+        sessions[taken] = self.click_codes[order][index[taken]]
+        return sessions
 
     def snapshot(self, as_of: float, window_start: float) -> FeatureSnapshot:
         """The snapshot of events in [window_start, as_of): what serving would have had."""
@@ -102,6 +136,28 @@ class EncodedEvents:
             click_items=self.click_items,
             click_ts=self.click_ts,
         )
+
+
+def _codes_in_id_order(ids: pd.Series) -> np.ndarray:
+    """A code per row, equal for equal ids and ordered like the ids (also for categorical
+    columns, whose categories keep the order they were read in)."""
+    codes, uniques = pd.factorize(ids)
+    rank = np.empty(len(uniques), dtype=np.int64)
+    rank[np.argsort(np.asarray(uniques, dtype=object), kind="stable")] = np.arange(len(uniques))
+    return rank[codes]
+
+
+def _item_codes(catalog: pd.Index, *columns: pd.Series) -> list[np.ndarray]:
+    """`ItemCodes` for whole columns at once: the catalog row, or one code per unknown id
+    after the catalog's rows, shared across the columns."""
+    codes = [catalog.get_indexer(pd.Index(column)).astype(np.int64) for column in columns]
+    unknown = [c < 0 for c in codes]
+    if any(u.any() for u in unknown):
+        ids = np.concatenate([np.asarray(col)[u] for col, u in zip(columns, unknown, strict=True)])
+        extra = len(catalog) + pd.factorize(ids)[0]
+        for code, u in zip(codes, unknown, strict=True):
+            code[u], extra = extra[: u.sum()], extra[u.sum() :]
+    return codes
 
 
 def label_impressions(data: LakeData, dismiss_label: int = 0) -> np.ndarray:
@@ -124,65 +180,49 @@ def build_training_matrix(
             "feedback: no click or conversion links to any impression (by request_id and "
             "item_id); there is nothing to learn from. Check that feedback carries request_id"
         )
-    impressions = data.impressions.assign(label=labels)
+    impressions = data.impressions
+    request = _codes_in_id_order(impressions["request_id"])
+    ts = impressions["ts"].to_numpy(np.float64)
     # A request's time is its first row's. Rows are sorted by request time, then item id, not
     # by position: metrics break score ties by row order, and position order would hand every
     # tied ranker the logging policy's ranking, which position bias makes look good.
-    request_ts = impressions.groupby("request_id", sort=False)["ts"].transform("min")
-    impressions = impressions.assign(request_ts=request_ts).sort_values(
-        ["request_ts", "request_id", "item_id"], kind="stable"
-    )
+    request_ts = pd.Series(ts).groupby(request).min().to_numpy()
+    item_rank = _codes_in_id_order(impressions["item_id"])
+    order = np.lexsort((item_rank, request, request_ts[request]))
+
     encoded = EncodedEvents.from_lake(data)
-    recent_lookup = _RecentClicks(data.feedback)
+    row_items = encoded.impression_codes[order]
+    # Renumber requests 0..n-1 in time order; a request's rows are contiguous.
+    sorted_request = request[order]
+    first = np.flatnonzero(np.r_[True, sorted_request[1:] != sorted_request[:-1]])
+    group_sizes = np.diff(np.r_[first, len(order)])
+    row_request = np.repeat(np.arange(len(first)), group_sizes)
+    times = request_ts[sorted_request[first]]
+    first_rows = pd.Index(impressions["user_id"].to_numpy()[order[first]])
+    users = pd.Index(encoded.user_ids).get_indexer(first_rows)
+    sessions = encoded.sessions(users, times)
 
     blocks = []
-    day = (impressions["request_ts"] - data.window_start) // 86_400
-    for day_index, rows in impressions.groupby(day, sort=True):
-        snapshot = encoded.snapshot(data.window_start + day_index * 86_400, data.window_start)
-        blocks.append(_featurise(rows, snapshot, recent_lookup))
-    features = np.concatenate(blocks)
+    day = (times - data.window_start) // 86_400
+    day_starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
+    for r0, r1 in zip(day_starts, np.r_[day_starts[1:], len(first)], strict=True):
+        snapshot = encoded.snapshot(data.window_start + day[r0] * 86_400, data.window_start)
+        s0, s1 = first[r0], first[r1] if r1 < len(first) else len(order)
+        block = build_encoded_feature_matrix(
+            snapshot,
+            user_rows=users[r0:r1],
+            request_times=times[r0:r1],
+            row_request=row_request[s0:s1] - r0,
+            row_items=row_items[s0:s1],
+            sessions=sessions[r0:r1],
+        )
+        blocks.append(block)
 
-    group_sizes = impressions.groupby("request_id", sort=False).size()
-    first = impressions.drop_duplicates("request_id")
     matrix = RankingMatrix(
-        features=features,
-        labels=impressions["label"].to_numpy(np.int32),
-        positions=impressions["position"].to_numpy(np.int32),
-        group_sizes=group_sizes.reindex(first["request_id"]).to_numpy(np.int64),
-        request_ts=first["request_ts"].to_numpy(np.float64),
+        features=np.concatenate(blocks),
+        labels=labels[order],
+        positions=impressions["position"].to_numpy(np.int32)[order],
+        group_sizes=group_sizes.astype(np.int64),
+        request_ts=times,
     )
     return matrix, encoded.snapshot(data.window_end, data.window_start)
-
-
-def _featurise(rows: pd.DataFrame, snapshot: FeatureSnapshot, recent: _RecentClicks) -> np.ndarray:
-    requests = rows.drop_duplicates("request_id")
-    row_request = pd.Index(requests["request_id"]).get_indexer(rows["request_id"])
-    users = requests["user_id"].tolist()
-    times = requests["request_ts"].to_numpy(np.float64)
-    return build_feature_matrix(
-        snapshot,
-        user_ids=users,
-        request_times=times,
-        row_request=row_request,
-        row_items=rows["item_id"].tolist(),
-        recent_items=[recent.before(u, t) for u, t in zip(users, times.tolist(), strict=True)],
-    )
-
-
-class _RecentClicks:
-    """Each user's clicked items in time order, to recover a request's session."""
-
-    def __init__(self, feedback: pd.DataFrame) -> None:
-        clicks = feedback[feedback["type"] == "click"].sort_values("ts", kind="stable")
-        self._by_user: dict[str, tuple[list[float], list[str]]] = {
-            str(user): (group["ts"].tolist(), group["item_id"].tolist())
-            for user, group in clicks.groupby("user_id", sort=False)
-        }
-
-    def before(self, user_id: str, ts: float) -> list[str]:
-        """The user's last SESSION_LENGTH clicked items strictly before `ts`, oldest first."""
-        if user_id not in self._by_user:
-            return []
-        times, items = self._by_user[user_id]
-        end = bisect_left(times, ts)
-        return items[max(0, end - SESSION_LENGTH) : end]

@@ -9,8 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from ranking_features import FEATURE_NAMES, FeatureSnapshot, build_features
+from ranking_features.definition import SESSION_LENGTH
 from ranking_training.data import load_lake
-from ranking_training.features import _RecentClicks, build_training_matrix
+from ranking_training.features import build_training_matrix
 
 from .conftest import END, FIRST
 
@@ -18,16 +19,28 @@ SERVING_DAY = date(2025, 1, 28)
 
 
 def test_training_features_equal_what_serving_computes(clean_lake: Path) -> None:
-    data = load_lake(clean_lake.as_uri(), FIRST, END)
+    _assert_training_features_equal_serving(clean_lake)
+
+
+def test_items_missing_from_the_catalog_get_equal_features_too(lake_copy: Path) -> None:
+    """Impressions and clicks of items the catalog lacks (cold-start codes in training)."""
+    path = lake_copy / "catalog" / "items.parquet"
+    catalog = pq.read_table(path)
+    pq.write_table(catalog.slice(0, catalog.num_rows * 4 // 5), path)
+    _assert_training_features_equal_serving(lake_copy)
+
+
+def _assert_training_features_equal_serving(lake: Path) -> None:
+    data = load_lake(lake.as_uri(), FIRST, END)
     matrix, _ = build_training_matrix(data)
     impressions = data.impressions.assign(
         request_ts=data.impressions.groupby("request_id")["ts"].transform("min")
     ).sort_values(["request_ts", "request_id", "item_id"], kind="stable")
-    recent = _RecentClicks(data.feedback)
     feedback = data.feedback
     catalog = data.catalog
+    clicks_in_time = feedback[feedback["type"] == "click"].sort_values("ts", kind="stable")
     starts = np.concatenate([[0], np.cumsum(matrix.group_sizes)])
-    checked = 0
+    checked = with_session = 0
     for request_index in range(0, matrix.n_requests, max(matrix.n_requests // 25, 1)):
         rows = impressions.iloc[starts[request_index] : starts[request_index + 1]]
         now = float(rows["request_ts"].iloc[0])
@@ -46,17 +59,22 @@ def test_training_features_equal_what_serving_computes(clean_lake: Path) -> None
             click_item_ids=clicks["item_id"].tolist(),
             click_ts=clicks["ts"].to_numpy(),
         )
+        user = rows["user_id"].iloc[0]
+        # The session as serving gets it: the user's latest clicks before the request.
+        before = clicks_in_time[(clicks_in_time["user_id"] == user) & (clicks_in_time["ts"] < now)]
         served = build_features(
             snapshot,
-            rows["user_id"].iloc[0],
+            user,
             rows["item_id"].tolist(),
-            recent_items=recent.before(rows["user_id"].iloc[0], now),
+            recent_items=before["item_id"].tolist()[-SESSION_LENGTH:],
             now=now,
         )
         trained = matrix.features[starts[request_index] : starts[request_index + 1]]
         np.testing.assert_array_equal(trained, served)
         checked += 1
+        with_session += len(before) > 0
     assert checked >= 20
+    assert with_session >= checked // 2, "too few sampled requests have a session to compare"
 
 
 def test_features_of_an_impression_ignore_everything_after_it(
@@ -116,3 +134,23 @@ def test_snapshot_survives_a_json_round_trip(clean_lake: Path, tmp_path: Path) -
     )
     assert build_features(loaded, user, candidates).shape == (40, len(FEATURE_NAMES))
     assert build_features(loaded, user, candidates).dtype == np.float32
+
+
+def test_session_features_count_the_latest_items_including_unknown_ones(clean_lake: Path) -> None:
+    _, snapshot = build_training_matrix(load_lake(clean_lake.as_uri(), FIRST, END))
+    known = snapshot.item_ids[0]
+    category = snapshot.item_category[0]
+    same_category = [
+        i for i, c in zip(snapshot.item_ids, snapshot.item_category, strict=True) if c == category
+    ][1:3]
+    # Oldest first: the first two fall out of the session (SESSION_LENGTH newest items count).
+    recent = ["gone-1", "gone-2", *same_category, "new-a", "new-a", *["new-b"] * 6]
+    assert len(recent) == SESSION_LENGTH + 2
+    features = build_features(
+        snapshot, "nobody", [known, "new-a", "new-c", "gone-1"], recent, now=snapshot.as_of
+    )
+    seen = features[:, FEATURE_NAMES.index("recently_seen")].tolist()
+    assert seen == [0.0, 1.0, 0.0, 0.0]
+    share = features[:, FEATURE_NAMES.index("recent_same_category")]
+    assert share[0] == np.float32(len(same_category) / SESSION_LENGTH)
+    assert share[1:].tolist() == [0.0, 0.0, 0.0]
