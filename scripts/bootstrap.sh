@@ -13,7 +13,8 @@ if ! command -v uv >/dev/null 2>&1 && [ ! -x "$HOME/.local/bin/uv" ]; then
 fi
 
 # System tools: promtool (alert rule tests), podman/runc/debootstrap (image
-# tests), iproute2 (ss for testinfra). Installed only where we may.
+# tests), iproute2 (ss for testinfra), wrk (load for benchmarks/bench_service.py).
+# Installed only where we may.
 need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ "${RECPLAT_WITH_CONTAINERS:-1}" = 1 ]; then
@@ -23,6 +24,7 @@ if [ "${RECPLAT_WITH_CONTAINERS:-1}" = 1 ]; then
   command -v fuse-overlayfs >/dev/null 2>&1 || need_apt+=(fuse-overlayfs)
 fi
 command -v ss >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     log "installing Debian packages: ${need_apt[*]}"

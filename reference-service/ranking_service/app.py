@@ -29,6 +29,7 @@ from ranking_service.metrics import ServiceMetrics
 from ranking_service.ops_routes import router as ops_router
 from ranking_service.rank_routes import rank_router
 from ranking_service.reload import ModelReloader
+from ranking_service.scoring_pool import ScoringPool
 from ranking_service.service_state import ServiceState
 from ranking_service.settings import Settings, redact
 
@@ -52,7 +53,7 @@ def field_path(location: tuple[Any, ...] | list[Any]) -> str:
 def _count_refused_rank(request: Request, outcome: str) -> None:
     if request.url.path == "/rank":
         metrics: ServiceMetrics = request.app.state.service.metrics
-        metrics.rank_requests.labels(metrics.brand, "none", outcome).inc()
+        metrics.count_rank("none", outcome)
 
 
 async def _http_error(request: Request, error: Exception) -> Response:
@@ -100,6 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
         metrics=metrics,
         reloader=ModelReloader(settings, metrics),
         event_log=EventLog(settings.event_log_dir),
+        scoring=ScoringPool(),
     )
 
     # Opened here, before uvicorn starts: a bad lake URI or a second process on the same
@@ -122,6 +124,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            state.scoring.shutdown()
             state.reloader.stop()
             shipper.stop()
             state.event_log.close()

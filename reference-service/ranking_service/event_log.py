@@ -23,6 +23,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 log = logging.getLogger(__name__)
 
 KINDS = ("impressions", "feedback")
@@ -76,10 +78,7 @@ class EventLog:
 
     def append(self, kind: str, records: Iterable[Mapping[str, Any]], *, durable: bool) -> None:
         """Append records; with `durable`, return only once they are on disk."""
-        data = b"".join(
-            json.dumps(r, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-            for r in records
-        )
+        data = b"".join(orjson.dumps(r) + b"\n" for r in records)
         with self._locks[kind]:
             segment = self._active[kind]
             if segment is None:

@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 from ranking_features.events import (
@@ -39,26 +41,66 @@ log = logging.getLogger(__name__)
 LAKE_DIRS = {"impressions": IMPRESSIONS_DIR, "feedback": FEEDBACK_DIR}
 
 
-def _day(ts_us: int) -> str:
-    return datetime.fromtimestamp(ts_us / 1_000_000, tz=UTC).date().isoformat()
+# One impression record as `rank` logs it: a ranked list, expanded to a row per item.
+IMPRESSION_RECORD = pa.schema(
+    [
+        pa.field("request_id", pa.string()),
+        pa.field("ts", pa.int64()),
+        pa.field("user_id", pa.string()),
+        pa.field("items", pa.list_(pa.string())),
+        pa.field("scores", pa.list_(pa.float64())),
+        pa.field("model_name", pa.string()),
+        pa.field("model_version", pa.string()),
+        pa.field("variant", pa.string()),
+        pa.field("brand", pa.string()),
+    ]
+)
+MICROSECONDS_PER_DAY = 86_400_000_000
 
 
-def impression_table(records: list[dict[str, Any]]) -> pa.Table:
+def impression_table(records: pa.Table) -> pa.Table:
     """One row per item served: a ranking record of n items expands to n rows."""
-    columns: dict[str, list[Any]] = {name: [] for name in IMPRESSION_SCHEMA.names}
-    for record in records:
-        items, scores = record["items"], record["scores"]
-        n = len(items)
-        request_id = record["request_id"]
-        columns["event_id"].extend(f"{request_id}:{p}" for p in range(1, n + 1))
-        columns["item_id"].extend(items)
-        columns["position"].extend(range(1, n + 1))
-        columns["score"].extend(scores)
-        for name in ("request_id", "ts", "user_id", "model_name", "model_version", "variant"):
-            columns[name].extend([record[name]] * n)
-        columns["brand"].extend([record["brand"]] * n)
-    columns["ts"] = pa.array(columns["ts"], pa.int64()).cast(IMPRESSION_SCHEMA.field("ts").type)
+    items = records["items"].combine_chunks()
+    parents = pc.list_parent_indices(items)
+    offsets = items.offsets.to_numpy()
+    # 1-based rank of each item within its list.
+    position = np.arange(len(parents), dtype=np.int32) - offsets[parents.to_numpy()] + 1
+    rows = records.select(
+        ["request_id", "ts", "user_id", "model_name", "model_version", "variant", "brand"]
+    ).take(parents)
+    event_id = pc.binary_join_element_wise(
+        rows["request_id"], pc.cast(pa.array(position), pa.string()), ":"
+    )
+    columns = {
+        "event_id": event_id,
+        "request_id": rows["request_id"],
+        "ts": pc.cast(rows["ts"], IMPRESSION_SCHEMA.field("ts").type),
+        "user_id": rows["user_id"],
+        "item_id": pc.list_flatten(items),
+        "position": position,
+        "score": pc.list_flatten(records["scores"].combine_chunks()),
+        "model_name": rows["model_name"],
+        "model_version": rows["model_version"],
+        "variant": rows["variant"],
+        "brand": rows["brand"],
+    }
     return pa.Table.from_pydict(columns, schema=IMPRESSION_SCHEMA)
+
+
+def read_impressions(segment: Path) -> pa.Table:
+    """A segment's impression records, parsed by Arrow's JSON reader (C++, without the GIL,
+    so shipping does not stall the event loop); records of a torn segment via `read_segment`."""
+    try:
+        return pj.read_json(
+            segment,
+            parse_options=pj.ParseOptions(
+                explicit_schema=IMPRESSION_RECORD, unexpected_field_behavior="ignore"
+            ),
+        )
+    except pa.ArrowInvalid:
+        records = list(read_segment(segment))
+        columns = {name: [r.get(name) for r in records] for name in IMPRESSION_RECORD.names}
+        return pa.Table.from_pydict(columns, schema=IMPRESSION_RECORD)
 
 
 def feedback_table(records: list[dict[str, Any]]) -> pa.Table:
@@ -67,7 +109,21 @@ def feedback_table(records: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=FEEDBACK_SCHEMA)
 
 
-TABLE_BUILDERS = {"impressions": impression_table, "feedback": feedback_table}
+def segment_table(kind: str, segment: Path) -> pa.Table:
+    """The lake rows of one segment, in the kind's parquet schema."""
+    if kind == "impressions":
+        return impression_table(read_impressions(segment))
+    return feedback_table(list(read_segment(segment)))
+
+
+def split_by_day(table: pa.Table) -> list[tuple[str, pa.Table]]:
+    """The rows of each UTC day (by `ts`), oldest day first."""
+    day = pc.divide(pc.cast(table["ts"], pa.int64()), MICROSECONDS_PER_DAY).to_numpy()
+    parts = []
+    for number in np.unique(day):
+        name = datetime.fromtimestamp(int(number) * 86_400, tz=UTC).date().isoformat()
+        parts.append((name, table.filter(pa.array(day == number))))
+    return parts
 
 
 class LakeShipper:
@@ -133,12 +189,8 @@ class LakeShipper:
             return shipped
 
     def _ship_segment(self, kind: str, segment: Path) -> None:
-        by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for record in read_segment(segment):
-            by_day[_day(record["ts"])].append(record)
         rows = 0
-        for day, records in sorted(by_day.items()):
-            table = TABLE_BUILDERS[kind](records)
+        for day, table in split_by_day(segment_table(kind, segment)):
             folder = f"{self.root}/{partition_dir(LAKE_DIRS[kind], day)}"
             self._write_parquet(table, folder, segment.stem + ".parquet")
             rows += table.num_rows

@@ -7,6 +7,8 @@ alert on "p99 above the SLO" resolves.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (
@@ -39,6 +41,8 @@ class ServiceMetrics:
 
     def __init__(self, brand: str) -> None:
         self.brand = brand
+        self._rank_counters: dict[tuple[str, str], Any] = {}
+        self._rank_histograms: dict[str, Any] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.rank_requests = Counter(
@@ -108,6 +112,20 @@ class ServiceMetrics:
             ["brand"],
             registry=r,
         )
+
+    def count_rank(self, variant: str, outcome: str, seconds: float | None = None) -> None:
+        """Count one /rank answer (and its latency); the labelled children are looked up once."""
+        key = (variant, outcome)
+        counter = self._rank_counters.get(key)
+        if counter is None:
+            counter = self._rank_counters[key] = self.rank_requests.labels(self.brand, *key)
+        counter.inc()
+        if seconds is not None:
+            histogram = self._rank_histograms.get(variant)
+            if histogram is None:
+                histogram = self.rank_latency.labels(self.brand, variant)
+                self._rank_histograms[variant] = histogram
+            histogram.observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

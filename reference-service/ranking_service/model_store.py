@@ -67,8 +67,16 @@ class RankingModel:
         self, user_id: str, candidates: Sequence[str], recent_items: Sequence[str] = ()
     ) -> np.ndarray:
         """Scores of the candidates (higher ranks first), float64, one per candidate."""
-        features = build_features(self.snapshot, user_id, candidates, recent_items)
-        # One worker per pod: scoring ~100 rows on one thread beats waking an OpenMP team.
+        return self.score(self.features(user_id, candidates, recent_items))
+
+    def features(
+        self, user_id: str, candidates: Sequence[str], recent_items: Sequence[str] = ()
+    ) -> np.ndarray:
+        return build_features(self.snapshot, user_id, candidates, recent_items)
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """LightGBM's scores of feature rows; releases the GIL while the trees run."""
+        # Scoring ~100 rows on one thread beats waking an OpenMP team.
         return np.asarray(self.booster.predict(features, num_threads=1), dtype=np.float64)
 
     def warm_up(self) -> None:

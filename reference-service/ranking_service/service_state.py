@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from ranking_service.event_log import EventLog
 from ranking_service.metrics import ServiceMetrics
 from ranking_service.reload import ModelReloader
+from ranking_service.scoring_pool import ScoringPool
 from ranking_service.settings import Settings
 
 
@@ -19,6 +20,7 @@ class ServiceState:
     metrics: ServiceMetrics
     reloader: ModelReloader
     event_log: EventLog
+    scoring: ScoringPool
 
 
 async def _service_state(request: Request) -> ServiceState:

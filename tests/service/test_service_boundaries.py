@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from ranking_features.events import IMPRESSION_SCHEMA
 from ranking_service.event_log import EventLog, EventLogLockedError, read_segment
+from ranking_service.lake_shipper import segment_table, split_by_day
 
 from tests.service.service_process import SERVE
 
@@ -99,3 +101,38 @@ def test_a_torn_last_record_is_skipped(tmp_path: Path) -> None:
     text = "".join(json.dumps(r) + "\n" for r in records) + '{"event_id": "c", "us'
     segment.write_text(text, encoding="utf-8")
     assert list(read_segment(segment)) == records
+
+
+@pytest.mark.parametrize("torn", [False, True], ids=["whole", "torn"])
+def test_impression_segments_expand_to_one_row_per_item_per_day(tmp_path: Path, torn: bool) -> None:
+    day = 86_400_000_000
+    midnight = 20_000 * day
+    records = [
+        {
+            "request_id": "r1", "ts": midnight - 1, "user_id": "u1", "items": ["a", "b"],
+            "scores": [0.5, 0.25], "model_name": "m", "model_version": "3",
+            "variant": "champion", "brand": "acme",
+        },
+        {
+            "request_id": "r2", "ts": midnight + 5, "user_id": "u2", "items": ["c", "a", "é"],
+            "scores": [3.0, 2.0, 1.0], "model_name": None, "model_version": None,
+            "variant": "fallback", "brand": "acme",
+        },
+    ]  # fmt: skip
+    segment = tmp_path / "0001.jsonl"
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    segment.write_text(text + ('{"request_id": "r3", "ts"' if torn else ""), encoding="utf-8")
+    parts = split_by_day(segment_table("impressions", segment))
+    assert [name for name, _ in parts] == ["2024-10-03", "2024-10-04"]
+    before, after = (table.to_pylist() for _, table in parts)
+    assert [(r["event_id"], r["item_id"], r["position"], r["score"]) for r in before] == [
+        ("r1:1", "a", 1, 0.5),
+        ("r1:2", "b", 2, 0.25),
+    ]
+    assert [(r["event_id"], r["item_id"], r["position"]) for r in after] == [
+        ("r2:1", "c", 1),
+        ("r2:2", "a", 2),
+        ("r2:3", "é", 3),
+    ]
+    assert after[0]["model_name"] is None and after[0]["variant"] == "fallback"
+    assert parts[0][1].schema.equals(IMPRESSION_SCHEMA)

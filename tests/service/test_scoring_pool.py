@@ -1,0 +1,43 @@
+"""The scoring pool: scores are the model's own, inline for a lone request, on the scoring
+thread when requests arrive close together."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+from ranking_service.model_store import RankingModel
+from ranking_service.scoring_pool import BUSY_GAP_S, ScoringPool
+
+from tests.service.ranker_models import tiny_snapshot, train_ranker
+
+
+class _ThreadRecordingModel(RankingModel):
+    def score(self, features: np.ndarray) -> np.ndarray:
+        self.threads.append(threading.current_thread().name)  # type: ignore[attr-defined]
+        return super().score(features)
+
+
+def test_sparse_requests_score_inline_and_bursts_on_the_scoring_thread() -> None:
+    model = _ThreadRecordingModel("m", "1", "champion", "run", train_ranker(), tiny_snapshot(), 0)
+    object.__setattr__(model, "threads", [])
+    features = model.features("u-1", ["i-1", "i-2", "i-3", "new"])
+    expected = model.booster.predict(features)
+    pool = ScoringPool()
+
+    async def traffic() -> list[np.ndarray]:
+        lone = await pool.score(model, features)
+        await asyncio.sleep(BUSY_GAP_S * 5)
+        burst = await asyncio.gather(*(pool.score(model, features) for _ in range(5)))
+        return [lone, *burst]
+
+    try:
+        results = asyncio.run(traffic())
+    finally:
+        pool.shutdown()
+    for scores in results:
+        np.testing.assert_allclose(scores, expected)
+    threads = model.threads  # type: ignore[attr-defined]
+    assert threads[:2] == [threading.main_thread().name] * 2
+    assert all(name.startswith("scoring") for name in threads[2:])
