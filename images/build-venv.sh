@@ -2,13 +2,18 @@
 # Builder-stage step shared by recplat's Dockerfiles: creates /opt/venv from the
 # wheelhouse in /wheels (see scripts/containers/wheelhouse.sh) and slims it.
 #
-#   build-venv.sh [--drop "pkg ..."] [--warm "pkg ..."] [--import "module ..."] [--check "cmd"]
+#   build-venv.sh [--drop "pkg ..."] [--warm "pkg ..."] [--import "module ..."]
+#                 [--prune "pkg ..."] [--check "cmd"]
 #
 # --drop    top-level packages and console scripts of the recplat wheel that
 #           this image does not run (the wheel carries the whole repository)
 # --warm    packages whose every module is imported once, so their bytecode is
 #           written; with --import, the lazily imported third-party modules
-# --check   a command that must succeed in the finished venv
+# --prune   third-party packages cut down to the subpackages the warm imports
+#           loaded, and their vendored libraries (<pkg>.libs) to those a remaining
+#           extension module still names: the service's LightGBM imports only
+#           scipy.sparse, not scipy's optimisers, statistics or OpenBLAS (~80 MB)
+# --check   a command that must succeed in the finished venv (after pruning)
 #
 # pip runs from its own wheel, so neither the venv nor the image ever contains
 # pip; --no-index keeps the build offline and limited to the locked versions.
@@ -18,12 +23,13 @@
 # (nothing links them; no image uses them) are removed: 195 MB less in the
 # service image (735 -> 540 MB on the local base).
 set -eu
-drop="" warm="" imports="" check="true"
+drop="" warm="" imports="" prune="" check="true"
 while [ $# -gt 0 ]; do
   case "$1" in
     --drop) drop="$2"; shift 2 ;;
     --warm) warm="$2"; shift 2 ;;
     --import) imports="$2"; shift 2 ;;
+    --prune) prune="$2"; shift 2 ;;
     --check) check="$2"; shift 2 ;;
     *) echo "build-venv.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -48,12 +54,13 @@ find "$site" -mindepth 2 -depth -type d -name tests -exec rm -rf {} +
 rm -rf "$site"/pyarrow/include "$site"/pyarrow/src "$site"/numpy/_core/include "$site"/pyarrow/*flight*
 find "$site" \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' \) -delete
 
-/opt/venv/bin/python - "$warm" "$imports" <<'PY'
+/opt/venv/bin/python - "$warm" "$imports" "$prune" <<'PY'
 import collections
 import hashlib
 import importlib
 import os
 import pkgutil
+import shutil
 import sys
 
 # Wheels vendor identical libraries (numpy's and scipy's libgfortran, pyarrow's
@@ -76,5 +83,29 @@ for name in sys.argv[1].split():
         importlib.import_module(module.name)
 for name in sys.argv[2].split():
     importlib.import_module(name)
+
+for name in sys.argv[3].split():
+    root = os.path.dirname(importlib.import_module(name).__file__)
+    for folder, subfolders, _ in os.walk(root):
+        relative = os.path.relpath(folder, root)
+        package = name if relative == "." else f"{name}.{relative.replace(os.sep, '.')}"
+        for sub in list(subfolders):
+            if f"{package}.{sub}" not in sys.modules and os.path.isfile(
+                os.path.join(folder, sub, "__init__.py")
+            ):
+                shutil.rmtree(os.path.join(folder, sub))
+                subfolders.remove(sub)
+    extensions = [
+        os.path.join(folder, file)
+        for folder, _, files in os.walk(root)
+        for file in files
+        if ".so" in file
+    ]
+    named = b"".join(open(path, "rb").read() for path in extensions)
+    vendored = root + ".libs"
+    if os.path.isdir(vendored):
+        for library in os.listdir(vendored):
+            if library.encode() not in named:
+                os.unlink(os.path.join(vendored, library))
 PY
 PATH="/opt/venv/bin:$PATH" sh -c "$check"

@@ -60,7 +60,7 @@ for image in "${images[@]}"; do
   ref="$prefix${repository[$image]}:$tag"
   inputs="$( {
     echo "$base $("$tool" image inspect --format '{{.Id}}' "$base" 2>/dev/null || true)"
-    sha256sum "${dockerfile[$image]}" images/build-venv.sh
+    sha256sum "${dockerfile[$image]}" images/build-venv.sh images/check-lightgbm.py
     (cd "$wheels" && sha256sum requirements.txt ./*.whl)
   } | sha256sum | cut -c1-16)"
   built="$("$tool" image inspect --format '{{index .Config.Labels "recplat.inputs"}}' "$ref" 2>/dev/null || true)"

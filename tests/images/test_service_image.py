@@ -28,9 +28,8 @@ pytestmark = pytest.mark.containers
 BRAND = "imgsvc"
 API_KEY = "9f2c4e7a1b3d5f60a8c2e4b6d8f0a1c3"
 GRACE_PERIOD_S = 30
-# Target from the issue; the image is over it today (see the report in the README).
+# The issue's target for the service image (453 MB on the local base at the last build).
 SIZE_TARGET_BYTES = 500_000_000
-SIZE_BUDGET_BYTES = 600_000_000
 
 
 @dataclass(frozen=True)
@@ -222,9 +221,8 @@ def test_image_holds_no_secrets(
 def test_image_size_and_build_time(images: dict[str, BuiltImage]) -> None:
     service = images["service"]
     print({name: (round(image.bytes / 1e6), image.seconds) for name, image in images.items()})
-    assert service.bytes < SIZE_BUDGET_BYTES, (
-        f"service image is {service.bytes / 1e6:.0f} MB; budget {SIZE_BUDGET_BYTES / 1e6:.0f} MB, "
-        f"target {SIZE_TARGET_BYTES / 1e6:.0f} MB"
+    assert service.bytes < SIZE_TARGET_BYTES, (
+        f"service image is {service.bytes / 1e6:.0f} MB; target {SIZE_TARGET_BYTES / 1e6:.0f} MB"
     )
 
 
