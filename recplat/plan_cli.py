@@ -100,9 +100,13 @@ def _print_summary(plan: Any, brands: list[Any]) -> None:
     console.print(by_brand)
     total = sum(counts.values())
     environment = sum(n for c, n in counts.items() if not c.startswith("brand:"))
+    # Pulumi (and the policy pack below) also count the component resources that group them.
+    grouping = len(plan.resources) - total
     console.print(
         f"{total} resources to create: {environment} environment, "
-        f"{total - environment} in {len(brands)} brand(s)"
+        f"{total - environment} in {len(brands)} brand(s); "
+        f"{len(plan.resources)} with the {grouping} components that group them",
+        soft_wrap=True,
     )
 
 

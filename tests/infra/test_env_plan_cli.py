@@ -54,6 +54,12 @@ def test_prod_plan_prints_components_brands_and_passes_the_policy_pack(tmp_path:
         assert heading in result.stdout
     written = json.loads((tmp_path / "plan.json").read_text())
     assert {"urn", "type", "name", "parent", "inputs"} <= set(written["resources"][0])
+    # The summary and the policy pack agree on what they count.
+    custom = sum(1 for r in written["resources"] if r["custom"])
+    everything = len(written["resources"])
+    assert f"{custom} resources to create" in result.stdout
+    assert f"{everything} with the {everything - custom} components" in result.stdout
+    assert f"over {everything} resources" in result.stdout
 
 
 def test_an_unknown_stack_is_an_error_naming_the_known_ones() -> None:
