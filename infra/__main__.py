@@ -50,6 +50,7 @@ if brand_stacks:
             key_vault_name=environment.platform.key_vault_name,
             tenant_id=environment.platform.tenant_id,
             provider=environment.platform.k8s_provider,
+            password_versions=[stack.mlflow_password_version for stack in brand_stacks],
         ),
         opts=pulumi.ResourceOptions(depends_on=[environment, *brand_stacks]),
     )

@@ -277,6 +277,10 @@ class BrandStack(pulumi.ComponentResource):
         self.namespace = namespace.id.apply(lambda _: names.namespace)
         self.identity_client_id = identity.client_id
         self.lake_uri = lake_uri
+        # Changes when the MLflow password is rotated: the users Job runs again.
+        self.mlflow_password_version = secrets[names.mlflow_password_secret].properties.apply(
+            lambda properties: properties.secret_uri_with_version
+        )
         self.register_outputs(
             {
                 "namespace": self.namespace,

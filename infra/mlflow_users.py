@@ -13,7 +13,8 @@ experiment or registered model ``MANAGE`` on it. So the brand user that creates
 ``recplat/<brand>`` and ``<brand>-ranker`` owns them, and every other brand's user can
 neither read nor write them. No user here is an admin.
 
-The Job's name carries a hash of the user list, so adding or removing a brand makes a
+The Job's name carries a hash of the user list and of the password secrets' versions, so
+adding or removing a brand, or rotating a password (a new Key Vault secret version), makes a
 new Job that Kubernetes runs again (a finished Job's pod template cannot change).
 """
 
@@ -116,12 +117,17 @@ class MlflowUsersArgs:
     key_vault_name: pulumi.Input[str]
     tenant_id: pulumi.Input[str]
     provider: k8s.Provider
+    password_versions: Sequence[pulumi.Input[str]] = ()
+    """Each brand's password secret URI with its version: a rotation re-runs the Job."""
 
 
-def job_name(brands: Sequence[BrandNames]) -> str:
-    """``mlflow-users-<hash of the user list>``: a new brand set is a new Job, run again."""
+def job_name(brands: Sequence[BrandNames], password_versions: Sequence[str] = ()) -> str:
+    """``mlflow-users-<hash>`` of the user list and the password versions: a new brand set
+    or a rotated password is a new Job, run again."""
     users = "\n".join(sorted(names.mlflow_user for names in brands))
-    return f"mlflow-users-{hashlib.sha256(users.encode()).hexdigest()[:10]}"
+    versions = "\n".join(sorted(password_versions))
+    digest = hashlib.sha256(f"{users}\n\n{versions}".encode()).hexdigest()[:10]
+    return f"mlflow-users-{digest}"
 
 
 class MlflowUsers(pulumi.ComponentResource):
@@ -229,10 +235,13 @@ class MlflowUsers(pulumi.ComponentResource):
             ),
             opts=in_cluster,
         )
+        name_of_job = pulumi.Output.all(*args.password_versions).apply(
+            lambda versions: job_name(users, [str(v) for v in versions])
+        )
         self.job = batch.Job(
             f"{name}-job",
             metadata=meta.ObjectMetaArgs(
-                name=job_name(users), namespace=NAMESPACE, labels=USERS_JOB_LABELS
+                name=name_of_job, namespace=NAMESPACE, labels=USERS_JOB_LABELS
             ),
             spec=batch.JobSpecArgs(
                 backoff_limit=BACKOFF_LIMIT,
@@ -274,4 +283,4 @@ class MlflowUsers(pulumi.ComponentResource):
                 depends_on=[provider_class, network_policy],
             ),
         )
-        self.register_outputs({"jobName": job_name(users)})
+        self.register_outputs({"jobName": name_of_job})

@@ -278,11 +278,9 @@ class AzureMocks(pulumi.runtime.Mocks):
                 }
             }
         if resource_type == "azure-native:keyvault:Secret":
-            return {
-                "properties": {
-                    "secretUri": f"https://{inputs.get('vaultName')}.vault.azure.net/secrets/{name}"
-                }
-            }
+            uri = f"https://{inputs.get('vaultName')}.vault.azure.net/secrets/{name}"
+            version = stable_guid(key, "version").replace("-", "")
+            return {"properties": {"secretUri": uri, "secretUriWithVersion": f"{uri}/{version}"}}
         if resource_type == "azure-native:dbforpostgresql:Server":
             return {"fullyQualifiedDomainName": f"{name}.postgres.database.azure.com"}
         if resource_type == "azure-native:dashboard:Grafana":

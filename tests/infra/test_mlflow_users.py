@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -61,7 +62,9 @@ def test_the_job_sets_every_brand_user_from_mounted_secrets(
     assert set(manifests) == {"Job", "SecretProviderClass", "NetworkPolicy"}
     job = manifests["Job"]
     assert job["metadata"]["namespace"] == "mlflow"
-    assert job["metadata"]["name"] == job_name([brand_names(b.name, stack) for b in brands])
+    # Named by the brand set and the password secrets' versions (see the test below).
+    assert re.fullmatch(r"mlflow-users-[0-9a-f]{10}", job["metadata"]["name"])
+    assert job["metadata"]["name"] != job_name([brand_names(b.name, stack) for b in brands])
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["command"][:2] == ["python3", "-c"]
@@ -120,11 +123,14 @@ def test_the_job_passes_checkov(brand_plans: dict[str, Plan], tmp_path: Path) ->
     assert failed == [], "\n".join(failed)
 
 
-def test_the_job_name_changes_with_the_brand_set_only() -> None:
+def test_the_job_name_changes_with_the_brand_set_and_rotated_passwords() -> None:
     a, b, c = (brand_names(name, "dev") for name in ("alpha", "beta", "gamma"))
-    assert job_name([a, b]) == job_name([b, a])
+    versions = ["https://kv/secrets/brand-alpha-mlflow/1", "https://kv/secrets/brand-beta-mlflow/1"]
+    assert job_name([a, b], versions) == job_name([b, a], versions[::-1])
     assert len({job_name([a, b]), job_name([a, b, c]), job_name([a])}) == 3
-    assert len(job_name([a, b])) <= 63
+    rotated = [versions[0], "https://kv/secrets/brand-beta-mlflow/2"]
+    assert job_name([a, b], versions) != job_name([a, b], rotated)
+    assert len(job_name([a, b], versions)) <= 63
 
 
 @dataclass(frozen=True)
