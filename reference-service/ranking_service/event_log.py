@@ -3,8 +3,9 @@
 Each kind of event (impressions, feedback) has its own folder of segments, one JSON record a
 line. The active segment takes appends; `seal()` closes it so the shipper can upload it. A
 feedback append returns only after `write` + `flush` + `fsync`, so an event that got a 202
-survives a crash (kill -9, node loss with a persistent volume). Impressions skip the fsync
-per request (they are not acknowledged to a client) and are fsynced when sealed.
+survives a crash of the process (kill -9, OOM kill; and node loss if the folder is on a
+persistent volume). Impressions skip the fsync per request (they are not acknowledged to a
+client) and are fsynced when sealed.
 
 After a crash every segment found at start is a leftover and is shipped as is; a torn last
 line (a write that never returned) is skipped, and it was never acknowledged.

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     max_candidates: Annotated[int, Field(ge=1, le=10_000)] = 100
     challenger_traffic: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
     reload_interval_s: Annotated[float, Field(gt=0)] = 30.0
-    # Local append-only event log; on AKS a persistent volume, so a crash loses nothing.
+    # Local append-only event log; on AKS an emptyDir, which outlives container restarts.
     event_log_dir: Path = Path("event-log")
     ship_interval_s: Annotated[float, Field(gt=0)] = 10.0
     max_body_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
