@@ -4,6 +4,8 @@ Times the job's stages (load, features, fit, evaluate: the functions `ranking-tr
 without the MLflow upload) next to the peer: reading the same parquet files with pyarrow plus a
 plain `lgb.train` on the same matrix with the same parameters and early stopping. Reports
 NDCG@10 of the model, the popularity baseline and the ground-truth oracle on the validation day.
+Last, one whole `ranking-train` run against a real MLflow server on loopback shows what
+fingerprinting, MLflow logging, registration and the gate add.
 
     uv run python benchmarks/bench_training.py [--users 10000 --items 2000 --days 20]
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from datetime import date, timedelta
@@ -35,6 +38,8 @@ from ranking_training.train import train_in_process
 from recplat.synthetic import SyntheticData, SynthParams, generate, write_lake
 
 RESULTS = Path(__file__).parent / "results" / "training.json"
+# The whole-job run starts MLflow with the tests' helper.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main() -> None:
@@ -63,6 +68,7 @@ def main() -> None:
             job, (booster, train, valid, evaluation) = _job_round(lake, first, end, settings)
             peer, plain = _peer_round(lake, train, valid, settings)
             rounds.append({"job": job, "peer": peer})
+        whole = _whole_job(lake, first, end, Path(scratch))
     job = {k: statistics.median(r["job"][k] for r in rounds) for k in rounds[0]["job"]}
     peer = {k: statistics.median(r["peer"][k] for r in rounds) for k in rounds[0]["peer"]}
 
@@ -78,6 +84,7 @@ def main() -> None:
         "peer_seconds": peer,
         "job_over_peer": job["total"] / peer["total"],
         "rounds": rounds,
+        "whole_job_with_mlflow": whole,
         "best_iteration": {"job": booster.best_iteration, "plain": plain.best_iteration},
         "ndcg@10": {
             "model": evaluation.model["ndcg@10"],
@@ -112,6 +119,34 @@ def _job_round(
     job["evaluate"] = time.perf_counter() - started
     job["total"] = sum(job.values())
     return job, (booster, train, valid, evaluation)
+
+
+def _whole_job(lake: Path, first: date, end: date, scratch: Path) -> dict[str, float]:
+    """`ranking-train` as a CronJob runs it, against a real MLflow server on loopback: the
+    stages plus fingerprint, MLflow logging, registration and the gate (informational; the
+    ratio above compares the stages the peer also does)."""
+    from ranking_training.config import TrainingConfig
+    from ranking_training.job import run_training
+
+    from tests.conftest import start_mlflow_server
+
+    process, server = start_mlflow_server(scratch / "mlflow")
+    try:
+        config = TrainingConfig(
+            brand="bench",
+            lake_uri=lake.as_uri(),
+            tracking_uri=server.tracking_uri,
+            data_from=first,
+            data_to=end,
+        )
+        started = time.perf_counter()
+        result = run_training(config, say=lambda _: None)
+        total = time.perf_counter() - started
+    finally:
+        process.terminate()
+        process.wait(30)
+    stages = sum(result.timings.values())
+    return {"total": total, "stages": stages, "fingerprint_mlflow_and_gate": total - stages}
 
 
 def _peer_round(
@@ -178,6 +213,12 @@ def _print(result: dict) -> None:
     print(f"job / peer: {ratio:.2f}x (target <= 1.5x), medians of {rounds} rounds")
     for n, r in enumerate(result["rounds"], start=1):
         print(f"  round {n}: job {r['job']['total']:.2f} s, peer {r['peer']['total']:.2f} s")
+    whole = result["whole_job_with_mlflow"]
+    print(
+        f"whole ranking-train run against a local MLflow server: {whole['total']:.2f} s "
+        f"(stages {whole['stages']:.2f} s + fingerprint, MLflow logging, registration and "
+        f"gate {whole['fingerprint_mlflow_and_gate']:.2f} s)"
+    )
     ndcg = result["ndcg@10"]
     print("NDCG@10 on the validation day: " + ", ".join(f"{k} {v:.4f}" for k, v in ndcg.items()))
 

@@ -52,11 +52,12 @@ class LakeData:
     duplicates_dropped: int
 
     def fingerprint(self) -> str:
-        """A digest of the data's content: the same events give the same fingerprint."""
+        """A digest of the data's content: the same events give the same fingerprint, in
+        whatever order and files they were read (row hashes, sorted)."""
         digest = hashlib.sha256()
         for frame in (self.impressions, self.feedback, self.catalog):
-            ordered = frame.sort_values(list(frame.columns[:1])).reset_index(drop=True)
-            digest.update(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes())
+            rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+            digest.update(np.sort(rows).tobytes())
         digest.update(f"{self.window_start}:{self.window_end}".encode())
         return digest.hexdigest()[:32]
 
