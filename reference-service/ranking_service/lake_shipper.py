@@ -56,6 +56,7 @@ IMPRESSION_RECORD = pa.schema(
     ]
 )
 MICROSECONDS_PER_DAY = 86_400_000_000
+SHIPPER_NICENESS = 10
 
 
 def impression_table(records: pa.Table) -> pa.Table:
@@ -93,6 +94,8 @@ def read_impressions(segment: Path) -> pa.Table:
     try:
         return pj.read_json(
             segment,
+            # One thread: shipping is background work and must not take both cores.
+            read_options=pj.ReadOptions(use_threads=False),
             parse_options=pj.ParseOptions(
                 explicit_schema=IMPRESSION_RECORD, unexpected_field_behavior="ignore"
             ),
@@ -157,6 +160,12 @@ class LakeShipper:
         self.ship_once(seal=True)
 
     def _run(self) -> None:
+        # Serving comes first: this thread runs at a lower CPU priority (Linux nice is per
+        # thread), so converting a large segment does not stretch /rank's tail latency.
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SHIPPER_NICENESS)
+        except OSError as error:
+            log.info("lake shipper keeps the default CPU priority: %s", error)
         # Leftovers of a crashed run go first, before any new segment is sealed.
         self.ship_once(seal=False)
         while not self._stop.wait(self.interval_s):

@@ -4,7 +4,8 @@ LightGBM's C code runs without the GIL. Under load, scoring on the one scoring t
 event loop parse, featurise and answer other requests meanwhile: +20% max throughput with one
 uvicorn worker on two cores, and a lower p99. When requests are sparse there is nothing to
 overlap, and the hop only adds two thread wake-ups (milliseconds on an idle VM), so a request
-that arrives more than `BUSY_GAP_S` after the previous one scores inline.
+scores inline when nothing is being scored on the thread and the previous scoring ended more
+than `busy_gap_s` ago.
 """
 
 from __future__ import annotations
@@ -17,22 +18,32 @@ import numpy as np
 
 from ranking_service.model_store import RankingModel
 
-# Arrivals closer than this (over 500 requests/s) count as load.
+# Less than this since the last scoring ended (over ~500 requests/s) counts as load.
 BUSY_GAP_S = 0.002
 
 
 class ScoringPool:
-    def __init__(self) -> None:
+    def __init__(self, busy_gap_s: float = BUSY_GAP_S) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring")
-        self._last_arrival = 0.0
+        self._busy_gap_s = busy_gap_s
+        self._last_done = -float("inf")
+        self._on_thread = 0
 
     async def score(self, model: RankingModel, features: np.ndarray) -> np.ndarray:
-        now = time.monotonic()
-        busy, self._last_arrival = now - self._last_arrival < BUSY_GAP_S, now
-        if not busy:
-            return model.score(features)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, model.score, features)
+        # Measured from the end of the last scoring, not its start: a slow inline scoring
+        # must not make back-to-back requests look sparse.
+        sparse = time.monotonic() - self._last_done >= self._busy_gap_s
+        try:
+            if sparse and self._on_thread == 0:
+                return model.score(features)
+            self._on_thread += 1
+            try:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._executor, model.score, features)
+            finally:
+                self._on_thread -= 1
+        finally:
+            self._last_done = time.monotonic()
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True)
