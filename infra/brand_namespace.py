@@ -16,6 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.brand_names import BrandNames
+from infra.network_rules import dns_egress_rule, namespace_selector
 from recplat.brand import Brand
 
 SERVICE_PORT = 8080
@@ -170,10 +171,6 @@ def create_guard_rails(
     return resources
 
 
-def _namespace_selector(namespace: str) -> meta.LabelSelectorArgs:
-    return meta.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": namespace})
-
-
 def _network_policies(
     brand: Brand,
     names: BrandNames,
@@ -198,7 +195,7 @@ def _network_policies(
                 networking.NetworkPolicyIngressRuleArgs(
                     from_=[
                         networking.NetworkPolicyPeerArgs(
-                            namespace_selector=_namespace_selector(ingress_namespace)
+                            namespace_selector=namespace_selector(ingress_namespace)
                         )
                     ],
                     ports=[networking.NetworkPolicyPortArgs(port=SERVICE_PORT, protocol="TCP")],
@@ -213,7 +210,7 @@ def _network_policies(
                 networking.NetworkPolicyIngressRuleArgs(
                     from_=[
                         networking.NetworkPolicyPeerArgs(
-                            namespace_selector=_namespace_selector("kube-system"),
+                            namespace_selector=namespace_selector("kube-system"),
                             pod_selector=meta.LabelSelectorArgs(
                                 match_labels={"rsName": "ama-metrics"}
                             ),
@@ -226,22 +223,7 @@ def _network_policies(
         "allow-egress-dns": networking.NetworkPolicySpecArgs(
             pod_selector=every_pod,
             policy_types=["Egress"],
-            egress=[
-                networking.NetworkPolicyEgressRuleArgs(
-                    to=[
-                        networking.NetworkPolicyPeerArgs(
-                            namespace_selector=_namespace_selector("kube-system"),
-                            pod_selector=meta.LabelSelectorArgs(
-                                match_labels={"k8s-app": "kube-dns"}
-                            ),
-                        )
-                    ],
-                    ports=[
-                        networking.NetworkPolicyPortArgs(port=53, protocol="UDP"),
-                        networking.NetworkPolicyPortArgs(port=53, protocol="TCP"),
-                    ],
-                )
-            ],
+            egress=[dns_egress_rule()],
         ),
         "allow-egress-mlflow": networking.NetworkPolicySpecArgs(
             pod_selector=every_pod,
@@ -250,7 +232,7 @@ def _network_policies(
                 networking.NetworkPolicyEgressRuleArgs(
                     to=[
                         networking.NetworkPolicyPeerArgs(
-                            namespace_selector=_namespace_selector(mlflow_namespace)
+                            namespace_selector=namespace_selector(mlflow_namespace)
                         )
                     ],
                     ports=[networking.NetworkPolicyPortArgs(port=mlflow_port, protocol="TCP")],

@@ -27,6 +27,7 @@ from infra import azure_roles
 from infra.config import MlflowConfig
 from infra.database import BACKEND_STORE_URI_SECRET
 from infra.environment_names import EnvironmentNames
+from infra.network_rules import dns_egress_rule
 from infra.vault import Vault, store_secret
 
 NAMESPACE = "mlflow"
@@ -421,22 +422,7 @@ class MlflowServer(pulumi.ComponentResource):
                     ),
                 ],
                 egress=[
-                    networking.NetworkPolicyEgressRuleArgs(
-                        to=[
-                            networking.NetworkPolicyPeerArgs(
-                                namespace_selector=meta.LabelSelectorArgs(
-                                    match_labels={"kubernetes.io/metadata.name": "kube-system"}
-                                ),
-                                pod_selector=meta.LabelSelectorArgs(
-                                    match_labels={"k8s-app": "kube-dns"}
-                                ),
-                            )
-                        ],
-                        ports=[
-                            networking.NetworkPolicyPortArgs(port=53, protocol="UDP"),
-                            networking.NetworkPolicyPortArgs(port=53, protocol="TCP"),
-                        ],
-                    ),
+                    dns_egress_rule(),
                     networking.NetworkPolicyEgressRuleArgs(
                         ports=[
                             networking.NetworkPolicyPortArgs(port=5432, protocol="TCP"),

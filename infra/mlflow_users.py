@@ -37,6 +37,7 @@ from infra.mlflow_server import (
     USERS_JOB_LABELS,
     tracking_uri,
 )
+from infra.network_rules import dns_egress_rule
 
 meta, core, batch, networking = k8s.meta.v1, k8s.core.v1, k8s.batch.v1, k8s.networking.v1
 
@@ -207,22 +208,7 @@ class MlflowUsers(pulumi.ComponentResource):
                 pod_selector=meta.LabelSelectorArgs(match_labels=USERS_JOB_LABELS),
                 policy_types=["Ingress", "Egress"],
                 egress=[
-                    networking.NetworkPolicyEgressRuleArgs(
-                        to=[
-                            networking.NetworkPolicyPeerArgs(
-                                namespace_selector=meta.LabelSelectorArgs(
-                                    match_labels={"kubernetes.io/metadata.name": "kube-system"}
-                                ),
-                                pod_selector=meta.LabelSelectorArgs(
-                                    match_labels={"k8s-app": "kube-dns"}
-                                ),
-                            )
-                        ],
-                        ports=[
-                            networking.NetworkPolicyPortArgs(port=53, protocol="UDP"),
-                            networking.NetworkPolicyPortArgs(port=53, protocol="TCP"),
-                        ],
-                    ),
+                    dns_egress_rule(),
                     networking.NetworkPolicyEgressRuleArgs(
                         to=[
                             networking.NetworkPolicyPeerArgs(
