@@ -139,8 +139,8 @@ class EncodedEvents:
 
 
 def _codes_in_id_order(ids: pd.Series) -> np.ndarray:
-    """A code per row, equal for equal ids and ordered like the ids (also for categorical
-    columns, whose categories keep the order they were read in)."""
+    """A code per row, equal for equal ids and ordered like the ids (for categorical columns
+    too, whatever the order of their categories)."""
     codes, uniques = pd.factorize(ids)
     rank = np.empty(len(uniques), dtype=np.int64)
     rank[np.argsort(np.asarray(uniques, dtype=object), kind="stable")] = np.arange(len(uniques))
@@ -195,7 +195,8 @@ def build_training_matrix(
     # Renumber requests 0..n-1 in time order; a request's rows are contiguous.
     sorted_request = request[order]
     first = np.flatnonzero(np.r_[True, sorted_request[1:] != sorted_request[:-1]])
-    group_sizes = np.diff(np.r_[first, len(order)])
+    bounds = np.r_[first, len(order)]
+    group_sizes = np.diff(bounds)
     row_request = np.repeat(np.arange(len(first)), group_sizes)
     times = request_ts[sorted_request[first]]
     first_rows = pd.Index(impressions["user_id"].to_numpy()[order[first]])
@@ -207,7 +208,7 @@ def build_training_matrix(
     day_starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
     for r0, r1 in zip(day_starts, np.r_[day_starts[1:], len(first)], strict=True):
         snapshot = encoded.snapshot(data.window_start + day[r0] * 86_400, data.window_start)
-        s0, s1 = first[r0], first[r1] if r1 < len(first) else len(order)
+        s0, s1 = bounds[r0], bounds[r1]
         block = build_encoded_feature_matrix(
             snapshot,
             user_rows=users[r0:r1],
