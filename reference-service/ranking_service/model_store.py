@@ -4,12 +4,15 @@
 artifacts from MLflow (`models:/<name>/<version>`), opens the native LightGBM booster
 (`model.lgb`, as `mlflow.lightgbm.log_model` writes it) and the feature snapshot the training
 run logged, and checks both against this release's feature definition. `RankingModel.predict()`
-builds the features with `ranking_features` and scores them. `ServedModels` holds what serves
-now; it is replaced as a whole, so a request sees one consistent champion/challenger pair.
+builds the features with `ranking_features` and scores them: with the booster's trees compiled
+to lookup tables (`compiled_trees`, about 3x faster) when they are verified equal to LightGBM's
+own scores, with LightGBM otherwise. `ServedModels` holds what serves now; it is replaced as
+a whole, so a request sees one consistent champion/challenger pair.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import tempfile
@@ -23,6 +26,8 @@ import lightgbm as lgb
 import numpy as np
 from ranking_features.definition import FEATURE_NAMES, build_features
 from ranking_features.snapshot import FeatureSnapshot
+
+from ranking_service.compiled_trees import CompiledTrees, NotCompilableError, compile_trees
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,7 @@ class RankingModel:
     data_to: str | None = None
     offline_metrics: dict[str, float] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
+    compiled: CompiledTrees | None = None
 
     def predict(
         self, user_id: str, candidates: Sequence[str], recent_items: Sequence[str] = ()
@@ -74,16 +80,53 @@ class RankingModel:
     ) -> np.ndarray:
         return build_features(self.snapshot, user_id, candidates, recent_items)
 
+    @property
+    def scorer(self) -> str:
+        """What scores: "compiled-trees" (verified lookup tables) or "lightgbm"."""
+        return "compiled-trees" if self.compiled is not None else "lightgbm"
+
     def score(self, features: np.ndarray) -> np.ndarray:
-        """LightGBM's scores of feature rows; releases the GIL while the trees run."""
+        """Scores of feature rows, float64: LightGBM's, from the compiled tables if verified."""
+        if self.compiled is not None:
+            return self.compiled.predict(features)
         # Scoring ~100 rows on one thread beats waking an OpenMP team.
         return np.asarray(self.booster.predict(features, num_threads=1), dtype=np.float64)
 
+    def with_compiled_trees(self) -> RankingModel:
+        """This model scoring with its trees compiled, if they match LightGBM's scores on the
+        snapshot's items and every split boundary; else itself (logged), scoring with LightGBM."""
+        try:
+            compiled = compile_trees(self.booster)
+            compiled.verify(self.booster, self.features(*self._warm_up_request()))
+        except NotCompilableError as reason:
+            log.info("%s v%s scores with LightGBM: %s", self.name, self.version, reason)
+            return self
+        except Exception as error:  # an optimisation only: LightGBM still scores correctly
+            log.warning(
+                "%s v%s scores with LightGBM: its trees did not compile: %r",
+                self.name,
+                self.version,
+                error,
+            )
+            return self
+        log.info(
+            "%s v%s scores with compiled trees (%d trees, %.1f MiB of tables)",
+            self.name,
+            self.version,
+            compiled.num_trees,
+            compiled.table_bytes / 2**20,
+        )
+        return dataclasses.replace(self, compiled=compiled)
+
+    def _warm_up_request(self) -> tuple[str, list[str], list[str]]:
+        items = [*self.snapshot.item_ids[:200], "__warm_up_unknown_item__"]
+        users = self.snapshot.user_ids[:1] or ["__warm_up_unknown_user__"]
+        return users[0], items, items[:2]
+
     def warm_up(self) -> None:
         """Score a request of known and unknown items; raise if the scores are unusable."""
-        items = [*self.snapshot.item_ids[:20], "__warm_up_unknown_item__"]
-        users = self.snapshot.user_ids[:1] or ["__warm_up_unknown_user__"]
-        scores = self.predict(users[0], items, recent_items=items[:2])
+        user, items, recent = self._warm_up_request()
+        scores = self.predict(user, items, recent_items=recent)
         if scores.shape != (len(items),) or not np.all(np.isfinite(scores)):
             raise ModelLoadError(
                 f"{self.name} version {self.version}: warm-up scores are not finite "
@@ -101,6 +144,7 @@ class RankingModel:
             "offline_metrics": self.offline_metrics,
             "registered_at": self.registered_at,
             "loaded_at": self.loaded_at,
+            "scorer": self.scorer,
         }
 
 
@@ -172,6 +216,7 @@ def load_model_version(client: Any, version: Any, alias: str, tracking_uri: str)
             if k.lower().startswith(OFFLINE_METRIC_PREFIXES) and math.isfinite(v)
         },
     )
+    model = model.with_compiled_trees()
     model.warm_up()
     return model
 

@@ -52,6 +52,7 @@ async def model_info(state: State) -> ModelInfoResponse:
                 offline_metrics=m.offline_metrics,
                 registered_at=datetime.fromtimestamp(m.registered_at, tz=UTC),
                 loaded_at=datetime.fromtimestamp(m.loaded_at, tz=UTC),
+                scorer=m.scorer,
             )
             for m in models
         ],

@@ -184,6 +184,13 @@ class ServingModelInfo(BaseModel):
     offline_metrics: dict[str, float]
     registered_at: datetime
     loaded_at: datetime
+    scorer: Annotated[
+        Literal["compiled-trees", "lightgbm"],
+        Field(
+            description="What scores: the trees compiled to lookup tables (verified equal to "
+            "LightGBM's scores at load) or LightGBM itself (models the tables cannot score)."
+        ),
+    ]
 
 
 class ModelInfoResponse(BaseModel):

@@ -1,5 +1,5 @@
-"""The scoring pool: scores are the model's own, inline for a lone request, on the scoring
-thread when requests arrive close together."""
+"""The scoring pool: scores are the model's own. LightGBM scores inline for a lone request and
+on the scoring thread when requests arrive close together; compiled trees always inline."""
 
 from __future__ import annotations
 
@@ -43,3 +43,25 @@ def test_sparse_requests_score_inline_and_bursts_on_the_scoring_thread() -> None
     threads = model.threads  # type: ignore[attr-defined]
     assert threads[:2] == [threading.main_thread().name] * 2
     assert all(name.startswith("scoring") for name in threads[2:])
+
+
+def test_compiled_trees_score_inline_even_in_a_burst() -> None:
+    lightgbm = _ThreadRecordingModel(
+        "m", "1", "champion", "run", train_ranker(), tiny_snapshot(), 0
+    )
+    model = lightgbm.with_compiled_trees()
+    assert model.scorer == "compiled-trees"
+    object.__setattr__(model, "threads", [])
+    features = model.features("u-1", ["i-1", "i-2", "i-3", "new"])
+    pool = ScoringPool(busy_gap_s=0.5)
+
+    async def burst() -> list[np.ndarray]:
+        return await asyncio.gather(*(pool.score(model, features) for _ in range(5)))
+
+    try:
+        results = asyncio.run(burst())
+    finally:
+        pool.shutdown()
+    for scores in results:
+        np.testing.assert_allclose(scores, model.booster.predict(features), atol=1e-9)
+    assert model.threads == [threading.main_thread().name] * 5  # type: ignore[attr-defined]
