@@ -10,7 +10,9 @@ numbers.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -108,8 +110,11 @@ class ItemCodes:
         return unknown[item_id]
 
     def encode(self, item_ids: Sequence[str]) -> np.ndarray:
-        code = self.code
-        return np.fromiter((code(i) for i in item_ids), dtype=np.int64, count=len(item_ids))
+        rows = list(map(self._index.get, item_ids))
+        if None in rows:  # unknown items: codes by first appearance
+            code = self.code
+            rows = [code(i) if row is None else row for i, row in zip(item_ids, rows, strict=True)]
+        return np.array(rows, dtype=np.int64).reshape(len(rows))
 
     def sessions(self, recent_items: Sequence[Sequence[str]]) -> np.ndarray:
         """The latest SESSION_LENGTH items of each request as codes, padded with -1."""
@@ -144,45 +149,85 @@ def build_encoded_feature_matrix(
     item = np.asarray(row_items, dtype=np.int64)
     n_items = len(snapshot.item_ids)
     known = item < n_items
-    safe_item = np.where(known, item, 0)
-    n_categories = len(snapshot.categories)
-    category = np.where(known, snapshot.item_category[safe_item], -1)
+    tables = _item_tables(snapshot)
+    row = np.minimum(item, n_items)  # codes of unknown items -> the tables' last row
+    category = tables.category[row]
     has_category = category >= 0
     safe_category = np.where(has_category, category, 0)
+    stats = tables.stats[row]
 
     now = np.asarray(request_times, dtype=np.float64)[row_request]
-    age_days = (now - snapshot.item_published_at[safe_item]) / SECONDS_PER_DAY
+    age_days = (now - stats[:, 0]) / SECONDS_PER_DAY
     features[:, 0] = np.where(known, np.maximum(age_days, 0.0), UNKNOWN_ITEM_AGE_DAYS)
+    features[:, 1:4] = stats[:, 1:4]
 
-    impressions = np.where(known, snapshot.item_impressions[safe_item], 0.0)
-    clicks = np.where(known, snapshot.item_clicks[safe_item], 0.0)
-    # Shares relative to the average item (1.0), not counts: counts grow with the window, so a
-    # model trained on early days would not transfer to the full window serving uses.
-    n_items = max(n_items, 1)
-    total_impressions = max(snapshot.total_impressions, 1.0)
-    total_clicks = max(snapshot.total_clicks, 1.0)
-    features[:, 1] = impressions * n_items / total_impressions
-    prior = CTR_PRIOR_IMPRESSIONS
-    features[:, 2] = (clicks + prior * snapshot.global_ctr) / (impressions + prior)
-    features[:, 3] = clicks * n_items / total_clicks
-
-    user = np.asarray(user_rows, dtype=np.int64)[row_request]
-    known_user = user >= 0
-    safe_user = np.where(known_user, user, 0)
+    # Per request first (a request's rows share its user), then spread to the rows.
+    request_user = np.asarray(user_rows, dtype=np.int64)
+    request_known_user = request_user >= 0
+    request_safe_user = np.where(request_known_user, request_user, 0)
+    request_user_total = np.where(
+        request_known_user, snapshot.user_click_totals[request_safe_user], 0.0
+    )
+    known_user = request_known_user[row_request]
+    user_total = request_user_total[row_request]
     user_clicks = snapshot.user_category_clicks
-    user_total = np.where(known_user, snapshot.user_click_totals[safe_user], 0.0)
-    user_in_category = np.where(known_user, user_clicks[safe_user, safe_category], 0.0)
+    in_category = user_clicks[request_safe_user[row_request], safe_category]
+    user_in_category = np.where(known_user, in_category, 0.0)
     share = snapshot.global_category_share[safe_category]
     alpha = AFFINITY_PRIOR_CLICKS
     affinity = (user_in_category + alpha * share) / (user_total + alpha)
+    n_categories = len(snapshot.categories)
     features[:, 4] = np.where(has_category, affinity, 1.0 / max(n_categories, 1))
-    features[:, 5] = np.log1p(user_total)
+    features[:, 5] = np.log1p(request_user_total)[row_request]
 
     session_share = _session_category_share(snapshot, sessions)
     features[:, 6] = np.where(has_category, session_share[row_request, safe_category], 0.0)
     row_sessions = np.asarray(sessions)[row_request]
-    features[:, 7] = (row_sessions == item[:, None]).any(axis=1)
+    features[:, 7] = np.logical_or.reduce(row_sessions == item[:, None], axis=1)
     return features
+
+
+@dataclass(frozen=True)
+class _ItemTables:
+    """Per snapshot item (and one last row for items it does not know): the category (-1
+    unknown) and the item's columns that do not depend on the request: published_at and
+    features 1 to 3. Computed once per snapshot, so a request gathers rows instead of
+    recomputing them."""
+
+    category: np.ndarray
+    stats: np.ndarray
+
+
+_ITEM_TABLES: weakref.WeakKeyDictionary[FeatureSnapshot, _ItemTables] = weakref.WeakKeyDictionary()
+
+
+def _item_tables(snapshot: FeatureSnapshot) -> _ItemTables:
+    tables = _ITEM_TABLES.get(snapshot)
+    if tables is None:
+        tables = _ITEM_TABLES[snapshot] = _compute_item_tables(snapshot)
+    return tables
+
+
+def _compute_item_tables(snapshot: FeatureSnapshot) -> _ItemTables:
+    # The unknown row has no traffic: the same formulas give its cold-start values.
+    impressions = np.append(snapshot.item_impressions, 0.0)
+    clicks = np.append(snapshot.item_clicks, 0.0)
+    # Shares relative to the average item (1.0), not counts: counts grow with the window, so a
+    # model trained on early days would not transfer to the full window serving uses.
+    n_items = max(len(snapshot.item_ids), 1)
+    total_impressions = max(snapshot.total_impressions, 1.0)
+    total_clicks = max(snapshot.total_clicks, 1.0)
+    prior = CTR_PRIOR_IMPRESSIONS
+    stats = np.column_stack(
+        [
+            np.append(snapshot.item_published_at, 0.0),  # unused: unknown items' age is fixed
+            impressions * n_items / total_impressions,
+            (clicks + prior * snapshot.global_ctr) / (impressions + prior),
+            clicks * n_items / total_clicks,
+        ]
+    )
+    category = np.append(snapshot.item_category, -1).astype(np.int64)
+    return _ItemTables(category=category, stats=stats)
 
 
 def _session_category_share(snapshot: FeatureSnapshot, sessions: np.ndarray) -> np.ndarray:

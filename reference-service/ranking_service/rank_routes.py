@@ -9,21 +9,24 @@ answer is the popularity fallback, marked `fallback: true` and counted.
 import logging
 import time
 import uuid
-from typing import Any, cast
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
 
-from ranking_service.auth import ApiKeyCheck
+from ranking_service.auth import BEARER_SECURITY, ApiKeyCheck
 from ranking_service.model_store import FALLBACK, popularity_scores, rank_order
 from ranking_service.schemas import (
     ErrorResponse,
-    RankRequestBase,
     RankResponse,
+    json_body_schema,
+    parse_json_body,
     rank_request_model,
 )
-from ranking_service.service_state import State
+from ranking_service.service_state import ServiceState
 from ranking_service.variant_split import choose_model
 
 log = logging.getLogger(__name__)
@@ -36,19 +39,36 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+class SelfParsingRoute(APIRoute):
+    """An APIRoute whose endpoint takes the `Request` and returns a `Response` itself.
+
+    FastAPI documents it as usual (the body schema and security come from `openapi_extra`)
+    but runs the endpoint directly: no body parsing, dependency solving or response
+    validation around it, so the endpoint does the API key check and parses the body itself.
+    That machinery cost /rank ~90 us a request, 15% of its max throughput with one worker.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        return self.endpoint
+
+
 def rank_router(max_candidates: int, api_key_check: ApiKeyCheck) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(route_class=SelfParsingRoute)
     request_model = rank_request_model(max_candidates)
 
     @router.post(
         "/rank",
         response_model=RankResponse,
         responses=AUTH_RESPONSES,
-        dependencies=[Depends(api_key_check)],
         summary="Rank candidate items for a user",
+        openapi_extra={**json_body_schema(request_model), "security": BEARER_SECURITY},
     )
-    async def rank(request_body: request_model, state: State) -> Response:  # type: ignore[valid-type]
-        body = cast(RankRequestBase, request_body)
+    async def rank(request: Request) -> Response:
+        api_key_check.verify(request.headers.get("authorization"))
+        body = parse_json_body(
+            request_model, request.headers.get("content-type"), await request.body()
+        )
+        state: ServiceState = request.app.state.service
         started = time.perf_counter()
         settings, metrics = state.settings, state.metrics
         served = state.reloader.served

@@ -83,9 +83,55 @@ def test_rank_and_feedback_need_the_api_key(service: RankingService) -> None:
         )
         assert wrong.status_code == 403
         assert wrong.json() == {"detail": "invalid API key for this brand"}
+        for header in (f"Basic {service.api_key}", "Bearer", service.api_key):
+            other = httpx.post(
+                f"{service.url}{path}", json=payload, headers={"Authorization": header}
+            )
+            assert other.status_code == 401, (path, header)
+        lowercase = httpx.post(
+            f"{service.url}{path}",
+            json=payload,
+            headers={"Authorization": f"bearer {service.api_key}"},
+        )
+        assert lowercase.status_code in (200, 202), (path, lowercase.text)
     assert httpx.get(f"{service.url}/metrics").status_code == 200
     assert httpx.get(f"{service.url}/healthz").json() == {"status": "ok"}
     assert service.metric("recplat_rank_requests_total", outcome="unauthorized") >= 2
+
+
+def test_rank_is_documented_with_its_body_and_security(service: RankingService) -> None:
+    spec = httpx.get(f"{service.url}/openapi.json").json()
+    operation = spec["paths"]["/rank"]["post"]
+    assert operation["security"] == [{"HTTPBearer": []}]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["required"] == ["user_id", "candidates"]
+    assert schema["properties"]["candidates"]["maxItems"] == 100
+    assert schema["examples"]
+    response = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert response == {"$ref": "#/components/schemas/RankResponse"}
+    assert {"401", "403", "413", "422"} <= set(operation["responses"])
+
+
+def test_rank_bodies_that_are_not_json_get_422_saying_so(service: RankingService) -> None:
+    with service.client() as client:
+        form = client.post("/rank", content=b"user_id=u-1", headers={"Content-Type": "text/plain"})
+        broken = client.post(
+            "/rank",
+            content=b'{"user_id": "u-1", "candidates": [',
+            headers={"Content-Type": "application/json"},
+        )
+        wrapped = client.post(
+            "/rank",
+            content=b'{"user_id": "u-1", "candidates": ["i-1"]}',
+            headers={"Content-Type": "application/vnd.recplat+json; charset=utf-8"},
+        )
+    assert form.status_code == 422
+    assert form.json()["detail"] == (
+        "body: expected a JSON object; send it with 'Content-Type: application/json'"
+    )
+    assert broken.status_code == 422
+    assert broken.json()["detail"].startswith("body: Invalid JSON"), broken.json()
+    assert wrapped.status_code == 200, wrapped.text
 
 
 def test_oversized_body_gets_413(service: RankingService) -> None:
