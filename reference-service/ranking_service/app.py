@@ -27,6 +27,7 @@ from ranking_service.feedback_routes import feedback_router
 from ranking_service.lake_shipper import LakeShipper
 from ranking_service.metrics import ServiceMetrics
 from ranking_service.ops_routes import router as ops_router
+from ranking_service.rank_batcher import RankBatcher
 from ranking_service.rank_routes import rank_router
 from ranking_service.reload import ModelReloader
 from ranking_service.scoring_pool import ScoringPool
@@ -96,12 +97,14 @@ def create_app(settings: Settings) -> FastAPI:
     """The ranking service of one brand, configured by `settings`."""
     metrics = ServiceMetrics(settings.brand)
     api_key_check = ApiKeyCheck(settings.read_api_key())
+    scoring = ScoringPool()
     state = ServiceState(
         settings=settings,
         metrics=metrics,
         reloader=ModelReloader(settings, metrics),
         event_log=EventLog(settings.event_log_dir),
-        scoring=ScoringPool(),
+        scoring=scoring,
+        batcher=RankBatcher(scoring),
     )
 
     # Opened here, before uvicorn starts: a bad lake URI or a second process on the same

@@ -1,9 +1,8 @@
 """POST /rank: pick the variant, score the candidates, log the impression, answer.
 
-Features are built on the event loop (numpy on one request: tens of microseconds); LightGBM
-scores through the `ScoringPool` (on its thread under load, so the loop answers other requests
-meanwhile). If no model is loaded (or scoring fails) the
-answer is the popularity fallback, marked `fallback: true` and counted.
+The candidates are featurised and scored by the `RankBatcher`, together with the requests
+that arrived at the same time. If no model is loaded (or scoring fails) the answer is the
+popularity fallback, marked `fallback: true` and counted.
 """
 
 import logging
@@ -77,8 +76,9 @@ def rank_router(max_candidates: int, api_key_check: ApiKeyCheck) -> APIRouter:
         scores: np.ndarray | None = None
         if model is not None:
             try:
-                features = model.features(body.user_id, candidates, body.recent_items)
-                scores = await state.scoring.score(model, features)
+                scores = await state.batcher.score(
+                    model, body.user_id, candidates, body.recent_items, now=time.time()
+                )
                 if not np.all(np.isfinite(scores)):
                     raise ValueError("non-finite scores")
             except Exception:

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from ranking_service.event_log import EventLog
 from ranking_service.metrics import ServiceMetrics
+from ranking_service.rank_batcher import RankBatcher
 from ranking_service.reload import ModelReloader
 from ranking_service.scoring_pool import ScoringPool
 from ranking_service.settings import Settings
@@ -21,6 +22,7 @@ class ServiceState:
     reloader: ModelReloader
     event_log: EventLog
     scoring: ScoringPool
+    batcher: RankBatcher
 
 
 async def _service_state(request: Request) -> ServiceState:
