@@ -104,7 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
         reloader=ModelReloader(settings, metrics),
         event_log=EventLog(settings.event_log_dir),
         scoring=scoring,
-        batcher=RankBatcher(scoring),
+        batcher=RankBatcher(scoring, metrics.rank_batch_size.labels(settings.brand).observe),
     )
 
     # Opened here, before uvicorn starts: a bad lake URI or a second process on the same

@@ -58,6 +58,13 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.rank_batch_size = Histogram(
+            "recplat_rank_batch_size",
+            "Requests featurised and scored together (adaptive batching; 1 when idle).",
+            ["brand"],
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=r,
+        )
         self.fallback = Counter(
             "recplat_fallback",
             "Rankings answered without a model (popularity or given order).",

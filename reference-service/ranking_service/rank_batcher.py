@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,8 +47,11 @@ class _Batch:
 
 
 class RankBatcher:
-    def __init__(self, pool: ScoringPool) -> None:
+    def __init__(
+        self, pool: ScoringPool, observe_batch_size: Callable[[int], None] | None = None
+    ) -> None:
         self._pool = pool
+        self._observe_batch_size = observe_batch_size
         self._gathering: dict[int, _Batch] = {}  # by id of the model (champion, challenger)
         self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
@@ -78,6 +81,8 @@ class RankBatcher:
         if self._gathering.get(id(batch.model)) is batch:
             del self._gathering[id(batch.model)]  # closed: later requests start a new one
         requests = [r for r in batch.requests if not r.scores.done()]  # not cancelled
+        if self._observe_batch_size is not None:
+            self._observe_batch_size(len(requests))
         try:
             scores = await self._score_requests(batch.model, requests)
         except Exception as error:

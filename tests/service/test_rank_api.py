@@ -206,4 +206,6 @@ def test_model_endpoint_and_metrics_describe_what_serves(
     )
     assert service.metric("recplat_rank_requests_total", outcome="ok") >= 1
     assert service.metric("recplat_rank_latency_seconds_count") >= 1
+    assert service.metric("recplat_rank_batch_size_count") >= 1
     assert service.metric("recplat_model_age_seconds", alias="champion") > 0
+    assert {m["scorer"] for m in info["models"]} == {"compiled-trees"}

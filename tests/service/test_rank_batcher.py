@@ -54,11 +54,13 @@ def test_requests_arriving_together_are_scored_in_one_call_with_their_own_scores
 ) -> None:
     model = _model(compiled)
     pool = ScoringPool()
+    sizes: list[int] = []
     try:
-        results = asyncio.run(_rank_together(RankBatcher(pool), REQUESTS, model))
+        results = asyncio.run(_rank_together(RankBatcher(pool, sizes.append), REQUESTS, model))
     finally:
         pool.shutdown()
     assert model.calls == [sum(len(c) for _, c, _ in REQUESTS)]  # type: ignore[attr-defined]
+    assert sizes == [len(REQUESTS)]
     for n, ((user, candidates, recent), scores) in enumerate(zip(REQUESTS, results, strict=True)):
         features = build_features(model.snapshot, user, candidates, recent, now=AS_OF + n)
         alone = model.booster.predict(features, num_threads=1)
