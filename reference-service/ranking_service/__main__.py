@@ -48,9 +48,9 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
-    # Everything imported and built so far lives as long as the process: out of the
-    # collector's sight, full collections no longer walk MLflow's and pandas' objects
-    # (tens of milliseconds each, in the middle of a request).
+    # Everything imported and built so far lives as long as the process. Frozen, it is out of
+    # the collector's sight: a full collection no longer walks these ~216k objects (100 ms on
+    # the development machine, in the middle of whichever request triggered it).
     gc.collect()
     gc.freeze()
     uvicorn.run(

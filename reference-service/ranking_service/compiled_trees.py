@@ -173,8 +173,6 @@ def _compile_block(trees: list[dict[str, Any]], widest: int, dtype: type) -> _Bl
     splits: dict[int, list[tuple[float, int, int]]] = {}  # feature -> (threshold, tree, mask)
     leaf_values = np.zeros((len(trees), widest))
     for tree_index, tree in enumerate(trees):
-        if "leaf_coeff" in tree.get("tree_structure", {}) or tree.get("is_linear"):
-            raise NotCompilableError("linear trees")
         leaves: list[float] = []
         _collect(tree["tree_structure"], tree_index, leaves, splits)
         leaf_values[tree_index, : len(leaves)] = leaves
@@ -222,6 +220,8 @@ def _collect(
 ) -> range:
     """Number the leaves under `node` left to right; record its splits; return its leaves."""
     if "split_index" not in node:
+        if "leaf_const" in node or "leaf_coeff" in node:
+            raise NotCompilableError("linear trees (a linear model in each leaf)")
         leaves.append(float(node["leaf_value"]))
         return range(len(leaves) - 1, len(leaves))
     if node.get("decision_type") != "<=":

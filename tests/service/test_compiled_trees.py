@@ -94,6 +94,7 @@ def test_a_model_of_single_leaf_trees_scores_its_constant() -> None:
         ("missing-values", "missing-value branch"),
         ("128-leaves", "128 leaves"),
         ("multiclass", "multiclass"),
+        ("linear-trees", "linear trees"),
     ],
 )
 def test_models_it_cannot_score_exactly_are_refused(kind: str, reason: str) -> None:
@@ -109,6 +110,8 @@ def test_models_it_cannot_score_exactly_are_refused(kind: str, reason: str) -> N
     elif kind == "missing-values":
         x[rng.random(3_000) < 0.2, 0] = np.nan
         y = np.nan_to_num(x[:, 0], nan=5.0)
+    elif kind == "linear-trees":
+        params |= {"linear_tree": True}
     elif kind == "128-leaves":
         params |= {"num_leaves": 128, "min_data_in_leaf": 2}
     else:
