@@ -2,14 +2,17 @@
 
 With one worker, the event loop's CPU is the service's ceiling, and featurising plus scoring
 100 candidates is some 80 small numpy calls whose cost barely depends on their size. A request
-joins the batch that is being gathered; the batch is scored once the event loop has started
-every request that arrived with it (one loop iteration later), with the shared feature
-definition's batch form (`build_feature_matrix`, as training uses it) and one scoring call.
+joins the batch that is being gathered. The batch is scored two event-loop iterations after
+its first request, with the shared feature definition's batch form (`build_feature_matrix`,
+as training uses it) and one scoring call. The two iterations let in the requests read in
+the same wake-up and those read in the next one: clients answered together send their next
+requests a few microseconds apart. With one iteration, a quarter of the batches at
+saturation held a single request (mean 4.0 of 8 clients); with two, 7.9 (+15% throughput).
 
-Batches form only under load: a lone request is a batch of one, one loop iteration later. At
-saturation, requests pile up while a batch is scored, so the next batch is larger: the batch
-size follows the load. Each request keeps its own arrival time for its features, and its
-scores equal those of scoring it alone (tested).
+Batches form only under load: a lone request is a batch of one, two loop iterations later
+(microseconds). Each batch grows with the queue: the batch size follows the load. Each
+request keeps its own arrival time for its features, and its scores equal those of scoring
+it alone (tested).
 
 A batch that fails is retried request by request, so one request that cannot be scored
 falls back alone instead of taking its batch with it.
@@ -68,14 +71,17 @@ class RankBatcher:
         batch = self._gathering.get(id(model))
         if batch is None or batch.model is not model:
             batch = self._gathering[id(model)] = _Batch(model)
-            # The task starts after the callbacks already queued: the other requests that
-            # arrived in this wake-up of the event loop join the batch first.
-            task = loop.create_task(self._score(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            # `_start` runs after the callbacks already queued and the task one iteration
+            # later still: requests read in this wake-up and in the next one join first.
+            loop.call_soon(self._start, batch)
         request = _Request(user_id, candidates, recent_items, now, loop.create_future())
         batch.requests.append(request)
         return await request.scores
+
+    def _start(self, batch: _Batch) -> None:
+        task = asyncio.get_running_loop().create_task(self._score(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _score(self, batch: _Batch) -> None:
         if self._gathering.get(id(batch.model)) is batch:

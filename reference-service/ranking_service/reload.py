@@ -25,6 +25,7 @@ from ranking_service.metrics import ServiceMetrics
 from ranking_service.model_store import (
     ALIASES,
     CHALLENGER,
+    ModelDownloadError,
     ModelLoadError,
     RankingModel,
     ServedModels,
@@ -115,6 +116,13 @@ class ModelReloader:
         started = time.monotonic()
         try:
             model = load_model_version(client, version, alias, self.settings.tracking_uri)
+        except ModelDownloadError as error:
+            # Storage or registry trouble, not a verdict on the version: retried next poll.
+            self.metrics.model_reload_failures.labels(
+                self.metrics.brand, alias, "download_failed"
+            ).inc()
+            log.warning("%s for %s not loaded, retrying: %s", key, alias, _first_line(error))
+            return None
         except ModelLoadError as error:
             reason, message = "rejected", str(error)
         except Exception as error:

@@ -122,11 +122,14 @@ def test_broken_version_is_rejected_and_the_old_one_keeps_serving(
         mlflow_server.tracking_uri, rankers.model_name, rankers.snapshot
     )
     set_alias(mlflow_server.tracking_uri, rankers.model_name, "champion", broken)
+    # Waits for the rejection itself: a transient download failure of the new version is
+    # counted too (and retried), so the counter alone can move before the verdict.
     wait_for(
-        lambda: service.metric("recplat_model_reload_failures_total", alias="champion") > failures,
+        lambda: f"rejected {rankers.model_name}/{broken} for champion" in service.log(),
         90,
         "broken version rejected",
     )
+    assert service.metric("recplat_model_reload_failures_total", alias="champion") > failures
     with service.client() as client:
         answers = [
             client.post("/rank", json={"user_id": f"u-{n}", "candidates": CANDIDATES})
@@ -155,3 +158,35 @@ def test_model_trained_on_other_features_is_rejected(
     )
     assert "retrain with this release's ranking_features" in service.log()
     assert current_champion(service) == serving
+
+
+def test_a_version_whose_artifacts_cannot_be_downloaded_is_retried_not_rejected(
+    service: RankingService, rankers: RegisteredRankers, mlflow_server: MlflowServer
+) -> None:
+    serving = current_champion(service)
+    before = set(mlflow_server.artifacts_dir.rglob("model.lgb"))
+    version = register_ranker(
+        mlflow_server.tracking_uri, rankers.model_name, train_ranker(seed=5), rankers.snapshot
+    )
+    (model_file,) = set(mlflow_server.artifacts_dir.rglob("model.lgb")) - before
+    # The artifact store lists the model file but cannot serve it for a while (an outage):
+    # the file is swapped for a link to nowhere, so the download fails with a server error.
+    hidden = model_file.with_name("model.lgb.away")
+    model_file.rename(hidden)
+    model_file.symlink_to(model_file.with_name("gone"))
+    failures = service.metric("recplat_model_reload_failures_total", reason="download_failed")
+    set_alias(mlflow_server.tracking_uri, rankers.model_name, "champion", version)
+    wait_for(
+        lambda: (
+            service.metric("recplat_model_reload_failures_total", reason="download_failed")
+            >= failures + 2
+        ),
+        90,
+        "two failed downloads",
+    )
+    assert current_champion(service) == serving
+    assert f"{rankers.model_name}/{version} for champion not loaded, retrying" in service.log()
+    model_file.unlink()
+    hidden.rename(model_file)
+    wait_for(lambda: current_champion(service) == version, 90, "the version loaded once back")
+    assert f"rejected {rankers.model_name}/{version}" not in service.log()
