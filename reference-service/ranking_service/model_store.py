@@ -234,6 +234,12 @@ def _open_booster(model_dir: Path, label: str) -> lgb.Booster:
         raise ModelLoadError(
             f"{label}: {NATIVE_MODEL_FILE} is not a LightGBM model: {error}"
         ) from error
+    except UnicodeDecodeError as error:
+        # LightGBM's parse error of a truncated file can carry stray bytes that its Python
+        # package fails to decode: the verdict is the same, only the message is lost.
+        raise ModelLoadError(
+            f"{label}: {NATIVE_MODEL_FILE} is not a LightGBM model (LightGBM cannot parse it)"
+        ) from error
     if tuple(booster.feature_name()) != FEATURE_NAMES:
         raise ModelLoadError(
             f"{label}: trained on features {booster.feature_name()}, this service computes "
