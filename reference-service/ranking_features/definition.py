@@ -114,7 +114,7 @@ class ItemCodes:
         if None in rows:  # unknown items: codes by first appearance
             code = self.code
             rows = [code(i) if row is None else row for i, row in zip(item_ids, rows, strict=True)]
-        return np.array(rows, dtype=np.int64).reshape(len(rows))
+        return np.array(rows, dtype=np.int64)
 
     def sessions(self, recent_items: Sequence[Sequence[str]]) -> np.ndarray:
         """The latest SESSION_LENGTH items of each request as codes, padded with -1."""

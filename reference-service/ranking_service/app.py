@@ -103,7 +103,6 @@ def create_app(settings: Settings) -> FastAPI:
         metrics=metrics,
         reloader=ModelReloader(settings, metrics),
         event_log=EventLog(settings.event_log_dir),
-        scoring=scoring,
         batcher=RankBatcher(scoring, metrics.rank_batch_size.labels(settings.brand).observe),
     )
 
@@ -127,7 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
-            state.scoring.shutdown()
+            scoring.shutdown()
             state.reloader.stop()
             shipper.stop()
             state.event_log.close()

@@ -87,6 +87,8 @@ class RankBatcher:
         if self._gathering.get(id(batch.model)) is batch:
             del self._gathering[id(batch.model)]  # closed: later requests start a new one
         requests = [r for r in batch.requests if not r.scores.done()]  # not cancelled
+        if not requests:
+            return
         if self._observe_batch_size is not None:
             self._observe_batch_size(len(requests))
         try:
@@ -107,8 +109,6 @@ class RankBatcher:
             _resolve(request, scores[start:end])
 
     async def _score_requests(self, model: RankingModel, requests: list[_Request]) -> np.ndarray:
-        if not requests:
-            return np.empty(0)
         features = build_feature_matrix(
             model.snapshot,
             user_ids=[r.user_id for r in requests],

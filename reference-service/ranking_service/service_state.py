@@ -11,7 +11,6 @@ from ranking_service.event_log import EventLog
 from ranking_service.metrics import ServiceMetrics
 from ranking_service.rank_batcher import RankBatcher
 from ranking_service.reload import ModelReloader
-from ranking_service.scoring_pool import ScoringPool
 from ranking_service.settings import Settings
 
 
@@ -21,7 +20,6 @@ class ServiceState:
     metrics: ServiceMetrics
     reloader: ModelReloader
     event_log: EventLog
-    scoring: ScoringPool
     batcher: RankBatcher
 
 
