@@ -1,4 +1,9 @@
-"""PostgreSQL Flexible Server: MLflow's backend store.
+"""PostgreSQL Flexible Server: MLflow's backend store, reachable from the VNet only.
+
+Every stack uses private access (VNet integration in the delegated ``postgres``
+subnet), dev included: the alternative for public access, the ``0.0.0.0`` "allow
+Azure services" firewall rule, admits every Azure tenant's outbound addresses, not
+only this cluster's egress.
 
 Entra authentication is on for operators; MLflow itself connects with a generated
 password because its SQLAlchemy store cannot fetch Entra tokens. That password
@@ -12,7 +17,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_random as random
-from pulumi_azure_native import dbforpostgresql
+from pulumi_azure_native import dbforpostgresql, privatedns
 
 from infra.config import DatabaseConfig
 from infra.vault import Vault, store_secret
@@ -33,8 +38,10 @@ class DatabaseArgs:
     resource_group_name: pulumi.Input[str]
     location: str
     delegated_subnet_id: pulumi.Input[str]
+    vnet_id: pulumi.Input[str]
     private_dns_zone_id: pulumi.Input[str] | None
-    """Set for private access (VNet integration); ``None`` gives public access (dev)."""
+    """The network's zone for the server; ``None`` (no private endpoints, dev) makes the
+    component create ``<server>.private.postgres.database.azure.com`` linked to ``vnet_id``."""
     vault: Vault
     tags: dict[str, str]
 
@@ -51,7 +58,7 @@ class Database(pulumi.ComponentResource):
         super().__init__("recplat:database:Database", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         config = args.config
-        private = args.private_dns_zone_id is not None
+        dns_zone_id, zone_link = self._dns_zone(name, args)
 
         # URL-safe specials only: the password is embedded in the backend-store URI.
         password = random.RandomPassword(
@@ -90,30 +97,20 @@ class Database(pulumi.ComponentResource):
                 password_auth="Enabled",  # noqa: S106 - an Azure setting
                 tenant_id=args.tenant_id,
             ),
+            # Private access needs no firewall rule: only the VNet (AKS pods) reaches it.
             network=dbforpostgresql.NetworkArgs(
                 public_network_access="Disabled",
                 delegated_subnet_resource_id=args.delegated_subnet_id,
-                private_dns_zone_arm_resource_id=args.private_dns_zone_id,
-            )
-            if private
-            else dbforpostgresql.NetworkArgs(public_network_access="Enabled"),
+                private_dns_zone_arm_resource_id=dns_zone_id,
+            ),
             tags=args.tags,
             opts=pulumi.ResourceOptions(
-                parent=self, additional_secret_outputs=["administratorLoginPassword"]
+                parent=self,
+                additional_secret_outputs=["administratorLoginPassword"],
+                # The zone must resolve from the VNet before the server registers in it.
+                depends_on=[zone_link] if zone_link is not None else [],
             ),
         )
-        if not private:
-            # Dev without VNet integration: only Azure-internal sources (the AKS egress IP)
-            # pass; TLS is required and the password never leaves Key Vault.
-            dbforpostgresql.FirewallRule(
-                f"{name}-allow-azure",
-                firewall_rule_name="allow-azure-services",
-                server_name=server.name,
-                resource_group_name=args.resource_group_name,
-                start_ip_address="0.0.0.0",  # noqa: S104 - Azure-internal only
-                end_ip_address="0.0.0.0",  # noqa: S104 - Azure-internal only
-                opts=child,
-            )
         dbforpostgresql.Configuration(
             f"{name}-require-tls",
             configuration_name="require_secure_transport",
@@ -160,3 +157,31 @@ class Database(pulumi.ComponentResource):
         self.server_fqdn = server.fully_qualified_domain_name.apply(lambda fqdn: fqdn or "")
         self.server_id = server.id
         self.register_outputs({"serverFqdn": self.server_fqdn, "serverId": self.server_id})
+
+    def _dns_zone(
+        self, name: str, args: DatabaseArgs
+    ) -> tuple[pulumi.Input[str], privatedns.VirtualNetworkLink | None]:
+        """The private DNS zone the server registers in, created here when the network has none."""
+        if args.private_dns_zone_id is not None:
+            return args.private_dns_zone_id, None
+        child = pulumi.ResourceOptions(parent=self)
+        zone = privatedns.PrivateZone(
+            f"{name}-dns",
+            private_zone_name=f"{args.server_name}.private.postgres.database.azure.com",
+            resource_group_name=args.resource_group_name,
+            location="global",
+            tags=args.tags,
+            opts=child,
+        )
+        link = privatedns.VirtualNetworkLink(
+            f"{name}-dns-link",
+            virtual_network_link_name=f"{args.server_name}-link",
+            private_zone_name=zone.name,
+            resource_group_name=args.resource_group_name,
+            location="global",
+            virtual_network=privatedns.SubResourceArgs(id=args.vnet_id),
+            registration_enabled=False,
+            tags=args.tags,
+            opts=child,
+        )
+        return zone.id, link

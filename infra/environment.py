@@ -167,6 +167,7 @@ class Environment(pulumi.ComponentResource):
                 resource_group_name=rg,
                 location=location,
                 delegated_subnet_id=network.database_subnet_id,
+                vnet_id=network.vnet_id,
                 private_dns_zone_id=network.dns_zone_ids.get("postgres"),
                 vault=vault,
                 tags=tags,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from policies import aks, identity, keyvault, postgres, stack, storage, tags, workloads
+from policies import aks, identity, ingress, keyvault, postgres, stack, storage, tags, workloads
 from policies.rule import RecplatResourcePolicy, RecplatStackPolicy
 
 RESOURCE_POLICIES: tuple[RecplatResourcePolicy, ...] = (
@@ -58,6 +58,7 @@ RESOURCE_POLICIES: tuple[RecplatResourcePolicy, ...] = (
     workloads.k8s_no_host_path,
     workloads.k8s_not_default_namespace,
     workloads.k8s_dedicated_service_account,
+    ingress.k8s_ingress_tls,
 )
 
 STACK_POLICIES: tuple[RecplatStackPolicy, ...] = (

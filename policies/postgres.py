@@ -17,18 +17,20 @@ FIREWALL_RULE = "azure-native:dbforpostgresql:FirewallRule"
 
 @resource_policy(
     name="postgres-no-open-firewall",
-    description="No PostgreSQL firewall rule opens the server to the whole internet.",
+    description="No PostgreSQL firewall rule opens the server to the internet or to all of Azure.",
     resource_types=[FIREWALL_RULE],
     severity=Severity.CRITICAL,
 )
 def postgres_no_open_firewall(args: ResourceValidationArgs, report: Violations) -> None:
     start = args.props.get("startIpAddress")
     end = args.props.get("endIpAddress")
+    fix = "use private access (a delegated subnet) or a rule for the exact client range"
     if start == "0.0.0.0" and end == "255.255.255.255":  # noqa: S104 - the range we forbid
-        report(
-            "allows 0.0.0.0-255.255.255.255; use private access (a delegated subnet) "
-            "or a rule for the exact client range"
-        )
+        report(f"allows 0.0.0.0-255.255.255.255; {fix}")
+    elif start == "0.0.0.0" and end == "0.0.0.0":  # noqa: S104 - the rule we forbid
+        # Azure's "allow public access from any Azure service" rule: it admits the outbound
+        # addresses of every Azure customer, not only this subscription's.
+        report(f"allows 0.0.0.0-0.0.0.0 (every Azure service of every tenant); {fix}")
 
 
 @resource_policy(

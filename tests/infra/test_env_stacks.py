@@ -78,10 +78,12 @@ def test_public_network_access_follows_private_endpoints(
         (STORAGE, "publicNetworkAccess"),
         (VAULT, "properties.publicNetworkAccess"),
         (REGISTRY, "publicNetworkAccess"),
-        (POSTGRES, "network.publicNetworkAccess"),
     ):
         resource = one(plan, token)
         assert lookup(resource["inputs"], path) == access, f"{resource['urn']}: {path}"
+    # PostgreSQL is private in every stack (tests/infra/test_database_access.py).
+    postgres = one(plan, POSTGRES)
+    assert lookup(postgres["inputs"], "network.publicNetworkAccess") == "Disabled", postgres["urn"]
 
 
 def test_storage_and_registry_skus_follow_the_stack(environment_plans: dict[str, Plan]) -> None:
@@ -98,16 +100,17 @@ def test_storage_and_registry_skus_follow_the_stack(environment_plans: dict[str,
 def test_only_configured_differences_separate_the_stacks(
     environment_plans: dict[str, Plan],
 ) -> None:
-    """The same resource types exist in both stacks, except the private-network ones."""
+    """The same resource types exist in both stacks, except the private-endpoint ones.
+
+    PostgreSQL has private access in both (dev creates its own private DNS zone), so
+    no type exists in dev only.
+    """
     private_only = {
         PRIVATE_ENDPOINT,
         "azure-native:network:PrivateDnsZoneGroup",
-        "azure-native:privatedns:PrivateZone",
-        "azure-native:privatedns:VirtualNetworkLink",
         "kubernetes:policy/v1:PodDisruptionBudget",
     }
-    public_only = {"azure-native:dbforpostgresql:FirewallRule"}
     dev_types = {r["type"] for r in environment_plans["dev"].resources}
     prod_types = {r["type"] for r in environment_plans["prod"].resources}
     assert prod_types - dev_types == private_only
-    assert dev_types - prod_types == public_only
+    assert dev_types - prod_types == set()

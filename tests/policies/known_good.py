@@ -257,6 +257,40 @@ def _resources(stack: str) -> list[tuple[str, str, dict[str, Any]]]:
             },
         ),
         (
+            f"{BRAND_STACK}$kubernetes:networking.k8s.io/v1:Ingress",
+            "acme-ranking-ingress",
+            {
+                "metadata": {
+                    **_metadata("ranking"),
+                    "annotations": {
+                        "kubernetes.azure.com/tls-cert-keyvault-uri": "https://recplat-kv-1a2b"
+                        ".vault.azure.net/certificates/recplat-api-tls",
+                        "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
+                    },
+                },
+                "spec": {
+                    "ingressClassName": "recplat",
+                    "tls": [{"hosts": ["api.example.com"], "secretName": "keyvault-ranking"}],
+                    "rules": [
+                        {
+                            "host": "api.example.com",
+                            "http": {
+                                "paths": [
+                                    {
+                                        "path": "/brands/acme/(rank|feedback)$",
+                                        "pathType": "ImplementationSpecific",
+                                        "backend": {
+                                            "service": {"name": "ranking", "port": {"name": "http"}}
+                                        },
+                                    }
+                                ]
+                            },
+                        }
+                    ],
+                },
+            },
+        ),
+        (
             f"{BRAND_STACK}$kubernetes:batch/v1:CronJob",
             "acme-training",
             {

@@ -257,6 +257,14 @@ CASES = [
         ("endIpAddress", "255.255.255.255"),
     ),
     case(
+        "postgres-no-open-firewall",
+        "office",
+        "allows 0.0.0.0-0.0.0.0 (every Azure service of every tenant); use private access "
+        "(a delegated subnet) or a rule for the exact client range",
+        ("startIpAddress", "0.0.0.0"),  # noqa: S104 - the forbidden "allow Azure services" rule
+        ("endIpAddress", "0.0.0.0"),  # noqa: S104
+    ),
+    case(
         "postgres-private-access-prod",
         "mlflow-db",
         "sets network.publicNetworkAccess=Enabled in prod; set it to Disabled",
@@ -461,6 +469,35 @@ CASES = [
         "sets serviceAccountName=default; run it as a dedicated ServiceAccount "
         "(the one federated to the workload identity)",
         (f"{CRON_SPEC}.serviceAccountName", "default"),
+    ),
+    # Ingress
+    case(
+        "k8s-ingress-tls",
+        "acme-ranking-ingress",
+        "has no spec.tls, so its routes are served over plain HTTP; add spec.tls with the rule "
+        "hosts and a certificate secret (app routing: annotation "
+        "kubernetes.azure.com/tls-cert-keyvault-uri and secretName keyvault-<ingress name>)",
+        ("spec.tls", DELETE),
+    ),
+    case(
+        "k8s-ingress-tls",
+        "acme-ranking-ingress",
+        "has rule 0 without a host, which its TLS certificate cannot cover; set the host and "
+        "list it under spec.tls[].hosts",
+        ("spec.rules.0.host", DELETE),
+    ),
+    case(
+        "k8s-ingress-tls",
+        "acme-ranking-ingress",
+        "serves host api.example.org without TLS; list it under spec.tls[].hosts",
+        ("spec.rules.0.host", "api.example.org"),
+    ),
+    case(
+        "k8s-ingress-tls",
+        "acme-ranking-ingress",
+        "sets nginx.ingress.kubernetes.io/ssl-redirect=false, which answers plain HTTP; remove it "
+        "or set nginx.ingress.kubernetes.io/force-ssl-redirect=true",
+        ("metadata.annotations", {"nginx.ingress.kubernetes.io/ssl-redirect": "false"}),
     ),
     # Stack
     case(
