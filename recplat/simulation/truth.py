@@ -54,7 +54,7 @@ class WorldParams:
     activity_sigma: float = 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SimulatedExploration:
     """An exploration log from the world, with what the estimators' callers need to score it."""
 
@@ -72,7 +72,7 @@ class SimulatedExploration:
         return np.where(match.any(axis=1), match.argmax(axis=1) + 1, 0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ServedTraffic:
     """Requests served a deterministic ranking, and the clicks they drew (for biased metrics)."""
 
@@ -83,7 +83,7 @@ class ServedTraffic:
     converted: np.ndarray  # requests x k, bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class World:
     """The hidden truth. Build it with `World.build`."""
 

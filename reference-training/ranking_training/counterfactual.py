@@ -72,7 +72,7 @@ class ExplorationLogError(ValueError):
     """An exploration log that the estimators cannot use; the message names the column."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ExplorationLog:
     """Exploration impressions, one row per item shown, as integer codes for vectorised use.
 
@@ -207,7 +207,7 @@ def align_positions(
     return np.where(sorted_keys[at] == wanted, sorted_position[at], 0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _UserSums:
     """Per-user sums a policy's estimate is a function of; rows are the users in the log."""
 
@@ -225,6 +225,10 @@ def _user_sums(
             f"target_position: expected one per log row ({len(log.request)}), "
             f"got {len(target_position)}"
         )
+    if log.n_requests == 0:
+        raise ExplorationLogError("exploration log: request_id: expected requests, got none")
+    if k < 1:
+        raise ValueError(f"k: expected a cut-off >= 1, got {k}")
     matched = (target_position == log.position) & (log.position <= k)
     weight = matched / log.propensity
     cell = log.user * k + np.minimum(log.position, k) - 1
@@ -244,7 +248,7 @@ def _value(reward: np.ndarray, weight: np.ndarray, requests: np.ndarray, estimat
     return per_position.sum(axis=-1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PolicyValue:
     """IPS and SNIPS of one target policy, with the diagnostics a gate should log."""
 

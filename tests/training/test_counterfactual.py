@@ -104,6 +104,12 @@ def test_a_bad_log_is_refused_naming_the_column(
         ExplorationLog.from_table(bad)
 
 
+def test_an_empty_log_is_refused_rather_than_estimated_as_nan() -> None:
+    log = ExplorationLog.from_table(SMALL_LOG.iloc[:0])
+    with pytest.raises(ExplorationLogError, match="request_id: expected requests, got none"):
+        ips(log, np.zeros(0, dtype=np.int64), k=2)
+
+
 def test_a_log_without_a_required_column_is_refused_naming_it() -> None:
     with pytest.raises(ExplorationLogError, match="exploration log: propensity: expected columns"):
         ExplorationLog.from_table(SMALL_LOG.drop(columns="propensity"))
