@@ -9,20 +9,27 @@ Loading never raises anything but ``BrandFileError``, whose problems read
 from __future__ import annotations
 
 import copy
+import difflib
+import math
 import re
+import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -39,15 +46,158 @@ MAX_BRAND_FILE_BYTES = 256 * 1024
 
 SCHEMA_FILE_NAME = "brand.schema.json"
 
-_CPU_PATTERN = r"^(?:[1-9][0-9]*m|[0-9]+(?:\.[0-9]{1,3})?)$"
-_MEMORY_PATTERN = r"^[1-9][0-9]*(?:Mi|Gi)$"
 _EMAIL_PATTERN = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
 _CRON_FIELD = r"(?:\*|[0-9]+(?:-[0-9]+)?)(?:/[0-9]+)?(?:,(?:\*|[0-9]+(?:-[0-9]+)?)(?:/[0-9]+)?)*"
 _CRON_PATTERN = rf"^{_CRON_FIELD}(?: {_CRON_FIELD}){{4}}$"
 
+QUANTITY_PATTERN = (
+    r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+    r"(?:Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$"
+)
+"""The Kubernetes quantity grammar (apimachinery ``resource.ParseQuantity``)."""
+
+_QUANTITY_SCALE = {
+    "": Decimal(1),
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6,
+    "G": Decimal(10) ** 9,
+    "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15,
+    "E": Decimal(10) ** 18,
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50,
+    "Ei": Decimal(2) ** 60,
+}
+_QUANTITY = re.compile(
+    r"(?P<number>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
+    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)|[eE](?P<exponent>[+-]?[0-9]+))?"
+)
+MAX_POD_CPU_CORES = 256
+"""Far above any node a brand pod lands on: a larger request is a typo (``1000`` for ``1000m``)."""
+MAX_POD_MEMORY_MI = 4 * 1024 * 1024
+"""4Ti: far above any node a brand pod lands on."""
+_MI = Decimal(2) ** 20
+CPU_HINT = "a Kubernetes CPU quantity such as 500m or 2"
+MEMORY_HINT = "a Kubernetes memory quantity such as 512Mi or 2Gi"
+
+
+def _quantity(value: Any) -> tuple[Decimal, bool] | None:
+    """A Kubernetes quantity's value, and whether it was a bare number; None if it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return Decimal(value), True
+    if isinstance(value, float):
+        return (Decimal(repr(value)), True) if math.isfinite(value) else None
+    if not isinstance(value, str):
+        return None
+    match = _QUANTITY.fullmatch(value)
+    if match is None:
+        return None
+    number = Decimal(match["number"])
+    if match["exponent"] is not None:
+        exponent = int(match["exponent"])
+        # Anything this far out is refused by the range checks; keep Decimal in range.
+        exponent = max(-40, min(40, exponent))
+        return number.scaleb(exponent), False
+    suffix = match["suffix"] or ""
+    return number * _QUANTITY_SCALE[suffix], not suffix
+
+
+def cpu_quantity(value: Any) -> str:
+    """A CPU quantity as the infra code consumes it: whole millicores, e.g. ``1`` -> ``1000m``.
+
+    Like Kubernetes, a sub-millicore remainder is rounded up to the next millicore.
+    """
+    parsed = _quantity(value)
+    if parsed is None:
+        raise ValueError(CPU_HINT)
+    cores, bare = parsed
+    if isinstance(value, str) and value.endswith("i"):
+        raise ValueError(CPU_HINT)  # a memory unit: cpu and memory swapped, or a typo
+    if cores <= 0:
+        raise ValueError("a CPU quantity above 0, such as 500m")
+    if cores > MAX_POD_CPU_CORES:
+        hint = f" (a bare number counts cores; did you mean '{value}m'?)" if bare else ""
+        raise ValueError(f"at most {MAX_POD_CPU_CORES} CPU cores per pod{hint}")
+    return f"{math.ceil(cores * 1000)}m"
+
+
+def memory_quantity(value: Any) -> str:
+    """A memory quantity as the infra code consumes it: whole MiB, as ``<n>Gi`` or ``<n>Mi``.
+
+    A value in bytes or decimal units (``1G``) is rounded up to the next MiB, so the
+    request and limit are never below what the brand asked for.
+    """
+    parsed = _quantity(value)
+    if parsed is None:
+        raise ValueError(MEMORY_HINT)
+    size, bare = parsed
+    if size < _MI:
+        hint = (
+            f" (a bare number counts bytes; did you mean '{value}Mi'?)" if bare and size > 0 else ""
+        )
+        raise ValueError(f"at least 1Mi of memory{hint}")
+    if size > MAX_POD_MEMORY_MI * _MI:
+        raise ValueError(f"at most {MAX_POD_MEMORY_MI // (1024 * 1024)}Ti of memory per pod")
+    mebibytes = math.ceil(size / _MI)
+    return f"{mebibytes // 1024}Gi" if mebibytes % 1024 == 0 else f"{mebibytes}Mi"
+
+
+# The schema tells editors what the validator accepts: a quantity string or a bare number.
+_QUANTITY_JSON_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": QUANTITY_PATTERN},
+        {"type": "number", "exclusiveMinimum": 0},
+    ]
+}
+
 BrandName = Annotated[str, StringConstraints(pattern=BRAND_NAME_PATTERN)]
-CpuQuantity = Annotated[str, StringConstraints(pattern=_CPU_PATTERN)]
-MemoryQuantity = Annotated[str, StringConstraints(pattern=_MEMORY_PATTERN)]
+CpuQuantity = Annotated[str, BeforeValidator(cpu_quantity), WithJsonSchema(_QUANTITY_JSON_SCHEMA)]
+MemoryQuantity = Annotated[
+    str, BeforeValidator(memory_quantity), WithJsonSchema(_QUANTITY_JSON_SCHEMA)
+]
+
+# Domains reserved for documentation and testing (RFC 2606, RFC 6761): mail to them goes nowhere.
+_RESERVED_DOMAINS = ("example.com", "example.net", "example.org")
+_RESERVED_TLDS = ("example", "test", "invalid", "localhost", "local")
+_PLACEHOLDER_COST_CENTER = re.compile(
+    r"(?:[a-z]+[-_]?)?0+|(?:[a-z]+[-_])?x{2,}|x{3,}"
+    r"|(?:[a-z]+[-_])?(?:tbd|todo|tba|none|na|n-a|changeme|change-me|placeholder|example|dummy)",
+    re.IGNORECASE,
+)
+
+
+def _not_a_placeholder_owner(owner: str) -> str:
+    domain = owner.rsplit("@", 1)[-1]
+    lowered = domain.lower()
+    if lowered.rsplit(".", 1)[-1] in _RESERVED_TLDS or any(
+        lowered == d or lowered.endswith(f".{d}") for d in _RESERVED_DOMAINS
+    ):
+        raise ValueError(
+            f"the owning team's real email address ({domain} is reserved for examples "
+            "and receives no mail)"
+        )
+    return owner
+
+
+def is_placeholder_cost_center(cost_center: str) -> bool:
+    """Whether a cost center is a stand-in (``CC-0000``, ``XXX``, ``TBD``), not a real one."""
+    return _PLACEHOLDER_COST_CENTER.fullmatch(cost_center) is not None
+
+
+def _not_a_placeholder_cost_center(cost_center: str) -> str:
+    if is_placeholder_cost_center(cost_center):
+        raise ValueError(
+            "the cost center your finance team assigned to the brand (not a placeholder)"
+        )
+    return cost_center
 
 
 class Environment(StrEnum):
@@ -129,8 +279,8 @@ class Training(_Strict):
     lightgbm: LightGBMParams = Field(default_factory=lambda: LightGBMParams())
     promotion: Promotion = Field(default_factory=lambda: Promotion())
     workers: int = Field(0, ge=0, le=64, description="0 trains in the job's pod; N on Dask.")
-    cpu: CpuQuantity = "1"
-    memory: MemoryQuantity = "2Gi"
+    cpu: CpuQuantity = Field("1000m", description="CPU request per pod, a Kubernetes quantity.")
+    memory: MemoryQuantity = Field("2Gi", description="Memory request and limit per pod.")
 
     @field_validator("schedule")
     @classmethod
@@ -151,8 +301,16 @@ class BrandSettings(_Strict):
 
     name: BrandName = Field(description="Lowercase DNS label, 3-24 characters; the file's stem.")
     display_name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    owner: Annotated[str, StringConstraints(pattern=_EMAIL_PATTERN, max_length=254)]
-    cost_center: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
+    owner: Annotated[
+        str,
+        StringConstraints(pattern=_EMAIL_PATTERN, max_length=254),
+        AfterValidator(_not_a_placeholder_owner),
+    ]
+    cost_center: Annotated[
+        str,
+        StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"),
+        AfterValidator(_not_a_placeholder_cost_center),
+    ]
     environments: list[Environment] = Field(min_length=1)
     serving: Serving = Field(default_factory=lambda: Serving())
     training: Training = Field(default_factory=lambda: Training())
@@ -205,9 +363,12 @@ class BrandProblem:
     field: str
     expected: str
     found: str
+    line: int | None = None
+    """The 1-based line the problem is on, when the YAML says (duplicate keys)."""
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.field}: {self.expected}, got {self.found}"
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.field}: {self.expected}, got {self.found}"
 
 
 class BrandFileError(Exception):
@@ -256,8 +417,6 @@ _FIELD_HINTS: dict[str, str] = {
     "name": NAME_HINT,
     "owner": "an email address",
     "cost_center": "1-32 letters, digits, '-' or '_'",
-    "cpu": "a Kubernetes CPU quantity such as 500m or 2",
-    "memory": "a Kubernetes memory quantity such as 512Mi or 2Gi",
     "schedule": "a 5-field cron expression such as '0 3 * * *'",
 }
 
@@ -289,11 +448,44 @@ def _expectation(error: Mapping[str, Any]) -> str:
     return str(error["msg"]).replace("Input should be", "").strip() or kind
 
 
+def _annotation_fields(annotation: Any, path: Sequence[str]) -> list[str]:
+    """The field names of the model found at ``path`` below ``annotation``; [] if none."""
+    node = annotation
+    for part in [*path, None]:
+        while get_origin(node) in {Union, types.UnionType, Annotated}:
+            args = [a for a in get_args(node) if a is not type(None)]
+            node = args[0] if len(args) == 1 or get_origin(node) is Annotated else None
+        if get_origin(node) is dict:
+            if part is None:
+                return []
+            node = get_args(node)[1]
+        elif isinstance(node, type) and issubclass(node, BaseModel):
+            if part is None:
+                return list(node.model_fields)
+            field = node.model_fields.get(part)
+            if field is None:
+                return []
+            node = field.annotation
+        else:
+            return []
+    return []
+
+
+def _unknown_key_expectation(location: Sequence[str]) -> str:
+    *parent, key = location
+    close = difflib.get_close_matches(key, _annotation_fields(Brand, parent), n=1, cutoff=0.6)
+    if close:
+        return f"no such key (did you mean {close[0]!r}?)"
+    return _EXPECTATIONS["extra_forbidden"]
+
+
 def _problems_from_validation(file: str, error: ValidationError) -> list[BrandProblem]:
     problems = []
     for item in error.errors():
         location = [str(part) for part in item["loc"]]
         expected = _expectation(item)
+        if item["type"] == "extra_forbidden":
+            expected = _unknown_key_expectation(location)
         # A model validator reports on the model; it names the field in its message.
         found_value = item.get("input")
         if item["type"] == "value_error" and ": " in expected:
@@ -328,7 +520,7 @@ def parse_brand(text: str | bytes, file: str, *, stem: str | None = None) -> Bra
     if "\x00" in text:
         raise BrandFileError([BrandProblem(file, "(file)", "text", "binary data (a NUL byte)")])
     try:
-        data = yaml.safe_load(text)
+        data, duplicates = _load_yaml(text, file)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
@@ -337,31 +529,105 @@ def parse_brand(text: str | bytes, file: str, *, stem: str | None = None) -> Bra
     if not isinstance(data, dict):
         found = "an empty file" if data is None else _describe(data)
         raise BrandFileError([BrandProblem(file, "(file)", "a mapping of brand settings", found)])
-    try:
-        brand = Brand.model_validate(data)
-    except ValidationError as error:
-        raise BrandFileError(_problems_from_validation(file, error)) from None
-    problems: list[BrandProblem] = []
-    if stem is not None and brand.name != stem:
-        problems.append(
-            BrandProblem(file, "name", f"the file's stem {stem!r} (rename one)", repr(brand.name))
-        )
-    for environment in brand.overrides:
-        try:
-            brand.for_environment(environment)
-        except ValidationError as error:
-            for problem in _problems_from_validation(file, error):
-                problems.append(
-                    BrandProblem(
-                        file,
-                        f"overrides.{environment.value}.{problem.field}",
-                        problem.expected,
-                        problem.found,
-                    )
-                )
+    problems = [*duplicates, *_validation_problems(file, data, stem)]
     if problems:
         raise BrandFileError(problems)
-    return brand
+    return Brand.model_validate(data)
+
+
+def _is_brand_name(name: str) -> bool:
+    return re.fullmatch(BRAND_NAME_PATTERN, name) is not None
+
+
+def _validation_problems(file: str, data: dict[str, Any], stem: str | None) -> list[BrandProblem]:
+    """Every problem of a brand file's data at once: fields, file name, each environment merged."""
+    problems: list[BrandProblem] = []
+    try:
+        Brand.model_validate(data)
+    except ValidationError as error:
+        problems.extend(_problems_from_validation(file, error))
+    name = data.get("name")
+    # An invalid name is already reported; "rename one" would only add noise to it.
+    if stem is not None and isinstance(name, str) and name != stem and _is_brand_name(name):
+        problems.append(
+            BrandProblem(file, "name", f"the file's stem {stem!r} (rename one)", repr(name))
+        )
+    base = {key: value for key, value in data.items() if key != "overrides"}
+    overrides = data.get("overrides")
+    for key, override in overrides.items() if isinstance(overrides, Mapping) else []:
+        if key not in {e.value for e in Environment} or not isinstance(override, Mapping):
+            continue  # already reported by the model above
+        # Merged from the raw data, so an override is checked even when the base has problems;
+        # a problem the base already has is not repeated under the override.
+        patch = {
+            k: v
+            for k, v in override.items()
+            if k in Overrides.model_fields and isinstance(v, Mapping)
+        }
+        try:
+            Brand.model_validate(_deep_merge(base, patch))
+        except ValidationError as error:
+            for problem in _problems_from_validation(file, error):
+                if problem in problems:
+                    continue
+                problems.append(
+                    BrandProblem(
+                        file, f"overrides.{key}.{problem.field}", problem.expected, problem.found
+                    )
+                )
+    return problems
+
+
+def _load_yaml(text: str, file: str) -> tuple[Any, list[BrandProblem]]:
+    """The data of a YAML document, and a problem for each key given twice in one mapping.
+
+    PyYAML keeps the last of two equal keys without a word, so a second ``serving:``
+    block would silently replace the first.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        duplicates = _duplicate_keys(node, file) if node is not None else []
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    return data, duplicates
+
+
+def _duplicate_keys(root: yaml.Node, file: str) -> list[BrandProblem]:
+    problems: list[BrandProblem] = []
+    seen_nodes: set[int] = set()
+    pending: list[tuple[yaml.Node, tuple[str, ...]]] = [(root, ())]
+    while pending:
+        node, path = pending.pop()
+        if id(node) in seen_nodes:  # an alias: already checked where it was anchored
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            pending.extend((item, (*path, str(i))) for i, item in enumerate(node.value))
+        if not isinstance(node, yaml.MappingNode):
+            continue
+        first_lines: dict[tuple[str, str], int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key_path = (*path, str(key_node.value))
+            pending.append((value_node, key_path))
+            identity = (key_node.tag, key_node.value)
+            line = key_node.start_mark.line + 1
+            if identity not in first_lines:
+                first_lines[identity] = line
+                continue
+            problems.append(
+                BrandProblem(
+                    file,
+                    ".".join(key_path),
+                    f"each key once (first at line {first_lines[identity]}; merge the two)",
+                    f"{key_node.value!r} again",
+                    line=line,
+                )
+            )
+    return sorted(problems, key=lambda problem: problem.line or 0)
 
 
 def load_brand(path: Path | str) -> Brand:

@@ -15,13 +15,14 @@ from recplat.brand import (
     BRAND_NAME_PATTERN,
     NAME_HINT,
     SCHEMA_FILE_NAME,
-    Brand,
     BrandFileError,
-    Environment,
+    Serving,
+    Training,
     brand_files,
     json_schema,
     load_brand_files,
     load_brands,
+    parse_brand,
 )
 
 DEFAULT_BRANDS_DIR = Path("brands")
@@ -125,8 +126,12 @@ overrides: {{}}
 def new(
     name: Annotated[str, typer.Argument(help="The brand's name: a lowercase DNS label.")],
     brands_dir: BrandsDir = DEFAULT_BRANDS_DIR,
-    owner: Annotated[str, typer.Option(help="Owning team's email.")] = "team@example.com",
-    cost_center: Annotated[str, typer.Option(help="Cost center for tags.")] = "CC-0000",
+    owner: Annotated[
+        str | None, typer.Option(help="Owning team's email; it becomes the owner tag. Required.")
+    ] = None,
+    cost_center: Annotated[
+        str | None, typer.Option(help="Cost center the brand is charged to. Required.")
+    ] = None,
     display_name: Annotated[str | None, typer.Option(help="Human-readable name.")] = None,
 ) -> None:
     """Write a valid, commented brand file from the template."""
@@ -135,31 +140,34 @@ def new(
     target = brands_dir / f"{name}.yaml"
     if target.exists():
         _fail([f"{target}: (file): a name no brand file uses yet, got an existing file"])
-    defaults = Brand.model_validate(
-        {
-            "name": name,
-            "display_name": display_name or name.replace("-", " ").title(),
-            "owner": owner,
-            "cost_center": cost_center,
-            "environments": [Environment.DEV],
-        }
-    )
+    # No defaults: a placeholder owner would become every tag and label of the brand.
+    missing = []
+    if not owner:
+        missing.append(
+            f"{target}: owner: the owning team's email address (pass --owner), got nothing"
+        )
+    if not cost_center:
+        missing.append(
+            f"{target}: cost_center: the cost center the brand's costs are charged to "
+            "(pass --cost-center), got nothing"
+        )
+    if missing:
+        _fail(missing)
     text = _TEMPLATE.format(
         schema=SCHEMA_FILE_NAME,
-        name=defaults.name,
-        display_name=json.dumps(defaults.display_name),
-        owner=defaults.owner,
-        cost_center=defaults.cost_center,
-        s=defaults.serving,
-        t=defaults.training,
+        name=name,
+        display_name=json.dumps(display_name or name.replace("-", " ").title()),
+        owner=json.dumps(owner),
+        cost_center=json.dumps(cost_center),
+        s=Serving(),
+        t=Training(),
     )
+    try:
+        parse_brand(text, str(target), stem=name)
+    except BrandFileError as error:
+        _fail([str(problem) for problem in error.problems])
     brands_dir.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
-    try:
-        load_brand_files([target])
-    except BrandFileError as error:
-        target.unlink()
-        _fail([str(problem) for problem in error.problems])
     _out.print(f"wrote {target}; edit it, then run `recplat brands validate {target}`")
 
 

@@ -162,17 +162,22 @@ def test_example_brands_differ_meaningfully() -> None:
     assert brands["streamly"].for_environment("dev").training.workers == 0
 
 
+OWNER = ("--owner", "fresh-recs@recplat.dev", "--cost-center", "CC-FRESH-01")
+
+
 def test_new_writes_a_valid_commented_file(tmp_path: Path) -> None:
-    result = recplat("brands", "new", "fresh-brand", "--brands-dir", str(tmp_path))
+    result = recplat("brands", "new", "fresh-brand", "--brands-dir", str(tmp_path), *OWNER)
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "fresh-brand.yaml").read_text()
     assert text.startswith("# yaml-language-server: $schema=./brand.schema.json\n")
+    assert 'owner: "fresh-recs@recplat.dev"\ncost_center: "CC-FRESH-01"\n' in text
     assert recplat("brands", "validate", str(tmp_path)).returncode == 0
 
 
 def test_new_refuses_an_existing_brand(tmp_path: Path) -> None:
-    assert recplat("brands", "new", "fresh-brand", "--brands-dir", str(tmp_path)).returncode == 0
-    again = recplat("brands", "new", "fresh-brand", "--brands-dir", str(tmp_path))
+    first = recplat("brands", "new", "fresh-brand", "--brands-dir", str(tmp_path), *OWNER)
+    assert first.returncode == 0, first.stderr
+    again = recplat("brands", "new", "fresh-brand", "--brands-dir", str(tmp_path), *OWNER)
     assert again.returncode == 1
     assert again.stderr.strip() == (
         f"{tmp_path / 'fresh-brand.yaml'}: (file): a name no brand file uses yet, "
@@ -181,7 +186,7 @@ def test_new_refuses_an_existing_brand(tmp_path: Path) -> None:
 
 
 def test_new_refuses_an_invalid_name(tmp_path: Path) -> None:
-    result = recplat("brands", "new", "Bad_Name", "--brands-dir", str(tmp_path))
+    result = recplat("brands", "new", "Bad_Name", "--brands-dir", str(tmp_path), *OWNER)
     assert result.returncode == 1
     assert "name: a lowercase DNS label" in result.stderr
     assert list(tmp_path.iterdir()) == []
@@ -217,3 +222,99 @@ def test_list_shows_each_brand_and_environment() -> None:
     assert any("newsroom" in r and "prod" in r and "3-12" in r for r in rows), result.stdout
     assert any("shopsmart" in r and "dev" in r for r in rows)
     assert not any("shopsmart" in r and "prod" in r for r in rows)
+
+
+# Issue 20, "a brand team's first hour": what a brand team sees from `recplat brands ...`.
+def test_duplicate_block_is_refused_with_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "shopsmart.yaml"
+    path.write_text(GOOD + "serving:\n  replicas: {min: 5, max: 9}\n")
+    line = len(GOOD.splitlines()) + 1
+    first = GOOD.splitlines().index("serving:") + 1
+    result = recplat("brands", "validate", str(path))
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.strip().splitlines() == [
+        f"{path}:{line}: serving: each key once (first at line {first}; merge the two), "
+        "got 'serving' again"
+    ]
+
+
+def test_numeric_cpu_and_any_kubernetes_memory_validate(tmp_path: Path) -> None:
+    path = tmp_path / "shopsmart.yaml"
+    text = GOOD.replace("cpu: 250m", "cpu: 0.5").replace(
+        "  workers: 0\n", "  workers: 0\n  cpu: 1\n  memory: 3G\n"
+    )
+    path.write_text(text)
+    result = recplat("brands", "validate", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1 brand file(s) valid: shopsmart"
+
+
+def test_validate_refuses_the_placeholders_brands_new_used_to_write(tmp_path: Path) -> None:
+    path = tmp_path / "shopsmart.yaml"
+    path.write_text(good_with(owner="team@example.com", cost_center="CC-0000"))
+    result = recplat("brands", "validate", str(path))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"{path}: owner: the owning team's real email address (example.com is reserved for "
+        "examples and receives no mail), got 'team@example.com'",
+        f"{path}: cost_center: the cost center your finance team assigned to the brand "
+        "(not a placeholder), got 'CC-0000'",
+    ]
+
+
+def test_new_without_owner_and_cost_center_fails_and_writes_nothing(tmp_path: Path) -> None:
+    result = recplat("brands", "new", "fresh-brand", "--brands-dir", str(tmp_path))
+    assert result.returncode == 1
+    target = tmp_path / "fresh-brand.yaml"
+    assert result.stderr.strip().splitlines() == [
+        f"{target}: owner: the owning team's email address (pass --owner), got nothing",
+        f"{target}: cost_center: the cost center the brand's costs are charged to "
+        "(pass --cost-center), got nothing",
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("owner", "cost_center", "message"),
+    [
+        ("team@example.com", "CC-7", "owner: the owning team's real email address"),
+        ("recs@recplat.dev", "CC-0000", "cost_center: the cost center your finance team"),
+        ("nobody", "CC-7", "owner: an email address, got 'nobody'"),
+        ("recs@recplat.dev", "a b", "cost_center: 1-32 letters, digits, '-' or '_', got 'a b'"),
+    ],
+)
+def test_new_refuses_placeholder_or_invalid_owner_without_a_traceback(
+    tmp_path: Path, owner: str, cost_center: str, message: str
+) -> None:
+    result = recplat(
+        "brands", "new", "fresh-brand", "--brands-dir", str(tmp_path),
+        "--owner", owner, "--cost-center", cost_center,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.startswith(f"{tmp_path / 'fresh-brand.yaml'}: {message}"), result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_validate_reports_every_problem_of_a_file_in_one_pass(tmp_path: Path) -> None:
+    path = tmp_path / "shopsmart.yaml"
+    text = (
+        GOOD.replace("name: shopsmart", "name: shop-smart")
+        .replace("latency_slo_ms: 100", "latency_slo: 100")
+        .replace("owner: retail-data@recplat.dev", "owner: retail-data")
+        .replace("  workers: 0\n", "  workers: 0\n  workers: 1\n")
+    ) + "overrides:\n  dev:\n    serving: {replicas: {max: 0}}\n"
+    path.write_text(text)
+    lines = text.splitlines()
+    first_workers = lines.index("  workers: 0") + 1
+    result = recplat("brands", "validate", str(path))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"{path}:{first_workers + 1}: training.workers: each key once "
+        f"(first at line {first_workers}; merge the two), got 'workers' again",
+        f"{path}: owner: an email address, got 'retail-data'",
+        f"{path}: serving.latency_slo: no such key (did you mean 'latency_slo_ms'?), "
+        "got 'latency_slo'",
+        f"{path}: name: the file's stem 'shopsmart' (rename one), got 'shop-smart'",
+        f"{path}: overrides.dev.serving.replicas.max: a number >= 1, got 0",
+    ]

@@ -13,7 +13,7 @@ from recplat.brand import Brand, BrandFileError, Environment, parse_brand
 VALID: dict[str, Any] = {
     "name": "acme",
     "display_name": "Acme",
-    "owner": "recs@acme.example.com",
+    "owner": "recs@acme-brands.com",
     "cost_center": "CC-42",
     "environments": ["dev", "prod"],
     "serving": {
@@ -217,4 +217,258 @@ def test_override_for_unknown_environment_is_an_error() -> None:
     data = with_value("overrides", {"staging": {"serving": {"cpu": "1"}}})
     assert problems(data) == [
         "brands/acme.yaml: overrides.staging.[key]: one of 'dev' or 'prod', got 'staging'"
+    ]
+
+
+def text_problems(text: str, stem: str = "acme") -> list[str]:
+    with pytest.raises(BrandFileError) as caught:
+        parse_brand(text, f"brands/{stem}.yaml", stem=stem)
+    return [str(problem) for problem in caught.value.problems]
+
+
+VALID_TEXT = """\
+name: acme
+display_name: Acme
+owner: recs@acme-brands.com
+cost_center: CC-42
+environments: [dev, prod]
+serving:
+  replicas: {min: 2, max: 4}
+  cpu: 500m
+training:
+  workers: 0
+"""
+
+
+# Issue 20, finding 6: a second block silently replaced the first.
+def test_duplicate_top_level_key_names_both_lines() -> None:
+    text = VALID_TEXT + "serving:\n  cpu: 250m\n"
+    assert text_problems(text) == [
+        "brands/acme.yaml:11: serving: each key once (first at line 6; merge the two), "
+        "got 'serving' again"
+    ]
+
+
+def test_duplicate_nested_key_is_named_by_its_path() -> None:
+    text = VALID_TEXT.replace("  cpu: 500m\n", "  cpu: 500m\n  memory: 1Gi\n  cpu: 2\n")
+    assert text_problems(text) == [
+        "brands/acme.yaml:10: serving.cpu: each key once (first at line 8; merge the two), "
+        "got 'cpu' again"
+    ]
+
+
+def test_duplicate_keys_in_flow_mappings_and_overrides_are_found() -> None:
+    text = VALID_TEXT.replace("{min: 2, max: 4}", "{min: 2, max: 4, min: 3}") + (
+        "overrides:\n  prod:\n    serving: {cpu: 1}\n    serving: {memory: 2Gi}\n"
+    )
+    assert text_problems(text) == [
+        "brands/acme.yaml:7: serving.replicas.min: each key once (first at line 7; "
+        "merge the two), got 'min' again",
+        "brands/acme.yaml:14: overrides.prod.serving: each key once (first at line 13; "
+        "merge the two), got 'serving' again",
+    ]
+
+
+def test_duplicate_keys_come_with_the_other_problems_of_the_file() -> None:
+    text = VALID_TEXT.replace("CC-42", "c c") + "serving:\n  cpu: 250m\n"
+    assert text_problems(text) == [
+        "brands/acme.yaml:11: serving: each key once (first at line 6; merge the two), "
+        "got 'serving' again",
+        "brands/acme.yaml: cost_center: 1-32 letters, digits, '-' or '_', got 'c c'",
+    ]
+
+
+def test_an_anchor_reused_through_an_alias_is_not_a_duplicate() -> None:
+    text = VALID_TEXT + "overrides:\n  dev: &small {serving: {cpu: 250m}}\n  prod: *small\n"
+    brand = parse_brand(text, "brands/acme.yaml", stem="acme")
+    assert brand.for_environment("prod").serving.cpu == "250m"
+
+
+# Issue 20, finding 7: Kubernetes quantities as Kubernetes accepts them, stored canonically.
+CPU_ACCEPTED = [
+    (1, "1000m"),
+    (0.5, "500m"),
+    (2, "2000m"),
+    ("2", "2000m"),
+    ("1.5", "1500m"),
+    ("500m", "500m"),
+    ("1000m", "1000m"),
+    (".25", "250m"),
+    ("5e-1", "500m"),
+    ("1E0", "1000m"),
+    ("+3", "3000m"),
+    ("0.0001", "1m"),  # Kubernetes rounds sub-millicore requests up to 1m, and so do we.
+    ("250000u", "250m"),
+]
+
+
+@pytest.mark.parametrize(
+    ("given", "canonical"), CPU_ACCEPTED, ids=[repr(c[0]) for c in CPU_ACCEPTED]
+)
+def test_cpu_accepts_kubernetes_quantities_as_millicores(given: Any, canonical: str) -> None:
+    brand = parse_brand(
+        yaml.safe_dump(with_value("serving.cpu", given)), "brands/acme.yaml", stem="acme"
+    )
+    assert brand.serving.cpu == canonical
+
+
+MEMORY_ACCEPTED = [
+    ("512Mi", "512Mi"),
+    ("2Gi", "2Gi"),
+    ("1024Mi", "1Gi"),
+    ("1.5Gi", "1536Mi"),
+    ("1048576Ki", "1Gi"),
+    ("1G", "954Mi"),  # 10^9 bytes, rounded up to whole MiB: a limit is never cut below the ask
+    ("1e9", "954Mi"),
+    ("512M", "489Mi"),
+    (268435456, "256Mi"),
+    ("1Ti", "1024Gi"),
+]
+
+
+@pytest.mark.parametrize(
+    ("given", "canonical"), MEMORY_ACCEPTED, ids=[repr(m[0]) for m in MEMORY_ACCEPTED]
+)
+def test_memory_accepts_kubernetes_quantities_as_whole_mebibytes(
+    given: Any, canonical: str
+) -> None:
+    brand = parse_brand(
+        yaml.safe_dump(with_value("training.memory", given)), "brands/acme.yaml", stem="acme"
+    )
+    assert brand.training.memory == canonical
+
+
+def test_quantities_written_as_yaml_numbers_parse_from_the_file() -> None:
+    text = VALID_TEXT.replace("cpu: 500m", "cpu: 0.5") + "  cpu: 1\n  memory: 1e9\n"
+    brand = parse_brand(text, "brands/acme.yaml", stem="acme")
+    assert (brand.serving.cpu, brand.training.cpu, brand.training.memory) == (
+        "500m",
+        "1000m",
+        "954Mi",
+    )
+
+
+QUANTITY_REFUSED = [
+    ("serving.cpu", "lots", "a Kubernetes CPU quantity such as 500m or 2, got 'lots'"),
+    ("serving.cpu", "1 core", "a Kubernetes CPU quantity such as 500m or 2, got '1 core'"),
+    ("serving.cpu", "2Gi", "a Kubernetes CPU quantity such as 500m or 2, got '2Gi'"),
+    ("serving.cpu", True, "a Kubernetes CPU quantity such as 500m or 2, got true"),
+    ("serving.cpu", None, "a Kubernetes CPU quantity such as 500m or 2, got null"),
+    ("serving.cpu", 0, "a CPU quantity above 0, such as 500m, got 0"),
+    ("serving.cpu", "-1", "a CPU quantity above 0, such as 500m, got '-1'"),
+    (
+        "serving.cpu",
+        500,
+        "at most 256 CPU cores per pod (a bare number counts cores; did you mean '500m'?), got 500",
+    ),
+    ("serving.cpu", "1e3", "at most 256 CPU cores per pod, got '1e3'"),
+    (
+        "serving.memory",
+        "1GB",
+        "a Kubernetes memory quantity such as 512Mi or 2Gi, got '1GB'",
+    ),
+    ("serving.memory", "512mi", "a Kubernetes memory quantity such as 512Mi or 2Gi, got '512mi'"),
+    ("serving.memory", [], "a Kubernetes memory quantity such as 512Mi or 2Gi, got a list of 0"),
+    (
+        "serving.memory",
+        512,
+        "at least 1Mi of memory (a bare number counts bytes; did you mean '512Mi'?), got 512",
+    ),
+    ("serving.memory", "100Ki", "at least 1Mi of memory, got '100Ki'"),
+    ("serving.memory", "0", "at least 1Mi of memory, got '0'"),
+    ("serving.memory", "5Ti", "at most 4Ti of memory per pod, got '5Ti'"),
+    ("serving.memory", "1e99999999", "at most 4Ti of memory per pod, got '1e99999999'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    QUANTITY_REFUSED,
+    ids=[f"{q[0]}={q[1]!r}" for q in QUANTITY_REFUSED],
+)
+def test_quantity_refusal_says_what_kubernetes_wants(path: str, value: Any, message: str) -> None:
+    assert problems(with_value(path, value)) == [f"brands/acme.yaml: {path}: {message}"]
+
+
+# Issue 20, finding 8: placeholders would become the brand's owner and cost-center tags.
+OWNER_PLACEHOLDERS = [
+    "team@example.com",
+    "recs@acme.example.com",
+    "recs@example.org",
+    "recs@EXAMPLE.NET",
+    "recs@acme.test",
+    "recs@acme.example",
+    "recs@acme.invalid",
+    "recs@shop.localhost",
+]
+
+
+@pytest.mark.parametrize("owner", OWNER_PLACEHOLDERS)
+def test_placeholder_owner_is_refused_with_what_to_write(owner: str) -> None:
+    domain = owner.split("@")[1]
+    assert problems(with_value("owner", owner)) == [
+        f"brands/acme.yaml: owner: the owning team's real email address ({domain} is reserved "
+        f"for examples and receives no mail), got '{owner}'"
+    ]
+
+
+COST_CENTER_PLACEHOLDERS = ["CC-0000", "0000", "cc_000", "CC-XXXX", "xxx", "TBD", "CC-TODO", "n-a"]
+
+
+@pytest.mark.parametrize("cost_center", COST_CENTER_PLACEHOLDERS)
+def test_placeholder_cost_center_is_refused_with_what_to_write(cost_center: str) -> None:
+    assert problems(with_value("cost_center", cost_center)) == [
+        "brands/acme.yaml: cost_center: the cost center your finance team assigned to the brand "
+        f"(not a placeholder), got '{cost_center}'"
+    ]
+
+
+@pytest.mark.parametrize("cost_center", ["CC-42", "CC-NEWS-01", "FINX", "CC-1000", "TEST-7"])
+def test_real_looking_cost_centers_are_kept(cost_center: str) -> None:
+    brand = Brand.model_validate(with_value("cost_center", cost_center))
+    assert brand.cost_center == cost_center
+
+
+# Issue 20, finding 9: every problem of a file at once, and a hint for a misspelt key.
+def test_name_mismatch_comes_with_the_other_problems() -> None:
+    data = with_value("owner", "nobody")
+    data["name"] = "other"
+    data["serving"]["replica"] = {"min": 1}
+    data["overrides"] = {"prod": {"serving": {"replicas": {"max": 1}}}}
+    assert problems(data) == [
+        "brands/acme.yaml: owner: an email address, got 'nobody'",
+        "brands/acme.yaml: serving.replica: no such key (did you mean 'replicas'?), got 'replica'",
+        "brands/acme.yaml: name: the file's stem 'acme' (rename one), got 'other'",
+        "brands/acme.yaml: overrides.prod.serving.replicas.max: must be >= min (2), got 1",
+    ]
+
+
+MISSPELT = [
+    ("serving.replica", "replicas"),
+    ("serving.replicas.maximum", "max"),
+    ("serving.latency_slo", "latency_slo_ms"),
+    ("training.schedul", "schedule"),
+    ("training.lightgbm.learningrate", "learning_rate"),
+    ("training.promotion.min_gains", "min_gain"),
+    ("trainig", "training"),
+    ("cost_centre", "cost_center"),
+]
+
+
+@pytest.mark.parametrize(("path", "suggestion"), MISSPELT, ids=[m[0] for m in MISSPELT])
+def test_misspelt_key_suggests_the_field_at_that_path(path: str, suggestion: str) -> None:
+    key = path.rsplit(".", 1)[-1]
+    found = problems(with_value(path, 1))
+    assert f"brands/acme.yaml: {path}: no such key (did you mean '{suggestion}'?), got '{key}'" in (
+        found
+    )
+
+
+def test_misspelt_key_in_an_override_suggests_the_field() -> None:
+    data = with_value("overrides", {"prod": {"serving": {"latency_slo": 40}, "trainig": {}}})
+    assert problems(data) == [
+        "brands/acme.yaml: overrides.prod.trainig: no such key (did you mean 'training'?), "
+        "got 'trainig'",
+        "brands/acme.yaml: overrides.prod.serving.latency_slo: no such key "
+        "(did you mean 'latency_slo_ms'?), got 'latency_slo'",
     ]

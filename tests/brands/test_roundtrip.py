@@ -6,11 +6,32 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recplat.brand import BRAND_NAME_PATTERN, Brand, Environment, PromotionMetric, parse_brand
+from recplat.brand import (
+    BRAND_NAME_PATTERN,
+    Brand,
+    Environment,
+    PromotionMetric,
+    is_placeholder_cost_center,
+    parse_brand,
+)
 
 names = st.from_regex(BRAND_NAME_PATTERN, fullmatch=True)
-cpu = st.one_of(st.integers(1, 64000).map(lambda m: f"{m}m"), st.integers(1, 64).map(str))
-memory = st.integers(1, 4096).map(lambda n: f"{n}Mi")
+cost_centers = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,31}\Z").filter(
+    lambda cost_center: not is_placeholder_cost_center(cost_center)
+)
+# Every form a brand file may use: quantity strings and bare YAML numbers alike.
+cpu = st.one_of(
+    st.integers(1, 64000).map(lambda m: f"{m}m"),
+    st.integers(1, 64).map(str),
+    st.integers(1, 64),
+    st.integers(1, 64000).map(lambda m: m / 1000),
+)
+memory = st.one_of(
+    st.integers(1, 4096).map(lambda n: f"{n}Mi"),
+    st.integers(1, 64).map(lambda n: f"{n}Gi"),
+    st.integers(2, 64000).map(lambda n: f"{n}M"),
+    st.integers(2**20, 2**36),
+)
 
 
 @st.composite
@@ -21,8 +42,8 @@ def brands(draw: st.DrawFn) -> Brand:
         {
             "name": draw(names),
             "display_name": draw(st.text(min_size=1, max_size=64)),
-            "owner": "team@example.com",
-            "cost_center": draw(st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,31}\Z")),
+            "owner": "team@recplat.dev",
+            "cost_center": draw(cost_centers),
             "environments": environments,
             "serving": {
                 "replicas": {"min": low, "max": draw(st.integers(low, 200))},
@@ -44,6 +65,8 @@ def brands(draw: st.DrawFn) -> Brand:
                     "min_gain": draw(st.floats(0, 1)),
                 },
                 "workers": draw(st.integers(0, 64)),
+                "cpu": draw(cpu),
+                "memory": draw(memory),
             },
             "overrides": {
                 env.value: {"serving": {"latency_slo_ms": draw(st.integers(5, 5000))}}
