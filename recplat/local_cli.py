@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from recplat.local.commands import DEFAULT_STATE_DIR, PROJECT_ROOT, recplat_command
 
 if TYPE_CHECKING:
     from recplat.local.state import PlatformState
@@ -20,8 +21,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_STATE_DIR = PROJECT_ROOT / ".scratch" / "local"
 DEFAULT_BRANDS_DIR = PROJECT_ROOT / "brands"
 
 _STATE_DIR_OPTION = typer.Option(
@@ -63,6 +62,7 @@ def up(
     from recplat.local.platform import up as start_platform
     from recplat.local.processes import LocalPlatformError
     from recplat.local.stages import StageReporter
+    from recplat.local.summary import first_request, print_summary
 
     console = Console(soft_wrap=True)
     reporter = StageReporter(console)
@@ -81,9 +81,10 @@ def up(
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: everything started has been stopped[/]")
         raise typer.Exit(130) from None
-    console.print(platform_table(platform.state))
+    print_summary(console, platform.state, first_request(platform.state), detached=detach)
     if detach:
-        console.print(f"running in the background; stop it with `recplat local down` ({state_dir})")
+        down_command = recplat_command("local", "down", state_dir=state_dir)
+        console.print(f"running in the background; stop it with `{down_command}`", markup=False)
         return
     _run_until_interrupted(platform.state, console)
 
@@ -132,7 +133,7 @@ def status(state_dir: Path = _STATE_DIR_OPTION) -> None:
     """Show what runs, its health and the model each brand serves."""
     from recplat.local.processes import LocalPlatformError
     from recplat.local.state import load_state
-    from recplat.local.status import brand_statuses, process_statuses
+    from recplat.local.status import print_status
 
     console = Console(soft_wrap=True)
     try:
@@ -141,47 +142,10 @@ def status(state_dir: Path = _STATE_DIR_OPTION) -> None:
         typer.echo(f"recplat local status: {error}", err=True)
         raise typer.Exit(1) from None
     if state is None:
-        console.print("no local platform is running (start one with `recplat local up`)")
+        up_command = recplat_command("local", "up", "--detach", state_dir=state_dir)
+        console.print(f"no local platform is running (start one with `{up_command}`)")
         raise typer.Exit(3)
-    processes = Table(title=f"processes ({state.storage} storage)")
-    for column in ("process", "pid", "port", "health"):
-        processes.add_column(column)
-    for item in process_statuses(state):
-        health = item.health if item.running else "[red]stopped[/]"
-        processes.add_row(item.name, str(item.pid), str(item.port or ""), health)
-    console.print(processes)
-    brands = Table(title="brands")
-    for column in ("brand", "service", "health", "serving", "last training"):
-        brands.add_column(column, overflow="fold")
-    for brand in brand_statuses(state):
-        brands.add_row(
-            brand.name,
-            brand.service_url or "-",
-            brand.health,
-            brand.serving_version or "-",
-            brand.training,
-        )
-    console.print(brands)
-    if state.mlflow_url:
-        console.print(f"MLflow UI: {state.mlflow_url}")
-
-
-def platform_table(state: PlatformState) -> Table:
-    """The table `up` prints: brand, service URL, model version, NDCG@10, MLflow UI URL."""
-    table = Table(title="recplat local platform")
-    for column in ("brand", "service URL", "model version", "NDCG@10", "MLflow UI", "training"):
-        # URLs are for copying: wrap them, never cut them with an ellipsis.
-        table.add_column(column, overflow="fold")
-    for name, record in state.brands.items():
-        ui = f"{state.mlflow_url}/#/models/{name}-ranker" if state.mlflow_url else "-"
-        ndcg = f"{record.ndcg_at_10:.4f}" if record.ndcg_at_10 is not None else "-"
-        training = record.training_message
-        if record.training_status == "failed":
-            training = f"[red]FAILED: {training}[/]"
-        table.add_row(
-            name, record.service_url or "-", record.model_version or "-", ndcg, ui, training
-        )
-    return table
+    print_status(console, state)
 
 
 @app.command()

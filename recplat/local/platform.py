@@ -20,6 +20,7 @@ from pathlib import Path
 
 from recplat.brand import Brand, BrandFileError, Environment, brands_for_environment, load_brands
 from recplat.local import azurite as azurite_storage
+from recplat.local.commands import recplat_command
 from recplat.local.mlflow_tracking import start_mlflow_server, wait_mlflow_ready
 from recplat.local.model_registry import alias_summary
 from recplat.local.processes import (
@@ -172,8 +173,9 @@ def attach(state_dir: Path) -> RunningPlatform:
     """The platform running from `state_dir` (started with `--detach`), to work with it."""
     state = load_state(state_dir.resolve())
     if state is None or state.mlflow_url is None:
+        up_command = recplat_command("local", "up", "--detach", state_dir=state_dir)
         raise LocalPlatformError(
-            f"no local platform is running from {state_dir}; start one with `recplat local up`"
+            f"no local platform is running from {state_dir}; start one with `{up_command}`"
         )
     brands = _dev_brands(Path(state.brands_dir))
     storage_env: dict[str, str] = {}
@@ -225,9 +227,10 @@ def _refuse_if_running(state_dir: Path) -> None:
     alive = [p for p in previous.processes if is_same_process(p.pid, p.create_time)]
     if alive:
         names = ", ".join(f"{p.name} (pid {p.pid})" for p in alive)
+        down_command = recplat_command("local", "down", state_dir=state_dir)
         raise LocalPlatformError(
             f"a local platform is already running from {state_dir}: {names}; "
-            "stop it with `recplat local down` first"
+            f"stop it with `{down_command}` first"
         )
     remove_state(state_dir)
 

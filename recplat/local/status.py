@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from rich.console import Console
+from rich.table import Table
 
+from recplat.local.commands import lake_argument, shell_path
 from recplat.local.mlflow_tracking import mlflow_is_healthy
 from recplat.local.processes import is_same_process
 from recplat.local.state import PlatformState
@@ -63,15 +66,40 @@ def serving_versions(model: Any) -> dict[str, str]:
     return found
 
 
-def service_model(service_url: str) -> dict[str, str]:
-    """Versions per alias the service at `service_url` serves right now ({} if unreachable)."""
+def _model_answer(service_url: str) -> Any:
     try:
         response = httpx.get(f"{service_url}/model", timeout=3.0)
     except httpx.HTTPError:
-        return {}
-    if response.status_code != 200:
-        return {}
-    return serving_versions(response.json())
+        return None
+    return response.json() if response.status_code == 200 else None
+
+
+def service_model(service_url: str) -> dict[str, str]:
+    """Versions per alias the service at `service_url` serves right now ({} if unreachable)."""
+    return serving_versions(_model_answer(service_url))
+
+
+def serving_description(model: Any) -> str | None:
+    """What a `GET /model` answer says is served: `fallback` first when there is no champion."""
+    versions = serving_versions(model)
+    parts = [f"{alias} v{version}" for alias, version in sorted(versions.items())]
+    if isinstance(model, dict) and model.get("fallback") is True:
+        parts.insert(0, "fallback")
+    return ", ".join(parts) or None
+
+
+def readiness(status_code: int, body: Any) -> str:
+    """A service's `/readyz` answer in one word, as the service itself says it.
+
+    200 `ready` serves a model; 200 `ready-fallback` serves the popularity fallback because
+    no champion is loaded, which status must not pass off as plain `ready`.
+    """
+    said = body.get("status") if isinstance(body, dict) else None
+    if status_code == 200:
+        return "fallback" if said == "ready-fallback" else "ready"
+    if status_code == 503 and said == "loading":
+        return "loading"
+    return f"HTTP {status_code}"
 
 
 def _http_health(url: str) -> str:
@@ -79,7 +107,11 @@ def _http_health(url: str) -> str:
         response = httpx.get(url, timeout=3.0)
     except httpx.HTTPError as error:
         return f"unreachable ({type(error).__name__})"
-    return "ready" if response.status_code == 200 else f"HTTP {response.status_code}"
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    return readiness(response.status_code, body)
 
 
 def process_statuses(state: PlatformState) -> list[ProcessStatus]:
@@ -106,9 +138,40 @@ def brand_statuses(state: PlatformState) -> list[BrandStatus]:
             statuses.append(BrandStatus(name, None, "not started", None, record.training_message))
             continue
         health = _http_health(f"{record.service_url}/readyz")
-        versions = service_model(record.service_url)
-        serving = ", ".join(f"{alias} v{version}" for alias, version in sorted(versions.items()))
+        serving = serving_description(_model_answer(record.service_url))
         statuses.append(
-            BrandStatus(name, record.service_url, health, serving or None, record.training_message)
+            BrandStatus(name, record.service_url, health, serving, record.training_message)
         )
     return statuses
+
+
+def print_status(console: Console, state: PlatformState) -> None:
+    """Processes and brands as tables of short values, then each brand's URL, key and lake.
+
+    URLs stay out of the tables: a table is laid out to the terminal's width and would
+    break them; printed one per line (soft-wrapped), they are copied whole.
+    """
+    processes = Table(title=f"processes ({state.storage} storage)")
+    for column in ("process", "pid", "port", "health"):
+        processes.add_column(column)
+    for item in process_statuses(state):
+        health = item.health if item.running else "[red]stopped[/]"
+        processes.add_row(item.name, str(item.pid), str(item.port or ""), health)
+    console.print(processes)
+    brands = Table(title="brands")
+    for column in ("brand", "health", "serving", "last training"):
+        brands.add_column(column, overflow="fold")
+    for brand in brand_statuses(state):
+        training = brand.training.removeprefix(f"{brand.name}: ")
+        brands.add_row(brand.name, brand.health, brand.serving_version or "-", training)
+    console.print(brands)
+    for name, record in state.brands.items():
+        lines = [f"{name}:"]
+        if record.service_url:
+            lines.append(f"  service  {record.service_url}")
+            lines.append(f"  API key  {shell_path(str(record.api_key_file))} (Bearer token)")
+        lines.append(f"  lake     {lake_argument(record.lake_uri)}")
+        for line in lines:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if state.mlflow_url:
+        console.print(f"MLflow UI: {state.mlflow_url}", markup=False, highlight=False)
