@@ -93,7 +93,6 @@ def main() -> None:
         "paired_new_minus_champion": _summarise_paired(runs),
         "truth": _truths(runs),
         "seconds": seconds,
-        "runs": runs,
     }
     _print(result)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
