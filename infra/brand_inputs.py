@@ -49,6 +49,11 @@ class BrandPlatform:
     ingress_namespace: str
     """Namespace of the managed ingress controller allowed to reach brand services."""
     ingress_class_name: str
+    """Class of the environment's HTTPS edge controller (internal unless configured public)."""
+    ingress_host: str
+    """The one DNS host every brand API is served on, under ``/brands/<name>/``."""
+    ingress_certificate_uri: pulumi.Input[str]
+    """Unversioned Key Vault URI of the edge's TLS certificate (it covers ``ingress_host``)."""
     azure_monitor_workspace_id: pulumi.Input[str]
     action_group_id: pulumi.Input[str]
     cluster_name: pulumi.Input[str]

@@ -3,8 +3,8 @@
 ServiceAccount (workload identity), the API key and the brand's MLflow password mounted
 from Key Vault through the Secrets Store CSI driver (the training job mounts the same
 class), Deployment, Service, HorizontalPodAutoscaler,
-PodDisruptionBudget, the ingress route under ``/brands/<name>/`` and the PodMonitor
-that managed Prometheus scrapes.
+PodDisruptionBudget, the HTTPS ingress route under ``https://<host>/brands/<name>/`` and
+the PodMonitor that managed Prometheus scrapes.
 """
 
 from __future__ import annotations
@@ -34,9 +34,11 @@ RELOAD_INTERVAL_S = 30
 CPU_TARGET_PERCENT = 70
 # The application routing add-on is AKS's managed NGINX: Microsoft patches and
 # upgrades the controller, it integrates with Key Vault certificates and Azure DNS,
-# and it needs no Helm release of our own. Only these API paths are routed, so
-# /metrics stays inside the cluster (scraped by managed Prometheus, never public).
-ROUTED_PATHS = ("rank", "feedback", "model")
+# and it needs no Helm release of our own. Only the keyed API is routed: /model (run
+# ids, data windows, metrics), /metrics, /healthz and /readyz stay inside the cluster.
+ROUTED_PATHS = ("rank", "feedback")
+# The app-routing add-on syncs the Key Vault certificate into this Secret itself.
+TLS_SECRET_PREFIX = "keyvault-"  # noqa: S105 - a name prefix, not a secret
 
 
 def create_service(
@@ -45,8 +47,10 @@ def create_service(
     key_vault_name: pulumi.Input[str],
     tenant_id: pulumi.Input[str],
     ingress_class_name: str,
+    ingress_host: str,
+    tls_certificate_uri: pulumi.Input[str],
 ) -> list[pulumi.Resource]:
-    """Every Kubernetes object of the brand's ranking service."""
+    """Every Kubernetes object of the brand's ranking service; its API is served over HTTPS only."""
     brand, names, opts = context.brand, context.names, context.k8s_opts
     prefix = f"{brand.name}-ranking"
     selector = context.component_labels("ranking")
@@ -229,12 +233,22 @@ def create_service(
                 "nginx.ingress.kubernetes.io/use-regex": "true",
                 "nginx.ingress.kubernetes.io/rewrite-target": "/$1",
                 "nginx.ingress.kubernetes.io/proxy-body-size": "1m",
+                "kubernetes.azure.com/tls-cert-keyvault-uri": tls_certificate_uri,
+                # Plain HTTP gets a redirect and never reaches the service, even before the
+                # certificate is synced (NGINX would otherwise answer on port 80).
+                "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
             },
         ),
         spec=k8s.networking.v1.IngressSpecArgs(
             ingress_class_name=ingress_class_name,
+            tls=[
+                k8s.networking.v1.IngressTLSArgs(
+                    hosts=[ingress_host], secret_name=f"{TLS_SECRET_PREFIX}{names.ingress}"
+                )
+            ],
             rules=[
                 k8s.networking.v1.IngressRuleArgs(
+                    host=ingress_host,
                     http=k8s.networking.v1.HTTPIngressRuleValueArgs(
                         paths=[
                             k8s.networking.v1.HTTPIngressPathArgs(
@@ -248,7 +262,7 @@ def create_service(
                                 ),
                             )
                         ]
-                    )
+                    ),
                 )
             ],
         ),

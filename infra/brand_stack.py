@@ -271,6 +271,8 @@ class BrandStack(pulumi.ComponentResource):
             key_vault_name=platform.key_vault_name,
             tenant_id=platform.tenant_id,
             ingress_class_name=platform.ingress_class_name,
+            ingress_host=platform.ingress_host,
+            tls_certificate_uri=platform.ingress_certificate_uri,
         )
         create_training(context, platform.images.training)
 

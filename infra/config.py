@@ -35,7 +35,12 @@ _CONFIG_SECTIONS = (
     "dask",
     "images",
     "access",
+    "ingress",
 )
+# A DNS host name: lowercase labels of 1-63 letters, digits and inner hyphens, 2+ labels.
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+# Key Vault object names: 1-127 letters, digits and hyphens.
+_VAULT_OBJECT_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
 
 
 class StackConfigError(Exception):
@@ -66,6 +71,13 @@ class PrincipalType(StrEnum):
     USER = "User"
     SERVICE_PRINCIPAL = "ServicePrincipal"
     GROUP = "Group"
+
+
+class IngressExposure(StrEnum):
+    """Where the brand APIs' load balancer listens: inside the VNet, or on the internet."""
+
+    INTERNAL = "internal"
+    PUBLIC = "public"
 
 
 class _Section(BaseModel):
@@ -234,6 +246,40 @@ class AccessConfig(_Section):
         return ids
 
 
+class IngressConfig(_Section):
+    """The HTTPS edge of the brand APIs: one host per environment, its certificate in Key Vault."""
+
+    host: str
+    """DNS name clients call, e.g. ``api.recplat-dev.example.com``; brands live under
+    ``/brands/<name>/`` on it. The certificate must cover it."""
+    certificate_name: str
+    """Name of the TLS certificate in the environment's Key Vault (imported or issued there)."""
+    exposure: IngressExposure = IngressExposure.INTERNAL
+    """``internal`` (default): a private VNet IP; ``public`` puts the edge on the internet."""
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, host: str) -> str:
+        labels = host.split(".")
+        if len(host) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in labels):
+            raise ValueError(
+                "must be a DNS name such as api.example.com (no scheme, port or path), "
+                "in lowercase letters, digits, hyphens and dots"
+            )
+        if len(labels) < 2:
+            raise ValueError("must be a fully qualified DNS name with at least two labels")
+        return host
+
+    @field_validator("certificate_name")
+    @classmethod
+    def _certificate_name(cls, name: str) -> str:
+        if not _VAULT_OBJECT_NAME.fullmatch(name):
+            raise ValueError(
+                "must be a Key Vault certificate name: 1-127 letters, digits and hyphens"
+            )
+        return name
+
+
 class StackConfig(_Section):
     """Everything one environment (stack) is configured with."""
 
@@ -250,6 +296,8 @@ class StackConfig(_Section):
     dask: DaskConfig = DaskConfig()
     images: ImagesConfig
     access: AccessConfig = AccessConfig()
+    ingress: IngressConfig
+    """Required: without a host and certificate the brand APIs would be served over HTTP."""
 
     @field_validator("stack")
     @classmethod

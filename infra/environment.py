@@ -1,7 +1,8 @@
 """The environment: every shared resource of one stack, wired in dependency order.
 
 Resource group -> network -> monitoring -> cluster (+ registry, provider) -> lake,
-vault -> database -> MLflow server -> cluster monitoring -> Dask operator. The
+vault -> database -> MLflow server -> HTTPS ingress edge -> cluster monitoring -> Dask
+operator. The
 result is one ``BrandPlatform``, the only thing brand stacks see of the environment.
 """
 
@@ -21,6 +22,7 @@ from infra.dask_operator import DaskOperator, DaskOperatorArgs
 from infra.database import Database, DatabaseArgs
 from infra.datalake import DataLake, DataLakeArgs
 from infra.environment_names import environment_names
+from infra.ingress_edge import IngressEdge, IngressEdgeArgs
 from infra.mlflow_server import NAMESPACE as MLFLOW_NAMESPACE
 from infra.mlflow_server import PORT as MLFLOW_PORT
 from infra.mlflow_server import MlflowServer, MlflowServerArgs
@@ -34,9 +36,8 @@ from infra.monitoring import (
 from infra.network import Network, NetworkArgs
 from infra.vault import Vault, VaultArgs
 
-# The AKS application routing add-on runs its NGINX controller here, under this class.
+# The AKS application routing add-on runs every NGINX controller it manages here.
 INGRESS_NAMESPACE = "app-routing-system"
-INGRESS_CLASS = "webapprouting.kubernetes.azure.com"
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,20 @@ class Environment(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[database]),
         )
+        edge = IngressEdge(
+            f"{name}-ingress",
+            IngressEdgeArgs(
+                config=config.ingress,
+                names=names,
+                subscription_id=config.subscription_id,
+                resource_group_name=rg,
+                cluster_name=cluster.cluster_name,
+                key_vault_id=vault.vault_id,
+                key_vault_uri=vault.vault_uri,
+                provider=cluster.provider,
+            ),
+            opts=child,
+        )
         ClusterMonitoring(
             f"{name}-cluster-monitoring",
             ClusterMonitoringArgs(
@@ -238,7 +253,9 @@ class Environment(pulumi.ComponentResource):
             mlflow_identity_principal_id=mlflow.identity_principal_id,
             mlflow_namespace=MLFLOW_NAMESPACE,
             ingress_namespace=INGRESS_NAMESPACE,
-            ingress_class_name=INGRESS_CLASS,
+            ingress_class_name=edge.ingress_class_name,
+            ingress_host=edge.host,
+            ingress_certificate_uri=edge.certificate_uri,
             azure_monitor_workspace_id=monitoring.monitor_workspace_id,
             action_group_id=monitoring.action_group_id,
             cluster_name=cluster.cluster_name,

@@ -314,4 +314,22 @@ class AzureMocks(pulumi.runtime.Mocks):
             fqdn = f"{cluster}.hcp.westeurope.azmk8s.io"
             value = base64.b64encode(mock_kubeconfig(cluster, fqdn).encode()).decode()
             return {"kubeconfigs": [{"name": "clusterUser", "value": value}]}
+        if args.token == "azure-native:containerservice:getManagedCluster":  # noqa: S105
+            # The app routing add-on's own managed identity, as Azure reports it.
+            cluster = str(args.args.get("resourceName", "aks"))
+            identity = stable_guid("app-routing", cluster)
+            return {
+                "ingressProfile": {
+                    "webAppRouting": {
+                        "enabled": True,
+                        "identity": {
+                            "clientId": stable_guid(identity, "client"),
+                            "objectId": identity,
+                            "resourceId": f"/subscriptions/{self.subscription_id}/resourceGroups/"
+                            f"MC_{cluster}/providers/Microsoft.ManagedIdentity/"
+                            f"userAssignedIdentities/webapprouting-{cluster}",
+                        },
+                    }
+                }
+            }
         return {}
