@@ -8,6 +8,7 @@ watch the running service switch to the promoted model without a restart; finall
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from recplat.local.stages import StageReporter
 from recplat.local.status import service_model
 from recplat.synthetic import GroundTruth
 from tests.local.conftest import StartedPlatform, recplat
+from tests.local.printed_commands import next_commands_in, run_as_printed
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -124,6 +126,35 @@ def test_status_shows_health_and_serving_model(platform: StartedPlatform) -> Non
     assert "ready" in result.stdout
 
 
+def test_up_prints_urls_whole_and_next_commands_that_run_as_printed(
+    platform: StartedPlatform,
+) -> None:
+    state = platform.state
+    lines = platform.up_output.splitlines()
+    urls = [f"{state.mlflow_url}/#/models/{name}-ranker" for name in state.brands]
+    urls += [str(state.brands[name].service_url) for name in platform.brands]
+    for url in urls:
+        assert any(url in line for line in lines), f"{url} broken across lines or missing"
+    commands = next_commands_in(platform.up_output)
+    assert [c.split(" recplat ")[-1].split(" --")[0] for c in commands if " recplat " in c] == [
+        "local status",
+        "report ctr",
+        "local down",
+    ], commands
+    assert any(c.startswith("curl ") for c in commands), commands
+    # Every next step but `local down` (test_down_... runs that one as printed).
+    for command in commands[:-1]:
+        result = run_as_printed(command, Path.cwd())
+        assert result.returncode == 0, f"{command}\n{result.stdout}{result.stderr}"
+        if command.startswith("curl "):
+            answer = json.loads(result.stdout)
+            assert answer["fallback"] is False and len(answer["items"]) == 3, answer
+        elif "report ctr" in command:
+            assert "champion" in result.stdout, result.stdout
+        else:
+            assert "ready" in result.stdout, result.stdout
+
+
 def test_feedback_lands_retrain_registers_and_service_switches_live(
     platform: StartedPlatform,
 ) -> None:
@@ -179,9 +210,12 @@ def test_down_stops_everything_and_leaves_no_orphans(platform: StartedPlatform) 
     state = platform.state
     family = [pid for record in state.processes for pid in _tree(record.pid)]
     ports = [record.port for record in state.processes if record.port]
-    result = recplat("local", "down", "--state-dir", str(platform.state_dir), timeout=120)
+    # Stopped with the command `up` printed, exactly as printed.
+    down = next_commands_in(platform.up_output)[-1]
+    assert " local down" in down, down
+    result = run_as_printed(down, Path.cwd())
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("stopped ")
+    assert result.stdout.startswith("stopped "), result.stdout
     assert [pid for pid in family if _alive(pid)] == []
     assert [port for port in ports if port_is_listening(port)] == []
     assert not (platform.state_dir / "state.json").exists()
