@@ -61,11 +61,13 @@ def ctr_table(outcomes: list[BrandOutcome]) -> Table:
     """Online CTR per brand and variant, from the lake (`recplat.online_ctr`), with its interval.
 
     CTR is per ranked list: the share of requests with at least one click (requests are the
-    independent trials the Wilson interval needs); impressions and item clicks are shown too.
+    independent trials the Wilson interval needs); impressions and item clicks are shown too,
+    and the unmatched feedback left out of them: events naming one of the variant's requests
+    with another user or an item the request did not show.
     """
     table = Table(title="online CTR per variant (from the lake; CTR = requests with a click)")
     columns = ("brand", "variant", "versions", "requests", "clicked", "impr.", "clicks")
-    for column in (*columns, "CTR", "95% CI"):
+    for column in (*columns, "unmatched feedback", "CTR", "95% CI"):
         table.add_column(column, overflow="fold")
     for outcome in outcomes:
         for row in outcome.online_ctr:
@@ -77,6 +79,7 @@ def ctr_table(outcomes: list[BrandOutcome]) -> Table:
                 str(row.get("clicked_requests", "-")),
                 str(row.get("impressions", "-")),
                 str(row.get("clicks", "-")),
+                str(row.get("unmatched_feedback", "-")),
                 _number(_float(row.get("ctr"))),
                 f"[{_number(_float(row.get('ci_low')))}, {_number(_float(row.get('ci_high')))}]",
             )

@@ -10,10 +10,15 @@ files in the lake (DESIGN.md):
 
 One impression row is one item shown in one ranked list: a request with 20 candidates writes
 20 rows sharing `request_id`, with `position` 1..20 in the order served.
+
+The rules for reading feedback back (docs/architecture.md, "Feedback rules") are here too, so
+online CTR and training labels apply the same ones: `first_of_each_event` (dedupe) and
+`matches_an_impression` (the join).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -69,3 +74,41 @@ CATALOG_PATH = "catalog/items.parquet"
 def partition_dir(events_dir: str, day: str) -> str:
     """The lake folder of one day's events, e.g. `events/feedback/date=2025-01-31`."""
     return f"{events_dir}/date={day}"
+
+
+# The columns that link feedback to the impression it is about. The service accepts feedback
+# without checking them (after a restart it cannot know every impression), so readers do:
+# feedback counts only when one impression has all three.
+FEEDBACK_MATCH_KEYS = ("request_id", "user_id", "item_id")
+# A retried event repeats all of these. The client picks `event_id`, so deduplicating on it
+# alone would let one event (or another user's client reusing the id) suppress another.
+FEEDBACK_DEDUPE_KEYS = ("event_id", "type", *FEEDBACK_MATCH_KEYS)
+
+
+def first_of_each_event(feedback: pa.Table) -> np.ndarray:
+    """A mask of `feedback` rows keeping the first row of each event (FEEDBACK_DEDUPE_KEYS):
+    retries of one event count once, distinct events sharing an event_id each count."""
+    keep = np.zeros(feedback.num_rows, dtype=bool)
+    if feedback.num_rows:
+        rows = feedback.select(FEEDBACK_DEDUPE_KEYS).append_column(
+            "_row", pa.array(np.arange(feedback.num_rows))
+        )
+        first = rows.group_by(FEEDBACK_DEDUPE_KEYS, use_threads=False).aggregate([("_row", "min")])
+        keep[first["_row_min"].to_numpy()] = True
+    return keep
+
+
+def matches_an_impression(feedback: pa.Table, impressions: pa.Table) -> np.ndarray:
+    """A mask of `feedback` rows whose request_id, user_id and item_id are one impression's
+    (rows without a request_id never match). Both tables need plain string key columns."""
+    matched = np.zeros(feedback.num_rows, dtype=bool)
+    if feedback.num_rows and impressions.num_rows:
+        rows = feedback.select(FEEDBACK_MATCH_KEYS).append_column(
+            "_row", pa.array(np.arange(feedback.num_rows))
+        )
+        # A right semi join builds its hash table on the (smaller) feedback side.
+        found = impressions.select(FEEDBACK_MATCH_KEYS).join(
+            rows, list(FEEDBACK_MATCH_KEYS), join_type="right semi"
+        )
+        matched[found["_row"].to_numpy()] = True
+    return matched

@@ -1,10 +1,15 @@
 """Stage 1: read and validate a brand's impressions, feedback and catalog from its lake.
 
 Reads the `date=` partitions of the window through fsspec (file:// or abfs://), checks every
-file against the schemas in `ranking_features.events`, removes duplicate event ids (ingestion is
+file against the schemas in `ranking_features.events`, removes duplicate events (ingestion is
 at-least-once) and refuses data that cannot be trained on with a `DataError` naming the file
 and column. Feedback is read one day past the window, because the clicks on the last day's
 impressions may land after midnight.
+
+Feedback follows the lake's feedback rules (`ranking_features.events`, docs/architecture.md):
+a retry counts once, and feedback that names a request but whose request_id, user_id and
+item_id match no impression is dropped and counted (`unmatched_feedback`), so it is neither a
+label nor a click in the features. Feedback without a request_id stays (features only).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from ranking_features.events import (
     IMPRESSION_SCHEMA,
     IMPRESSIONS_DIR,
     TIMESTAMP,
+    first_of_each_event,
+    matches_an_impression,
 )
 from ranking_features.lake import open_lake
 
@@ -50,6 +57,8 @@ class LakeData:
     window_end: float
     files_read: int
     duplicates_dropped: int
+    # Feedback events dropped because they match no impression (FEEDBACK_MATCH_KEYS).
+    unmatched_feedback: int = 0
 
     def fingerprint(self) -> str:
         """A digest of the data's content: the same events give the same fingerprint, in
@@ -89,7 +98,9 @@ def load_lake(lake_uri: str, data_from: date, data_to: date) -> LakeData:
     )
     catalog = _read_catalog(fs, root, lake_uri)
 
-    duplicates = impressions.drop_duplicate_events() + feedback.drop_duplicate_events()
+    duplicates = impressions.drop_duplicate_events()
+    duplicates += feedback.keep(first_of_each_event(feedback.table))
+    unmatched = _drop_unmatched_feedback(feedback, impressions.table, window_end)
     # Ids that repeat across a million rows are read as categories: hashed once here, and
     # the feature stage's grouping and encoding reuse the codes.
     impressions.encode("request_id", "item_id")
@@ -103,7 +114,27 @@ def load_lake(lake_uri: str, data_from: date, data_to: date) -> LakeData:
         window_end=window_end,
         files_read=len(impressions.paths) + len(feedback.paths) + 1,
         duplicates_dropped=duplicates,
+        unmatched_feedback=unmatched,
     )
+
+
+def _drop_unmatched_feedback(feedback: _Events, impressions: pa.Table, window_end: float) -> int:
+    """Drop feedback naming a request whose (request_id, user_id, item_id) matches no
+    impression; the number dropped, not counting feedback from the day past the window that
+    names an unknown request (its impression is after the window: the next run's)."""
+    events = feedback.table
+    if events.num_rows == 0:
+        return 0
+    matched = matches_an_impression(events, impressions)
+    linked = events["request_id"].is_valid().to_numpy(zero_copy_only=False)
+    stray = linked & ~matched
+    if not stray.any():
+        return 0
+    rows = events.filter(pa.array(stray))
+    seconds = pc.cast(pc.cast(rows["ts"], TIMESTAMP), pa.int64()).to_numpy() / 1e6
+    known = pc.is_in(rows["request_id"], value_set=impressions["request_id"]).to_numpy()
+    feedback.keep(~stray)
+    return int(((seconds < window_end) | known).sum())
 
 
 def _days(first: date, last: date) -> list[str]:
@@ -119,16 +150,20 @@ class _Events:
     source: np.ndarray
 
     def drop_duplicate_events(self) -> int:
-        """Keep the first row of each event_id (ingestion is at-least-once); the number dropped."""
+        """Keep the first row of each event_id (ingestion is at-least-once); the number dropped.
+        For impressions, whose event_id the service makes (request_id:position)."""
         if self.table.num_rows == 0:
             return 0
         codes = pc.dictionary_encode(self.table["event_id"].combine_chunks()).indices
-        repeated = pd.Series(codes.to_numpy()).duplicated().to_numpy()
-        if not repeated.any():
-            return 0
-        self.table = self.table.filter(pa.array(~repeated))
-        self.source = self.source[~repeated]
-        return int(repeated.sum())
+        return self.keep(~pd.Series(codes.to_numpy()).duplicated().to_numpy())
+
+    def keep(self, rows: np.ndarray) -> int:
+        """Keep the rows of a mask; the number dropped."""
+        dropped = int(len(rows) - rows.sum())
+        if dropped:
+            self.table = self.table.filter(pa.array(rows))
+            self.source = self.source[rows]
+        return dropped
 
     def encode(self, *names: str) -> None:
         """Make columns dictionary-encoded (pandas categorical), categories in id order so that

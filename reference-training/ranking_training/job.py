@@ -96,6 +96,7 @@ def run_training(config: TrainingConfig, say: Callable[[str], None] = print) -> 
         "impressions": len(data.impressions),
         "feedback_events": len(data.feedback),
         "duplicates_dropped": data.duplicates_dropped,
+        "unmatched_feedback": data.unmatched_feedback,
         "train_rows": len(train.labels),
         "train_requests": train.n_requests,
         "valid_rows": len(valid.labels),

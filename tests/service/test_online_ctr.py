@@ -12,14 +12,15 @@ import pytest
 from ranking_features.events import FEEDBACK_SCHEMA, IMPRESSION_SCHEMA
 from typer.testing import CliRunner
 
-from recplat.online_ctr import online_ctr, wilson_interval
+from recplat.online_ctr import online_ctr, online_ctr_report, wilson_interval
 from recplat.report_cli import app
 
 TS = datetime(2026, 1, 5, 12, tzinfo=UTC)
 
 
-def write_lake(root: Path) -> None:
-    """20 champion requests (5 clicked), 10 challenger requests (4 clicked), 2 items each."""
+def write_lake(root: Path, extra_feedback: list[dict[str, object]] | None = None) -> None:
+    """20 champion requests (5 clicked), 10 challenger requests (4 clicked), 2 items each;
+    request r<n> is user u<n>'s. `extra_feedback` rows are appended to the feedback."""
     impressions: dict[str, list[object]] = {name: [] for name in IMPRESSION_SCHEMA.names}
     for n in range(30):
         variant, version = ("champion", "3") if n < 20 else ("challenger", "4")
@@ -44,18 +45,27 @@ def write_lake(root: Path) -> None:
         "event_id": [f"f{n}" for n in clicked] + ["f0", "f1b", "f-dismiss", "f-orphan"],
         "request_id": [f"r{n}" for n in clicked] + ["r0", "r1", "r5", None],
         "ts": [TS] * 13,
-        "user_id": ["u"] * 13,
+        "user_id": [f"u{n}" for n in clicked] + ["u0", "u1", "u5", "u9"],
         "item_id": ["a"] * 9 + ["a", "b", "a", "a"],
         "type": ["click"] * 9 + ["click", "click", "dismiss", "click"],
         "brand": ["acme"] * 13,
     }
-    for kind, columns, schema in (
-        ("impressions", impressions, IMPRESSION_SCHEMA),
-        ("feedback", feedback, FEEDBACK_SCHEMA),
+    extra = [{**row, "ts": TS, "brand": "acme"} for row in extra_feedback or []]
+    for kind, table in (
+        ("impressions", pa.Table.from_pydict(impressions, schema=IMPRESSION_SCHEMA)),
+        (
+            "feedback",
+            pa.concat_tables(
+                [
+                    pa.Table.from_pydict(feedback, schema=FEEDBACK_SCHEMA),
+                    pa.Table.from_pylist(extra, schema=FEEDBACK_SCHEMA),
+                ]
+            ),
+        ),
     ):
         folder = root / "events" / kind / "date=2026-01-05"
         folder.mkdir(parents=True)
-        pq.write_table(pa.Table.from_pydict(columns, schema=schema), folder / "part-0.parquet")
+        pq.write_table(table, folder / "part-0.parquet")
 
 
 def test_wilson_interval_matches_the_textbook_value() -> None:
@@ -82,10 +92,59 @@ def test_report_cli_prints_a_table_and_json(tmp_path: Path) -> None:
     table = runner.invoke(app, ["--lake-uri", f"file://{tmp_path}", "--brand", "acme"])
     assert table.exit_code == 0, table.output
     assert "champion" in table.output and "25.00%" in table.output
+    assert "unmatched feedback: 0" in table.output
     as_json = runner.invoke(app, ["--lake-uri", f"file://{tmp_path}", "--json"])
     assert as_json.exit_code == 0
-    rows = {r["variant"]: r for r in json.loads(as_json.output)}
+    report = json.loads(as_json.output)
+    rows = {r["variant"]: r for r in report["variants"]}
     assert rows["challenger"]["ctr"] == 0.4
+    assert report["unmatched_feedback"] == 0
+
+
+# Clicks a client can send that name no impression: another user's request, an item the
+# request never showed, a request id nobody served, and a retry of the first.
+UNMATCHED_CLICKS: list[dict[str, object]] = [
+    {"event_id": "x1", "request_id": "r6", "user_id": "u0", "item_id": "a", "type": "click"},
+    {"event_id": "x2", "request_id": "r7", "user_id": "u7", "item_id": "z", "type": "click"},
+    {"event_id": "x3", "request_id": "r99", "user_id": "u8", "item_id": "a", "type": "click"},
+    {"event_id": "x1", "request_id": "r6", "user_id": "u0", "item_id": "a", "type": "click"},
+]
+
+
+def test_feedback_that_matches_no_impression_is_left_out_of_ctr_and_counted(
+    tmp_path: Path,
+) -> None:
+    write_lake(tmp_path, UNMATCHED_CLICKS)
+    report = online_ctr_report(f"file://{tmp_path}")
+    champion = {r.variant: r for r in report.variants}["champion"]
+    assert (champion.clicked_requests, champion.ctr, champion.clicks) == (5, 0.25, 6)
+    # x1 and x2 name champion requests; x3 names no request at all.
+    assert (report.unmatched_feedback, champion.unmatched_feedback) == (3, 2)
+
+    table = CliRunner().invoke(app, ["--lake-uri", f"file://{tmp_path}"])
+    assert table.exit_code == 0, table.output
+    assert "25.00%" in table.output
+    assert "unmatched feedback: 3" in table.output
+
+
+def test_an_event_id_reused_by_another_event_does_not_suppress_it(tmp_path: Path) -> None:
+    # Clients pick event ids: u6 and u7 reuse the id of r0's click ("f0"), one with a
+    # conversion first; each click still counts, and r0's retried click (f0) still once.
+    reused: list[dict[str, object]] = [
+        {"event_id": "f0", "request_id": "r6", "user_id": "u6", "item_id": "b", "type": "click"},
+        {
+            "event_id": "f7",
+            "request_id": "r7",
+            "user_id": "u7",
+            "item_id": "a",
+            "type": "conversion",
+        },
+        {"event_id": "f7", "request_id": "r7", "user_id": "u7", "item_id": "a", "type": "click"},
+    ]
+    write_lake(tmp_path, reused)
+    champion = {r.variant: r for r in online_ctr(f"file://{tmp_path}")}["champion"]
+    assert (champion.clicked_requests, champion.clicks) == (7, 8)
+    assert champion.ctr == 0.35
 
 
 def test_report_cli_errors_are_one_clear_line(tmp_path: Path) -> None:
