@@ -22,12 +22,21 @@ from infra.brand_names import BrandNames
 from recplat.brand import Brand
 
 ERROR_RATIO_THRESHOLD = 0.05
-"""Share of /rank requests answered with no ranking at all (invalid or unauthorized)."""
+"""Share of the /rank requests the service tried to answer that failed on its side (5xx)."""
+REFUSED_RATIO_THRESHOLD = 0.25
+"""Share of /rank requests refused as the client's fault (401, 403, 413, 422): worth a look
+(a client with a stale key or a broken release), never a page, whoever sends them."""
 FALLBACK_RATIO_THRESHOLD = 0.10
 """Share of /rank requests answered without a model; above it the model path is broken."""
 RATE_WINDOW = "5m"
 FEEDBACK_WINDOW = "1h"
+SHIPPING_WINDOW = "30m"
 EVALUATION_INTERVAL_MINUTES = 1
+
+# The `outcome` label of recplat_rank_requests_total (ranking_service.app counts them).
+ATTEMPTED_OUTCOMES = "ok|fallback|error"
+"""Requests the service tried to answer: what a server error ratio is a share of."""
+REFUSED_OUTCOMES = "unauthorized|invalid|too_large"
 
 
 @dataclass(frozen=True)
@@ -131,14 +140,34 @@ def brand_alert_rules(brand: Brand, environment: str) -> list[AlertRule]:
             ),
         ),
         AlertRule(
+            # Refused requests are neither counted nor diluting: a flood of anonymous or
+            # malformed requests must not page on-call, nor hide real server errors.
             alert="RecplatRankErrorRatioHigh",
             expr=(
-                f'sum(rate(recplat_rank_requests_total{{{selector},outcome!~"ok|fallback"}}'
-                f"[{RATE_WINDOW}])) / {all_requests} > {ERROR_RATIO_THRESHOLD:g}"
+                f'sum(rate(recplat_rank_requests_total{{{selector},outcome="error"}}'
+                f"[{RATE_WINDOW}])) / sum(rate(recplat_rank_requests_total{{{selector},"
+                f'outcome=~"{ATTEMPTED_OUTCOMES}"}}[{RATE_WINDOW}])) '
+                f"> {ERROR_RATIO_THRESHOLD:g}"
             ),
             for_minutes=10,
             severity=2,
-            summary=f"{brand.name}: more than {ERROR_RATIO_THRESHOLD:.0%} of /rank requests fail",
+            summary=(
+                f"{brand.name}: more than {ERROR_RATIO_THRESHOLD:.0%} of /rank requests fail "
+                "with a server error"
+            ),
+        ),
+        AlertRule(
+            alert="RecplatRankRefusedRatioHigh",
+            expr=(
+                f'sum(rate(recplat_rank_requests_total{{{selector},outcome=~"{REFUSED_OUTCOMES}"}}'
+                f"[{RATE_WINDOW}])) / {all_requests} > {REFUSED_RATIO_THRESHOLD:g}"
+            ),
+            for_minutes=30,
+            severity=3,
+            summary=(
+                f"{brand.name}: more than {REFUSED_RATIO_THRESHOLD:.0%} of /rank requests "
+                "refused (401/403 key, 413 size, 422 body): a client or an intruder"
+            ),
         ),
         AlertRule(
             alert="RecplatFallbackRatioHigh",
@@ -164,6 +193,39 @@ def brand_alert_rules(brand: Brand, environment: str) -> list[AlertRule]:
             summary=(
                 f"{brand.name}: the champion model is older than twice the training "
                 f"interval ({stale_after})"
+            ),
+        ),
+        # The event log is a small emptyDir: feedback that cannot ship fills it until the
+        # pod is evicted with every event not yet in the lake.
+        AlertRule(
+            alert="RecplatEventShipFailing",
+            expr=(f"sum(rate(recplat_event_ship_failures_total{{{selector}}}[{RATE_WINDOW}])) > 0"),
+            for_minutes=15,
+            severity=2,
+            summary=f"{brand.name}: event segments have failed to ship to the lake for 15 minutes",
+        ),
+        AlertRule(
+            alert="RecplatEventSegmentsQuarantined",
+            expr=f"max(recplat_events_quarantined_segments{{{selector}}}) > 0",
+            for_minutes=1,
+            severity=2,
+            summary=(
+                f"{brand.name}: event segments that cannot be shipped are quarantined on a "
+                "pod's local disk; copy them out of <event log>/quarantine before the pod goes"
+            ),
+        ),
+        AlertRule(
+            alert="RecplatEventsPendingGrowing",
+            expr=(
+                f"max(min_over_time(recplat_events_pending_segments{{{selector}}}"
+                f"[{SHIPPING_WINDOW}]) > 0 and delta(recplat_events_pending_segments"
+                f"{{{selector}}}[{SHIPPING_WINDOW}]) > 0)"
+            ),
+            for_minutes=5,
+            severity=2,
+            summary=(
+                f"{brand.name}: event segments waiting to ship have grown for "
+                f"{SHIPPING_WINDOW}; the pod's event log disk is filling up"
             ),
         ),
     ]

@@ -3,8 +3,12 @@
 `create_app(settings)` builds the app and takes the event log's folder lock. Its lifespan
 starts the lake shipper (leftover segments of a crash are shipped first) and the model
 reloader (the first registry load runs in the background; `/readyz` turns 200 when it is
-done). On shutdown it stops both and ships what is left, so a graceful stop leaves no event
-behind on local disk.
+done). On shutdown it stops both and ships what is left; what could not be shipped (the lake
+away, or segments in quarantine) is kept on local disk and the last log line says how much.
+
+/rank counts every answer by outcome: answered (`ok`, `fallback`), failed on the server's side
+(`error`, a 5xx, which pages) or refused as the client's fault (`unauthorized` 401/403,
+`invalid` 422, `too_large` 413, which alone never page).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from ranking_service.auth import ApiKeyCheck
 from ranking_service.body_limit import BodySizeLimit
@@ -51,7 +56,7 @@ def field_path(location: tuple[Any, ...] | list[Any]) -> str:
     return path or "body"
 
 
-def _count_refused_rank(request: Request, outcome: str) -> None:
+def _count_unanswered_rank(request: Request, outcome: str) -> None:
     if request.url.path == "/rank":
         metrics: ServiceMetrics = request.app.state.service.metrics
         metrics.count_rank("none", outcome)
@@ -60,15 +65,29 @@ def _count_refused_rank(request: Request, outcome: str) -> None:
 async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
     if error.status_code in (401, 403):
-        _count_refused_rank(request, "unauthorized")
+        _count_unanswered_rank(request, "unauthorized")
+    elif error.status_code == 413:
+        _count_unanswered_rank(request, "too_large")
     elif 400 <= error.status_code < 500:
-        _count_refused_rank(request, "invalid")
+        _count_unanswered_rank(request, "invalid")
+    elif error.status_code >= 500:
+        _count_unanswered_rank(request, "error")
     return await http_exception_handler(request, error)
+
+
+async def _server_error(request: Request, error: Exception) -> Response:
+    # Starlette's outermost middleware calls this for any unhandled exception, then re-raises
+    # it, so uvicorn still logs the traceback; only the answer and the count are ours.
+    _count_unanswered_rank(request, "error")
+    return JSONResponse(
+        {"detail": "internal error; the service log has the cause"},
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    _count_refused_rank(request, "invalid")
+    _count_unanswered_rank(request, "invalid")
     errors = [
         {
             "field": field_path(e["loc"]),
@@ -130,7 +149,17 @@ def create_app(settings: Settings) -> FastAPI:
             state.reloader.stop()
             shipper.stop()
             state.event_log.close()
-            log.info("stopped: event log flushed and shipped")
+            pending, quarantined = shipper.backlog()
+            if pending or quarantined:
+                log.warning(
+                    "stopped: event log flushed; %d segment(s) left to ship at the next start, "
+                    "%d quarantined in %s",
+                    pending,
+                    quarantined,
+                    state.event_log.quarantine_directory,
+                )
+            else:
+                log.info("stopped: event log flushed and shipped")
 
     app = FastAPI(
         title=f"recplat ranking service ({settings.brand})",
@@ -142,7 +171,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.service = state
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_exception_handler(Exception, _server_error)
+
+    def count_too_large(scope: Scope) -> None:
+        if scope["path"] == "/rank":
+            metrics.count_rank("none", "too_large")
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, on_refused=count_too_large)
     app.include_router(rank_router(settings.max_candidates, api_key_check))
     app.include_router(feedback_router(api_key_check))
     app.include_router(ops_router)

@@ -9,6 +9,11 @@ client) and are fsynced when sealed.
 
 After a crash every segment found at start is a leftover and is shipped as is; a torn last
 line (a write that never returned) is skipped, and it was never acknowledged.
+
+A sealed segment the shipper cannot ship is moved, unchanged, to `directory/quarantine/<kind>/`
+(with a `.error` note saying why) so it no longer holds back the segments after it. Nothing
+deletes it: an operator copies it out, fixes or drops it (see the RecplatEventSegmentsQuarantined
+alert).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("impressions", "feedback")
 SEGMENT_SUFFIX = ".jsonl"
+QUARANTINE_DIR = "quarantine"
 
 
 class EventLogLockedError(RuntimeError):
@@ -68,6 +74,13 @@ class EventLog:
         leftovers = self.sealed_segments()
         if leftovers:
             log.info("event log: %d segment(s) from a previous run to ship", len(leftovers))
+        quarantined = self.quarantined_segments()
+        if quarantined:
+            log.warning(
+                "event log: %d quarantined segment(s) in %s wait for an operator",
+                len(quarantined),
+                self.quarantine_directory,
+            )
 
     def close(self) -> None:
         """Seal the active segments (fsynced) and release the folder."""
@@ -107,6 +120,37 @@ class EventLog:
             for k in kinds
             for path in (self.directory / k).glob(f"*{SEGMENT_SUFFIX}")
             if path not in active
+        ]
+        return sorted(found, key=lambda p: p.name)
+
+    @property
+    def quarantine_directory(self) -> Path:
+        return self.directory / QUARANTINE_DIR
+
+    def quarantine(self, kind: str, segment: Path, reason: str) -> Path:
+        """Move a sealed segment aside, unchanged, with a note of `reason`; return its new path."""
+        folder = self.quarantine_directory / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        note = folder / (segment.name + ".error")
+        note.write_text(reason + "\n", encoding="utf-8")
+        target = folder / segment.name
+        # Same file system: a rename, so the segment is in exactly one of the two folders.
+        segment.replace(target)
+        for changed in (folder, segment.parent):
+            descriptor = os.open(changed, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+        return target
+
+    def quarantined_segments(self, kind: str | None = None) -> list[Path]:
+        """Segments set aside by `quarantine`, oldest first."""
+        kinds = KINDS if kind is None else (kind,)
+        found = [
+            path
+            for k in kinds
+            for path in (self.quarantine_directory / k).glob(f"*{SEGMENT_SUFFIX}")
         ]
         return sorted(found, key=lambda p: p.name)
 

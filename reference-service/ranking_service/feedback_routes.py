@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
@@ -17,9 +17,13 @@ from ranking_service.rank_routes import AUTH_RESPONSES
 from ranking_service.schemas import FeedbackAccepted, FeedbackBatch, FeedbackBody, FeedbackEvent
 from ranking_service.service_state import State
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
 
 def _epoch_us(ts: datetime | None) -> int:
-    return time.time_ns() // 1000 if ts is None else int(ts.timestamp() * 1_000_000)
+    # Integer arithmetic: `ts.timestamp()` is a float and can be a microsecond off.
+    return time.time_ns() // 1000 if ts is None else (ts - EPOCH) // MICROSECOND
 
 
 def feedback_router(api_key_check: ApiKeyCheck) -> APIRouter:

@@ -6,6 +6,15 @@ One segment becomes one parquet file per day it spans, under the lake layout of 
 crash between upload and delete overwrites the same file instead of duplicating it. A local
 segment is deleted only after its upload succeeded; failed uploads stay and are retried.
 All storage goes through fsspec: `file://` locally, `abfs://` (adlfs) on Azure.
+
+One bad segment must not stop the others: on AKS the event log is a small emptyDir, and a
+segment that blocks the queue fills it until the pod is evicted with every unshipped event.
+So a segment whose records cannot become parquet (a date no partition can name, a broken
+record) is quarantined at once, since the same bytes fail the same way every time. A failed
+upload is retried, after the segments that have not failed, and quarantined only once the lake
+has refused it in `MAX_UPLOAD_STRIKES` rounds while taking other segments of its kind; a lake
+that takes nothing is away, and then nothing is quarantined. Quarantined segments are kept
+(`EventLog.quarantine`), counted in `recplat_events_quarantined_segments` and alerted on.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from datetime import UTC, datetime
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +65,14 @@ IMPRESSION_RECORD = pa.schema(
     ]
 )
 MICROSECONDS_PER_DAY = 86_400_000_000
+EPOCH_DAY = date(1970, 1, 1)
 SHIPPER_NICENESS = 10
+MAX_UPLOAD_STRIKES = 3
+"""Rounds in which a segment's upload failed while other segments of its kind shipped; after
+that many the segment, not the lake, is at fault and it is quarantined."""
+LAKE_DOWN_FAILURES = 2
+"""Failed uploads, with nothing shipped yet, after which a round gives up: the lake is away,
+and trying every segment would only wait out one time-out each."""
 
 
 def impression_table(records: pa.Table) -> pa.Table:
@@ -120,12 +136,24 @@ def segment_table(kind: str, segment: Path) -> pa.Table:
 
 
 def split_by_day(table: pa.Table) -> list[tuple[str, pa.Table]]:
-    """The rows of each UTC day (by `ts`), oldest day first."""
-    day = pc.divide(pc.cast(table["ts"], pa.int64()), MICROSECONDS_PER_DAY).to_numpy()
+    """The rows of each UTC day (by `ts`), oldest day first.
+
+    Days are floored, not truncated towards zero: a microsecond before 1970 is 1969-12-31.
+    A `ts` outside the years a date can name (1 to 9999) is a ValueError that says so.
+    """
+    micros = pc.cast(table["ts"], pa.int64()).to_numpy()
+    day = np.floor_divide(micros, MICROSECONDS_PER_DAY)
     parts = []
     for number in np.unique(day):
-        name = datetime.fromtimestamp(int(number) * 86_400, tz=UTC).date().isoformat()
-        parts.append((name, table.filter(pa.array(day == number))))
+        rows = day == number
+        try:
+            name = (EPOCH_DAY + timedelta(days=int(number))).isoformat()
+        except OverflowError:
+            raise ValueError(
+                f"ts {int(micros[rows][0])} (microseconds since 1970) is outside the years "
+                "1 to 9999 that a date partition can name"
+            ) from None
+        parts.append((name, table.filter(pa.array(rows))))
     return parts
 
 
@@ -147,8 +175,12 @@ class LakeShipper:
         # Serialises rounds: the periodic one and the final one at shutdown.
         self._round = threading.Lock()
         self._thread: threading.Thread | None = None
+        # Per segment name: rounds in which its upload failed while others shipped.
+        self._strikes: dict[str, int] = {}
 
     def start(self) -> None:
+        # Counted before the first round, so a restart does not hide quarantined segments.
+        self._publish_backlog()
         self._thread = threading.Thread(target=self._run, name="lake-shipper", daemon=True)
         self._thread.start()
 
@@ -157,7 +189,11 @@ class LakeShipper:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
-        self.ship_once(seal=True)
+        self._ship_round(seal=True)
+
+    def backlog(self) -> tuple[int, int]:
+        """Segments still to ship, and segments quarantined, on local disk now."""
+        return len(self.event_log.sealed_segments()), len(self.event_log.quarantined_segments())
 
     def _run(self) -> None:
         # Serving comes first: this thread runs at a lower CPU priority (Linux nice is per
@@ -167,39 +203,99 @@ class LakeShipper:
         except OSError as error:
             log.info("lake shipper keeps the default CPU priority: %s", error)
         # Leftovers of a crashed run go first, before any new segment is sealed.
-        self.ship_once(seal=False)
+        self._ship_round(seal=False)
         while not self._stop.wait(self.interval_s):
-            self.ship_once(seal=True)
+            self._ship_round(seal=True)
+
+    def _ship_round(self, *, seal: bool) -> None:
+        # Whatever goes wrong in one round (a full disk while sealing), the next one runs:
+        # a dead shipper thread would let the event log fill up in silence.
+        try:
+            self.ship_once(seal=seal)
+        except Exception:
+            log.exception("lake %s: shipping round failed; retrying", redact(self.lake_uri))
 
     def ship_once(self, *, seal: bool) -> int:
-        """Seal the active segments (if asked) and ship every sealed one; returns how many."""
+        """Seal the active segments (if asked) and ship the sealed ones; returns how many."""
         with self._round:
             if seal:
                 for kind in LAKE_DIRS:
                     self.event_log.seal(kind)
-            shipped = 0
-            for kind in LAKE_DIRS:
-                for segment in self.event_log.sealed_segments(kind):
-                    try:
-                        self._ship_segment(kind, segment)
-                    except Exception as error:
-                        # Keep the segment; the next round retries it, in order.
-                        self.metrics.event_ship_failures.labels(self.metrics.brand, kind).inc()
-                        log.warning(
-                            "lake %s: shipping %s failed, will retry: %s",
-                            redact(self.lake_uri),
-                            segment.name,
-                            error,
-                        )
-                        break
-                    shipped += 1
-            pending = len(self.event_log.sealed_segments())
-            self.metrics.events_pending.labels(self.metrics.brand).set(pending)
+            shipped = sum(self._ship_kind(kind) for kind in LAKE_DIRS)
+            self._publish_backlog()
             return shipped
 
-    def _ship_segment(self, kind: str, segment: Path) -> None:
+    def _ship_kind(self, kind: str) -> int:
+        # Segments that failed before go last, so they never hold back the others.
+        segments = sorted(
+            self.event_log.sealed_segments(kind),
+            key=lambda segment: (self._strikes.get(segment.name, 0), segment.name),
+        )
+        shipped = 0
+        failed: list[tuple[Path, Exception]] = []
+        for segment in segments:
+            try:
+                parts = split_by_day(segment_table(kind, segment))
+            except Exception as error:
+                self._count_failure(kind)
+                self._quarantine(kind, segment, f"its records cannot become parquet: {error}")
+                continue
+            try:
+                self._upload(kind, segment, parts)
+            except Exception as error:
+                self._count_failure(kind)
+                log.warning(
+                    "lake %s: shipping %s failed, will retry: %s",
+                    redact(self.lake_uri),
+                    segment.name,
+                    error,
+                )
+                failed.append((segment, error))
+                if not shipped and len(failed) >= LAKE_DOWN_FAILURES:
+                    break
+                continue
+            self._strikes.pop(segment.name, None)
+            shipped += 1
+        if shipped:
+            # The lake took other segments in this round: these ones are at fault.
+            for segment, last_error in failed:
+                strikes = self._strikes[segment.name] = self._strikes.get(segment.name, 0) + 1
+                if strikes >= MAX_UPLOAD_STRIKES:
+                    reason = (
+                        f"the lake refused it in {strikes} rounds while taking other segments; "
+                        f"last error: {last_error}"
+                    )
+                    self._quarantine(kind, segment, reason)
+        return shipped
+
+    def _quarantine(self, kind: str, segment: Path, reason: str) -> None:
+        self._strikes.pop(segment.name, None)
+        try:
+            kept = self.event_log.quarantine(kind, segment, reason)
+        except OSError as error:
+            log.error("%s segment %s cannot be quarantined (%s): %s", kind, segment, error, reason)
+            return
+        log.error(
+            "%s segment %s cannot be shipped, so it is quarantined (kept, not retried) as %s: %s",
+            kind,
+            segment.name,
+            kept,
+            reason,
+        )
+
+    def _count_failure(self, kind: str) -> None:
+        self.metrics.event_ship_failures.labels(self.metrics.brand, kind).inc()
+
+    def _publish_backlog(self) -> None:
+        brand = self.metrics.brand
+        self.metrics.events_pending.labels(brand).set(len(self.event_log.sealed_segments()))
+        for kind in LAKE_DIRS:
+            quarantined = len(self.event_log.quarantined_segments(kind))
+            self.metrics.events_quarantined.labels(brand, kind).set(quarantined)
+
+    def _upload(self, kind: str, segment: Path, parts: list[tuple[str, pa.Table]]) -> None:
         rows = 0
-        for day, table in split_by_day(segment_table(kind, segment)):
+        for day, table in parts:
             folder = f"{self.root}/{partition_dir(LAKE_DIRS[kind], day)}"
             self._write_parquet(table, folder, segment.stem + ".parquet")
             rows += table.num_rows

@@ -47,7 +47,9 @@ class ServiceMetrics:
         r = self.registry
         self.rank_requests = Counter(
             "recplat_rank_requests",
-            "Ranking requests by variant and outcome (ok, fallback, invalid, unauthorized).",
+            "Ranking requests by variant and outcome: answered (ok, fallback), failed on the "
+            "server's side (error: 5xx) or refused as the client's fault (unauthorized: "
+            "401/403, invalid: 422, too_large: 413).",
             ["brand", "variant", "outcome"],
             registry=r,
         )
@@ -109,7 +111,8 @@ class ServiceMetrics:
         )
         self.event_ship_failures = Counter(
             "recplat_event_ship_failures",
-            "Failed uploads of event segments to the lake (retried).",
+            "Failed attempts to ship an event segment to the lake (retried, or quarantined "
+            "when the segment itself is at fault).",
             ["brand", "kind"],
             registry=r,
         )
@@ -117,6 +120,12 @@ class ServiceMetrics:
             "recplat_events_pending_segments",
             "Local event segments waiting to be shipped to the lake.",
             ["brand"],
+            registry=r,
+        )
+        self.events_quarantined = Gauge(
+            "recplat_events_quarantined_segments",
+            "Local event segments that cannot be shipped, kept in the quarantine folder.",
+            ["brand", "kind"],
             registry=r,
         )
 

@@ -9,7 +9,7 @@ key so a bad event gets one error, not one per union branch.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi.exceptions import RequestValidationError
@@ -30,6 +30,12 @@ Identifier = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 FeedbackType = Literal["click", "conversion", "dismiss"]
 MAX_RECENT_ITEMS = 100
 M = TypeVar("M", bound=BaseModel)
+# The window a feedback `ts` must fall in. Before 2000 no event of this platform happened;
+# an hour ahead covers clocks that drift or are set by hand, yet refuses what no clock
+# produces (a year-9999 date cannot even be named as a lake partition). Nothing of the ranked
+# past is lost: the service itself stamps events without a `ts`.
+FEEDBACK_TS_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+FEEDBACK_TS_MAX_AHEAD = timedelta(hours=1)
 
 
 def _unique(items: list[str]) -> list[str]:
@@ -67,6 +73,18 @@ class RankRequestBase(BaseModel):
     context: Annotated[
         dict[str, Any], Field(description="Free-form request context (not used for scoring).")
     ] = {}
+
+
+def _plausible_event_time(ts: datetime | None) -> datetime | None:
+    if (
+        ts is not None
+        and not FEEDBACK_TS_EARLIEST <= ts <= datetime.now(UTC) + FEEDBACK_TS_MAX_AHEAD
+    ):
+        raise ValueError(
+            "must be from 2000-01-01T00:00:00Z to 1 hour past the server's clock, "
+            f"got {ts.isoformat()}"
+        )
+    return ts
 
 
 def rank_request_model(max_candidates: int) -> type[RankRequestBase]:
@@ -168,7 +186,12 @@ class FeedbackEvent(BaseModel):
     item_id: Identifier
     type: FeedbackType
     ts: Annotated[
-        AwareDatetime | None, Field(description="When it happened, with a time zone. Default: now.")
+        AwareDatetime | None,
+        Field(
+            description="When it happened, with a time zone, from 2000-01-01T00:00:00Z to one "
+            "hour past the server's clock. Default: now."
+        ),
+        AfterValidator(_plausible_event_time),
     ] = None
 
 

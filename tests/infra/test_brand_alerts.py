@@ -66,8 +66,12 @@ def test_prod_alone_alerts_on_missing_feedback() -> None:
     assert dev == {
         "RecplatRankLatencyP99AboveSlo",
         "RecplatRankErrorRatioHigh",
+        "RecplatRankRefusedRatioHigh",
         "RecplatFallbackRatioHigh",
         "RecplatModelStale",
+        "RecplatEventShipFailing",
+        "RecplatEventSegmentsQuarantined",
+        "RecplatEventsPendingGrowing",
     }
 
 
@@ -106,14 +110,24 @@ def _cases(brand: Brand, environment: str) -> dict[str, tuple[list[Any], list[An
         ]
 
     failing = round(100 * ERROR_RATIO_THRESHOLD * 2)
+    refused_flood = [
+        _requests(name, outcome, 1000) for outcome in ("unauthorized", "invalid", "too_large")
+    ]
+    segments = {"brand": name, "kind": "feedback"}
     fallbacks = round(100 * FALLBACK_RATIO_THRESHOLD * 2)
     stale = int(2 * training_interval(brand.training.schedule).total_seconds())
     age = {"brand": name, "alias": "champion"}
     cases: dict[str, tuple[list[Any], list[Any]]] = {
         "RecplatRankLatencyP99AboveSlo": (latency(0.0), latency(1.0)),
         "RecplatRankErrorRatioHigh": (
-            [_requests(name, "ok", 100), _requests(name, "invalid", failing)],
-            [_requests(name, "ok", 100), _requests(name, "invalid", 1)],
+            [_requests(name, "ok", 100), _requests(name, "error", failing)],
+            # Refused requests (401/403/413/422) are the client's doing: a flood of them,
+            # anonymous or malformed, must not page on-call.
+            [_requests(name, "ok", 100), _requests(name, "error", 1), *refused_flood],
+        ),
+        "RecplatRankRefusedRatioHigh": (
+            [_requests(name, "ok", 100), *refused_flood],
+            [_requests(name, "ok", 100), _requests(name, "unauthorized", 2)],
         ),
         "RecplatFallbackRatioHigh": (
             [
@@ -134,6 +148,20 @@ def _cases(brand: Brand, environment: str) -> dict[str, tuple[list[Any], list[An
         "RecplatModelStale": (
             [_series("recplat_model_age_seconds", age, f"{stale + 3600}+60x120")],
             [_series("recplat_model_age_seconds", age, f"{stale // 4}+60x120")],
+        ),
+        "RecplatEventShipFailing": (
+            [_series("recplat_event_ship_failures_total", segments, "0+1x120")],
+            # One failed upload, retried successfully, is not an outage.
+            [_series("recplat_event_ship_failures_total", segments, "0x60 1x60")],
+        ),
+        "RecplatEventSegmentsQuarantined": (
+            [_series("recplat_events_quarantined_segments", segments, "0x30 1x90")],
+            [_series("recplat_events_quarantined_segments", segments, "0x120")],
+        ),
+        "RecplatEventsPendingGrowing": (
+            [_series("recplat_events_pending_segments", {"brand": name}, "0x30 1+1x90")],
+            # A few segments waiting, not growing (no traffic while the lake is away).
+            [_series("recplat_events_pending_segments", {"brand": name}, "3x120")],
         ),
     }
     if environment == "prod":
@@ -172,24 +200,79 @@ def _test_file(rules_path: Path, brand: Brand, environment: str) -> dict[str, An
     return {"rule_files": [rules_path.name], "evaluation_interval": "1m", "tests": tests}
 
 
+def _write_rules(tmp_path: Path, brand: Brand, environment: str) -> Path:
+    names = brand_names(brand.name, environment)
+    rules_path = tmp_path / f"{brand.name}.rules.yaml"
+    rules_path.write_text(rule_file(names, brand_alert_rules(brand, environment)))
+    return rules_path
+
+
+def _promtool_test(tmp_path: Path, tests: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    tests_path = tmp_path / "rules.test.yaml"
+    tests_path.write_text(yaml.safe_dump(tests))
+    return subprocess.run(
+        [_promtool(), "test", "rules", str(tests_path)],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(("brand", "environment"), EXAMPLES, ids=lambda v: getattr(v, "name", v))
 def test_promtool_checks_and_tests_the_brand_rules(
     brand: Brand, environment: str, tmp_path: Path
 ) -> None:
-    promtool = _promtool()
-    names = brand_names(brand.name, environment)
-    rules_path = tmp_path / f"{brand.name}.rules.yaml"
-    rules_path.write_text(rule_file(names, brand_alert_rules(brand, environment)))
-    tests_path = tmp_path / f"{brand.name}.rules.test.yaml"
-    tests_path.write_text(yaml.safe_dump(_test_file(rules_path, brand, environment)))
-
+    rules_path = _write_rules(tmp_path, brand, environment)
     check = subprocess.run(
-        [promtool, "check", "rules", str(rules_path)], capture_output=True, text=True, check=False
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
-    run = subprocess.run(
-        [promtool, "test", "rules", str(tests_path)],
-        capture_output=True, text=True, check=False, cwd=tmp_path,
+        [_promtool(), "check", "rules", str(rules_path)],
+        capture_output=True, text=True, check=False,
     )  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    run = _promtool_test(tmp_path, _test_file(rules_path, brand, environment))
     assert run.returncode == 0, run.stdout + run.stderr
     assert "SUCCESS" in run.stdout + run.stderr
+
+
+def test_a_flood_of_refused_requests_pages_no_one_but_server_errors_do(tmp_path: Path) -> None:
+    brand = next(brand for brand, env in EXAMPLES if env == "dev")
+    rules = brand_alert_rules(brand, "dev")
+    rules_path = _write_rules(tmp_path, brand, "dev")
+    anonymous = [_requests(brand.name, "ok", 100)] + [
+        _requests(brand.name, outcome, 1000) for outcome in ("unauthorized", "invalid", "too_large")
+    ]
+    failing = [*anonymous, _requests(brand.name, "error", 50)]
+
+    def expect(firing: set[str]) -> list[dict[str, Any]]:
+        return [
+            {
+                "eval_time": "90m",
+                "alertname": rule.alert,
+                "exp_alerts": [
+                    {
+                        "exp_labels": {"brand": brand.name, "severity": str(rule.severity)},
+                        "exp_annotations": {"summary": rule.summary},
+                    }
+                ]
+                if rule.alert in firing
+                else [],
+            }
+            for rule in rules
+        ]
+
+    refused_only = {"RecplatRankRefusedRatioHigh"}
+    tests = {
+        "rule_files": [rules_path.name],
+        "evaluation_interval": "1m",
+        "tests": [
+            {"interval": "1m", "input_series": anonymous, "alert_rule_test": expect(refused_only)},
+            {
+                "interval": "1m",
+                "input_series": failing,
+                "alert_rule_test": expect({*refused_only, "RecplatRankErrorRatioHigh"}),
+            },
+        ],
+    }
+    refused = next(rule for rule in rules if rule.alert == "RecplatRankRefusedRatioHigh")
+    assert refused.severity > max(
+        rule.severity for rule in rules if rule.alert == "RecplatRankErrorRatioHigh"
+    ), "refused requests are informational, less severe than server errors"
+    run = _promtool_test(tmp_path, tests)
+    assert run.returncode == 0, run.stdout + run.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -103,5 +104,28 @@ def test_unreachable_registry_at_start_serves_popularity_from_the_fallback_snaps
         assert body["fallback"] is True
         assert [i["item_id"] for i in body["items"]] == expected
         assert [i["score"] for i in body["items"]] == [clicks.get(i, 0.0) for i in expected]
+    finally:
+        service.stop()
+
+
+def test_server_errors_are_counted_apart_from_refused_requests(tmp_path: Path) -> None:
+    service = RankingService(
+        tmp_path / "svc",
+        brand="svc-errors",
+        lake_uri=f"file://{tmp_path / 'lake'}",
+        env={"RECPLAT_SHIP_INTERVAL_S": "3600"},
+    ).start()
+    try:
+        body = {"user_id": "u-1", "candidates": ["i-1", "i-2"]}
+        for _ in range(5):
+            assert httpx.post(f"{service.url}/rank", json=body).status_code == 401
+        # The impression log's folder is gone (a broken volume): /rank cannot log, so it fails.
+        shutil.rmtree(tmp_path / "svc" / "event-log" / "impressions")
+        with service.client() as client:
+            failed = client.post("/rank", json=body)
+        assert failed.status_code == 500
+        assert failed.json() == {"detail": "internal error; the service log has the cause"}
+        assert service.metric("recplat_rank_requests_total", outcome="error") == 1
+        assert service.metric("recplat_rank_requests_total", outcome="unauthorized") == 5
     finally:
         service.stop()

@@ -3,6 +3,7 @@ across a kill -9; impressions as one row per served item, in the lake layout."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from pathlib import Path
@@ -141,5 +142,65 @@ def test_feedback_ships_to_blob_storage_through_abfs(tmp_path: Path, azurite: Az
         dataset = ds.dataset(shipped(), filesystem=fs, format="parquet")
         assert dataset.to_table()["event_id"].to_pylist() == ["blob-1"]
         assert service.metric("recplat_events_shipped_total", kind="feedback") == 1
+    finally:
+        service.stop()
+
+
+def test_a_poison_segment_is_quarantined_while_later_events_ship(tmp_path: Path) -> None:
+    lake, workdir = tmp_path / "lake", tmp_path / "svc"
+    leftovers = workdir / "event-log" / "feedback"
+    leftovers.mkdir(parents=True)
+    # Left by a service without the ts window: 9999-12-31T23:59:59-12:00 is in year 10000 UTC,
+    # which no date partition can name. Named to sort first, so it is shipped first.
+    poison = leftovers / "00000000000000000001-poison000000.jsonl"
+    poison_record = {
+        "event_id": "poison", "request_id": None, "ts": 253_402_343_999_000_000,
+        "user_id": "u", "item_id": "i", "type": "click", "brand": "svc-poison",
+    }  # fmt: skip
+    poison.write_text(json.dumps(poison_record) + "\n", encoding="utf-8")
+    poison_bytes = poison.read_bytes()
+    # And one from before 1970 (a microsecond before the epoch): its day is 1969-12-31.
+    before_epoch = leftovers / "00000000000000000002-epoch0000000.jsonl"
+    old_record = {**poison_record, "event_id": "before-epoch", "ts": -1}
+    before_epoch.write_text(json.dumps(old_record) + "\n", encoding="utf-8")
+
+    service = RankingService(workdir, brand="svc-poison", lake_uri=f"file://{lake}").start()
+    try:
+        later = [f"later-{n}" for n in range(3)]
+        with service.client() as client:
+            for event_id in later:
+                event = {"event_id": event_id, "user_id": "u", "item_id": "i", "type": "click"}
+                assert client.post("/feedback", json=event).status_code == 202
+        expected = {*later, "before-epoch"}
+        wait_for(lambda: expected <= set(lake_event_ids(lake)), 60, "later events in the lake")
+        assert "poison" not in lake_event_ids(lake)
+        quarantined = workdir / "event-log" / "quarantine" / "feedback" / poison.name
+        assert quarantined.read_bytes() == poison_bytes
+        assert not poison.exists()
+        assert service.metric("recplat_events_quarantined_segments", kind="feedback") == 1
+        assert service.metric("recplat_event_ship_failures_total", kind="feedback") >= 1
+        wait_for(lambda: service.metric("recplat_events_pending_segments") == 0, 30, "no pending")
+        table = lake_table(lake, "feedback").to_table()
+        dates = dict(zip(table["event_id"].to_pylist(), table["date"].to_pylist(), strict=True))
+        assert str(dates["before-epoch"]) == "1969-12-31"
+        assert (lake / "events" / "feedback" / "date=1969-12-31").is_dir()
+    finally:
+        service.stop()
+    log = service.log()
+    assert f"feedback segment {poison.name} cannot be shipped, so it is quarantined" in log
+    assert "outside the years 1 to 9999 that a date partition can name" in log
+    assert (
+        quarantined.with_name(poison.name + ".error")
+        .read_text()
+        .startswith("its records cannot become parquet: ts 253402343999000000")
+    )
+    assert "stopped: event log flushed and shipped" not in log
+    assert "0 segment(s) left to ship at the next start, 1 quarantined in " in log
+
+    # Kept across a restart: still counted (an alert keeps firing), never retried or lost.
+    service.start()
+    try:
+        assert service.metric("recplat_events_quarantined_segments", kind="feedback") == 1
+        assert quarantined.read_bytes() == poison_bytes
     finally:
         service.stop()

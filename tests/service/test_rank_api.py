@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import numpy as np
 from ranking_features import build_features
@@ -140,6 +142,9 @@ def test_oversized_body_gets_413(service: RankingService) -> None:
         response = client.post("/rank", json=body)
     assert response.status_code == 413
     assert response.json() == {"detail": "request body too large: at most 65536 bytes are accepted"}
+    # Refused, not failed: counted apart from server errors, which page on-call.
+    assert service.metric("recplat_rank_requests_total", outcome="too_large") >= 1
+    assert service.metric("recplat_rank_requests_total", outcome="error") == 0
 
 
 def test_invalid_bodies_get_422_naming_the_field(service: RankingService) -> None:
@@ -174,6 +179,39 @@ def test_invalid_bodies_get_422_naming_the_field(service: RankingService) -> Non
             assert response.status_code == 422, (body, response.text)
             assert response.json()["detail"].startswith(message), response.json()
     assert service.metric("recplat_rank_requests_total", outcome="invalid") >= 5
+
+
+def test_feedback_ts_outside_the_accepted_window_gets_422_naming_ts(
+    service: RankingService,
+) -> None:
+    event = {"user_id": "u", "item_id": "i", "type": "click"}
+    too_late = "9999-12-31T23:59:59-12:00"
+    future = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    cases = [
+        (
+            {**event, "ts": too_late},
+            f"ts: must be from 2000-01-01T00:00:00Z to 1 hour past the server's clock, "
+            f"got {too_late}",
+        ),
+        ({**event, "ts": future}, "ts: must be from 2000-01-01T00:00:00Z to 1 hour past"),
+        ({**event, "ts": "1999-12-31T23:59:59Z"}, "ts: must be from 2000-01-01T00:00:00Z"),
+        ({**event, "ts": "1969-12-31T23:59:59Z"}, "ts: must be from 2000-01-01T00:00:00Z"),
+        (
+            {"events": [{**event, "ts": "2025-01-31T12:00:00Z"}, {**event, "ts": too_late}]},
+            "events[1].ts: must be from 2000-01-01T00:00:00Z",
+        ),
+    ]
+    accepted_before = service.metric("recplat_feedback_events_total")
+    with service.client() as client:
+        for body, message in cases:
+            response = client.post("/feedback", json=body)
+            assert response.status_code == 422, (body, response.text)
+            assert response.json()["detail"].startswith(message), response.json()
+        # The edges of the window are accepted, with a clock skew of a few minutes.
+        for ts in ("2000-01-01T00:00:00Z", (datetime.now(UTC) + timedelta(minutes=50)).isoformat()):
+            response = client.post("/feedback", json={**event, "ts": ts})
+            assert (response.status_code, response.json()) == (202, {"accepted": 1}), ts
+    assert service.metric("recplat_feedback_events_total") == accepted_before + 2
 
 
 def test_feedback_single_and_batch_are_accepted(service: RankingService) -> None:

@@ -8,10 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from ranking_features.events import IMPRESSION_SCHEMA
 from ranking_service.event_log import EventLog, EventLogLockedError, read_segment
-from ranking_service.lake_shipper import segment_table, split_by_day
+from ranking_service.lake_shipper import (
+    MAX_UPLOAD_STRIKES,
+    LakeShipper,
+    segment_table,
+    split_by_day,
+)
+from ranking_service.metrics import ServiceMetrics
 
 from tests.service.service_process import SERVE
 
@@ -136,3 +143,81 @@ def test_impression_segments_expand_to_one_row_per_item_per_day(tmp_path: Path, 
     ]
     assert after[0]["model_name"] is None and after[0]["variant"] == "fallback"
     assert parts[0][1].schema.equals(IMPRESSION_SCHEMA)
+
+
+def test_events_before_1970_land_in_their_own_day(tmp_path: Path) -> None:
+    day = 86_400_000_000
+    records = [
+        {"event_id": e, "ts": ts, "user_id": "u", "item_id": "i", "type": "click"}
+        for e, ts in (("a", -day - 1), ("b", -day), ("c", -1), ("d", 0), ("e", day - 1))
+    ]
+    segment = tmp_path / "0001.jsonl"
+    segment.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    parts = split_by_day(segment_table("feedback", segment))
+    assert [(name, table["event_id"].to_pylist()) for name, table in parts] == [
+        ("1969-12-30", ["a"]),
+        ("1969-12-31", ["b", "c"]),
+        ("1970-01-01", ["d", "e"]),
+    ]
+
+
+def _feedback_segment(log: EventLog, event_id: str) -> None:
+    record = {"event_id": event_id, "ts": 0, "user_id": "u", "item_id": "i", "type": "click"}
+    log.append("feedback", [record], durable=True)
+    log.seal("feedback")
+
+
+def test_a_segment_the_lake_keeps_refusing_is_quarantined_without_blocking_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = EventLog(tmp_path / "log")
+    log.open()
+    shipper = LakeShipper(log, f"file://{tmp_path / 'lake'}", ServiceMetrics("acme"), 1.0)
+    for event_id in ("refused", "fine-1", "fine-2"):
+        _feedback_segment(log, event_id)
+    refused = log.sealed_segments("feedback")[0]
+    write = shipper._write_parquet
+
+    def write_unless_refused(table: pa.Table, folder: str, name: str) -> None:
+        if name == refused.stem + ".parquet":
+            raise OSError("the lake refuses this blob")
+        write(table, folder, name)
+
+    monkeypatch.setattr(shipper, "_write_parquet", write_unless_refused)
+    assert shipper.ship_once(seal=False) == 2
+    assert log.sealed_segments() == [refused]
+    for _ in range(MAX_UPLOAD_STRIKES - 1):
+        _feedback_segment(log, "later")
+        shipper.ship_once(seal=False)
+    assert log.sealed_segments() == []
+    assert log.quarantined_segments("feedback") == [
+        tmp_path / "log" / "quarantine" / "feedback" / refused.name
+    ]
+    metrics = shipper.metrics.registry
+    labels = {"brand": "acme", "kind": "feedback"}
+    assert metrics.get_sample_value("recplat_events_quarantined_segments", labels) == 1
+    log.close()
+
+
+def test_an_unreachable_lake_quarantines_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = EventLog(tmp_path / "log")
+    log.open()
+    shipper = LakeShipper(log, f"file://{tmp_path / 'lake'}", ServiceMetrics("acme"), 1.0)
+    for event_id in ("a", "b", "c"):
+        _feedback_segment(log, event_id)
+    attempts: list[str] = []
+
+    def lake_down(table: pa.Table, folder: str, name: str) -> None:
+        attempts.append(name)
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(shipper, "_write_parquet", lake_down)
+    for _ in range(MAX_UPLOAD_STRIKES + 2):
+        assert shipper.ship_once(seal=False) == 0
+    assert len(log.sealed_segments()) == 3
+    assert log.quarantined_segments() == []
+    # A round gives up after the first failures instead of timing out on every segment.
+    assert len(attempts) < 3 * (MAX_UPLOAD_STRIKES + 2)
+    log.close()
