@@ -15,7 +15,6 @@ from infra.brand_names import brand_names
 from infra.brand_stack import BrandStack, BrandStackArgs
 from infra.config import load_stack_config
 from infra.environment import Environment, EnvironmentArgs
-from infra.mlflow_users import MlflowUsers, MlflowUsersArgs
 from recplat.brand import brands_for_environment, load_brands
 
 BRANDS_DIR = Path(
@@ -34,26 +33,9 @@ environment = Environment(
         ],
     ),
 )
-brand_stacks = [
+# Each BrandStack reserves its own MLflow names before its workloads start.
+for brand in brands:
     BrandStack(brand.name, BrandStackArgs(brand=brand, platform=environment.platform))
-    for brand in brands
-]
-if brand_stacks:
-    # After the brands: the job reads the password secrets they store, with the grants
-    # they give the MLflow server's identity.
-    MlflowUsers(
-        "recplat-mlflow-users",
-        MlflowUsersArgs(
-            brands=[stack.names for stack in brand_stacks],
-            image=environment.mlflow.image,
-            identity_client_id=environment.mlflow.identity_client_id,
-            key_vault_name=environment.platform.key_vault_name,
-            tenant_id=environment.platform.tenant_id,
-            provider=environment.platform.k8s_provider,
-            password_versions=[stack.mlflow_password_version for stack in brand_stacks],
-        ),
-        opts=pulumi.ResourceOptions(depends_on=[environment, *brand_stacks]),
-    )
 
 pulumi.export("resourceGroupName", environment.resource_group_name)
 pulumi.export("clusterName", environment.cluster_name)

@@ -44,6 +44,11 @@ class BrandPlatform:
     mlflow_tracking_uri: pulumi.Input[str]
     mlflow_identity_principal_id: pulumi.Input[str]
     """The MLflow server's identity: it may read each brand's MLflow password to set it."""
+    mlflow_identity_client_id: pulumi.Input[str]
+    mlflow_image: str
+    """The MLflow server's image, which also runs each brand's MLflow access Job."""
+    mlflow_access_ready: tuple[pulumi.Resource, ...]
+    """What a brand's MLflow access Job waits for: the server and the Jobs' NetworkPolicy."""
     mlflow_namespace: str
     """Namespace of the MLflow server; brand NetworkPolicies allow egress to it only."""
     ingress_namespace: str

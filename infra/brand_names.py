@@ -52,15 +52,19 @@ NAME_LIMITS: dict[str, NameLimit] = {
     "cron_job": NameLimit(_DNS_LABEL, 52),
     "dask_cluster": NameLimit(_DNS_1035_LABEL, 40),
     "secret_provider_class": NameLimit(_DNS_LABEL, 63),
+    "training_secret_provider_class": NameLimit(_DNS_LABEL, 63),
+    "mlflow_access_job": NameLimit(_DNS_LABEL, 52),
     "ingress": NameLimit(_DNS_LABEL, 63),
     # Azure: user-assigned identity 3-128, federated credential 3-120, blob container
     # 3-63 lowercase with no doubled dash, Key Vault secret 1-127, rule group 1-260.
     "identity": NameLimit(r"[A-Za-z0-9][A-Za-z0-9_-]*", 128, 3),
+    "service_identity": NameLimit(r"[A-Za-z0-9][A-Za-z0-9_-]*", 128, 3),
     "service_federation": NameLimit(r"[A-Za-z0-9][A-Za-z0-9_-]*", 120, 3),
     "training_federation": NameLimit(r"[A-Za-z0-9][A-Za-z0-9_-]*", 120, 3),
     "lake_container": NameLimit(r"[a-z0-9](?:-?[a-z0-9])*", 63, 3),
     "api_key_secret": NameLimit(r"[A-Za-z0-9-]+", 127),
     "mlflow_password_secret": NameLimit(r"[A-Za-z0-9-]+", 127),
+    "mlflow_reader_password_secret": NameLimit(r"[A-Za-z0-9-]+", 127),
     "rule_group": NameLimit(r"[^:@/#{}%&+*<>?]+", 260),
 }
 
@@ -79,13 +83,22 @@ class BrandNames:
     cron_job: str
     dask_cluster: str
     secret_provider_class: str
+    """The service's secrets: the API key and the MLflow reader's password."""
+    training_secret_provider_class: str
+    """The training job's secret: the MLflow writer's password."""
+    mlflow_access_job: str
+    """Prefix of the Job that reserves the brand's MLflow names (infra/mlflow_access.py)."""
     ingress: str
     identity: str
+    """The training job's identity (lake, MLflow writer password)."""
+    service_identity: str
+    """The ranking service's identity (lake events, API key, MLflow reader password)."""
     service_federation: str
     training_federation: str
     lake_container: str
     api_key_secret: str
     mlflow_password_secret: str
+    mlflow_reader_password_secret: str
     rule_group: str
 
     @property
@@ -95,8 +108,13 @@ class BrandNames:
 
     @property
     def mlflow_user(self) -> str:
-        """The brand's MLflow basic-auth user; its password is ``mlflow_password_secret``."""
+        """The brand's MLflow writer (training, evaluator); password ``mlflow_password_secret``."""
         return f"brand-{self.brand}"
+
+    @property
+    def mlflow_reader(self) -> str:
+        """The brand's read-only MLflow user (serving); ``mlflow_reader_password_secret``."""
+        return f"brand-{self.brand}-reader"
 
     @property
     def dask_scheduler_address(self) -> str:
@@ -135,13 +153,17 @@ def brand_names(brand: str, environment: str) -> BrandNames:
         cron_job="training",
         dask_cluster="training-dask",
         secret_provider_class="ranking-api-key",  # noqa: S106 - a name, not a secret
+        training_secret_provider_class="training-mlflow",  # noqa: S106 - a name
+        mlflow_access_job=f"mlflow-access-{brand}",
         ingress="ranking",
         identity=f"id-recplat-{environment}-{brand}",
+        service_identity=f"id-recplat-{environment}-{brand}-ranking",
         service_federation=f"fic-{brand}-ranking",
         training_federation=f"fic-{brand}-training",
         lake_container=f"brand-{brand}",
         api_key_secret=f"brand-{brand}-api-key",
         mlflow_password_secret=f"brand-{brand}-mlflow-password",
+        mlflow_reader_password_secret=f"brand-{brand}-mlflow-reader-password",
         rule_group=f"recplat-{environment}-{brand}-slo",
     )
     for field_name, value in names.limited().items():

@@ -7,6 +7,7 @@ written once and cannot drift between workloads.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -38,7 +39,8 @@ class BrandWorkloadContext:
     labels: dict[str, str]
     tracking_uri: pulumi.Input[str]
     lake_uri: pulumi.Input[str]
-    identity_client_id: pulumi.Input[str]
+    service_identity_client_id: pulumi.Input[str]
+    training_identity_client_id: pulumi.Input[str]
     acr_login_server: pulumi.Input[str]
     k8s_opts: pulumi.ResourceOptions
 
@@ -71,29 +73,73 @@ class BrandWorkloadContext:
         }
         return [core.EnvVarArgs(name=name, value=value) for name, value in values.items()]
 
-    def mlflow_auth_env(self) -> list[core.EnvVarArgs]:
+    def mlflow_auth_env(self, user: str) -> list[core.EnvVarArgs]:
         """Who the workload is to MLflow: a user name, and the file its password is mounted at.
 
-        The password is never an env value: the workload reads the file at start-up.
+        The service signs in as the brand's reader, training as its writer
+        (``BrandNames.mlflow_reader`` / ``mlflow_user``). The password is never an env value:
+        the workload reads the file at start-up.
         """
         return [
-            core.EnvVarArgs(name="RECPLAT_MLFLOW_USERNAME", value=self.names.mlflow_user),
+            core.EnvVarArgs(name="RECPLAT_MLFLOW_USERNAME", value=user),
             core.EnvVarArgs(
                 name="RECPLAT_MLFLOW_PASSWORD_FILE",
                 value=f"{SECRETS_MOUNT}/{MLFLOW_PASSWORD_OBJECT}",
             ),
         ]
 
-    def secrets_volume(self) -> core.VolumeArgs:
-        """The brand's Key Vault secrets through the Secrets Store CSI driver (read-only files)."""
+    def secrets_volume(self, provider_class: str) -> core.VolumeArgs:
+        """Key Vault secrets through the Secrets Store CSI driver (read-only files), from the
+        workload's own SecretProviderClass: the service's and training's hold different ones."""
         return core.VolumeArgs(
             name=SECRETS_VOLUME,
             csi=core.CSIVolumeSourceArgs(
                 driver="secrets-store.csi.k8s.io",
                 read_only=True,
-                volume_attributes={"secretProviderClass": self.names.secret_provider_class},
+                volume_attributes={"secretProviderClass": provider_class},
             ),
         )
+
+
+def secret_objects_parameter(*secrets: tuple[str, str]) -> str:
+    """The CSI driver's ``objects`` parameter: each Key Vault secret as a file named by alias."""
+    return "array:\n" + "".join(
+        f"  - |\n    objectName: {secret}\n    objectType: secret\n    objectAlias: {alias}\n"
+        for secret, alias in secrets
+    )
+
+
+def secret_provider_class(
+    resource_name: str,
+    metadata: k8s.meta.v1.ObjectMetaArgs,
+    *,
+    client_id: pulumi.Input[str],
+    key_vault_name: pulumi.Input[str],
+    tenant_id: pulumi.Input[str],
+    secrets: Sequence[tuple[str, str]],
+    opts: pulumi.ResourceOptions,
+) -> k8s.apiextensions.CustomResource:
+    """A SecretProviderClass that mounts ``secrets`` (Key Vault name, file alias) as files,
+    read with the workload identity ``client_id``."""
+    return k8s.apiextensions.CustomResource(
+        resource_name,
+        api_version="secrets-store.csi.x-k8s.io/v1",
+        kind="SecretProviderClass",
+        metadata=metadata,
+        # No secretObjects: nothing is synced into a Kubernetes Secret, so no secret can
+        # leak through an env var or a `kubectl get secret`.
+        spec={
+            "provider": "azure",
+            "parameters": {
+                "usePodIdentity": "false",
+                "clientID": client_id,
+                "keyvaultName": key_vault_name,
+                "tenantId": tenant_id,
+                "objects": secret_objects_parameter(*secrets),
+            },
+        },
+        opts=opts,
+    )
 
 
 def secrets_mount() -> core.VolumeMountArgs:

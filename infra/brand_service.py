@@ -1,10 +1,9 @@
 """A brand's ranking service on AKS: built for stability.
 
-ServiceAccount (workload identity), the API key and the brand's MLflow password mounted
-from Key Vault through the Secrets Store CSI driver (the training job mounts the same
-class), Deployment, Service, HorizontalPodAutoscaler,
-PodDisruptionBudget, the HTTPS ingress route under ``https://<host>/brands/<name>/`` and
-the PodMonitor that managed Prometheus scrapes.
+ServiceAccount (its own workload identity), the API key and the password of the brand's
+read-only MLflow user mounted from Key Vault through the Secrets Store CSI driver,
+Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget, the HTTPS ingress route
+under ``https://<host>/brands/<name>/`` and the PodMonitor that managed Prometheus scrapes.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from infra.brand_pods import (
     pod_security_context,
     resources,
     scratch_volume,
+    secret_provider_class,
     secrets_mount,
     workload_identity_labels,
 )
@@ -61,42 +61,29 @@ def create_service(
             name=names.service_account,
             namespace=names.namespace,
             labels={**context.labels, **workload_identity_labels()},
-            annotations={"azure.workload.identity/client-id": context.identity_client_id},
+            annotations={"azure.workload.identity/client-id": context.service_identity_client_id},
         ),
         automount_service_account_token=False,
         opts=opts,
     )
-    # The service and the training job mount this class: the API key (service) and the
-    # brand's MLflow password (both), each as a file named by its alias.
-    secret_objects = "array:\n" + "".join(
-        f"  - |\n    objectName: {secret}\n    objectType: secret\n    objectAlias: {alias}\n"
-        for secret, alias in (
-            (names.api_key_secret, API_KEY_OBJECT),
-            (names.mlflow_password_secret, MLFLOW_PASSWORD_OBJECT),
-        )
-    )
-    provider_class = k8s.apiextensions.CustomResource(
+    # The service's own class, read with the service's identity: the API key and the
+    # password of the brand's read-only MLflow user. The training job has its own class and
+    # identity, so serving can never sign in to MLflow as a writer.
+    provider_class = secret_provider_class(
         f"{prefix}-api-key",
-        api_version="secrets-store.csi.x-k8s.io/v1",
-        kind="SecretProviderClass",
-        metadata=context.metadata(names.secret_provider_class),
-        # No secretObjects: the key is never synced into a Kubernetes Secret, so it
-        # cannot leak through an env var or a `kubectl get secret`.
-        spec={
-            "provider": "azure",
-            "parameters": {
-                "usePodIdentity": "false",
-                "clientID": context.identity_client_id,
-                "keyvaultName": key_vault_name,
-                "tenantId": tenant_id,
-                "objects": secret_objects,
-            },
-        },
+        context.metadata(names.secret_provider_class),
+        client_id=context.service_identity_client_id,
+        key_vault_name=key_vault_name,
+        tenant_id=tenant_id,
+        secrets=[
+            (names.api_key_secret, API_KEY_OBJECT),
+            (names.mlflow_reader_password_secret, MLFLOW_PASSWORD_OBJECT),
+        ],
         opts=opts,
     )
     env = [
         *context.common_env(),
-        *context.mlflow_auth_env(),
+        *context.mlflow_auth_env(names.mlflow_reader),
         core.EnvVarArgs(name="RECPLAT_API_KEY_FILE", value=f"{SECRETS_MOUNT}/{API_KEY_OBJECT}"),
         core.EnvVarArgs(name="RECPLAT_MAX_CANDIDATES", value=str(brand.serving.max_candidates)),
         core.EnvVarArgs(
@@ -168,7 +155,7 @@ def create_service(
                     containers=[container],
                     topology_spread_constraints=spread,
                     volumes=[
-                        context.secrets_volume(),
+                        context.secrets_volume(names.secret_provider_class),
                         scratch_volume("tmp"),
                         scratch_volume("event-log", "1Gi"),
                     ],

@@ -22,10 +22,12 @@ from infra.brand_namespace import create_guard_rails, create_namespace
 from infra.brand_pods import BrandWorkloadContext
 from infra.brand_service import create_service
 from infra.brand_training import create_training
+from infra.mlflow_access import MlflowAccess, MlflowAccessArgs
 from recplat.brand import Brand
 
 # Built-in role definitions (same GUID in every Azure tenant).
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
 API_KEY_LENGTH = 48
@@ -57,7 +59,8 @@ class BrandStack(pulumi.ComponentResource):
     rule_file: str
     """The brand's alert rules as a Prometheus rule file (what ``promtool`` tests)."""
     namespace: pulumi.Output[str]
-    identity_client_id: pulumi.Output[str]
+    service_identity_client_id: pulumi.Output[str]
+    training_identity_client_id: pulumi.Output[str]
     lake_uri: pulumi.Output[str]
 
     def __init__(
@@ -102,32 +105,33 @@ class BrandStack(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         k8s_child = pulumi.ResourceOptions(parent=self, provider=platform.k8s_provider)
 
-        # Identity first: its client id goes into service accounts and the CSI class.
-        identity = azure_native.managedidentity.UserAssignedIdentity(
-            f"{brand.name}-identity",
-            resource_name_=names.identity,
-            resource_group_name=platform.resource_group_name,
-            location=platform.location,
-            tags=tags,
-            opts=child,
-        )
+        # One identity per workload, so that what a pod may read is what its job needs: the
+        # internet-facing service can never fetch the training job's MLflow writer password.
+        identities: dict[str, azure_native.managedidentity.UserAssignedIdentity] = {}
         federations: list[pulumi.Resource] = []
-        for credential, account in (
-            (names.service_federation, names.service_account),
-            (names.training_federation, names.training_service_account),
-        ):
+        for workload, identity_name, credential, account in (
+            ("service", names.service_identity, names.service_federation, names.service_account),
+            ("training", names.identity, names.training_federation,
+             names.training_service_account),
+        ):  # fmt: skip
+            identities[workload] = azure_native.managedidentity.UserAssignedIdentity(
+                f"{brand.name}-{workload}-identity",
+                resource_name_=identity_name,
+                resource_group_name=platform.resource_group_name,
+                location=platform.location,
+                tags=tags,
+                opts=child,
+            )
             federations.append(
                 azure_native.managedidentity.FederatedIdentityCredential(
                     f"{brand.name}-{credential}",
                     federated_identity_credential_resource_name=credential,
-                    resource_name_=identity.name,
+                    resource_name_=identities[workload].name,
                     resource_group_name=platform.resource_group_name,
                     issuer=platform.oidc_issuer_url,
                     subject=f"system:serviceaccount:{names.namespace}:{account}",
                     audiences=[WORKLOAD_IDENTITY_AUDIENCE],
-                    # Azure rejects concurrent credential writes to one identity (409),
-                    # so each waits for the one before it.
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=federations[-1:]),
+                    opts=child,
                 )
             )
 
@@ -141,12 +145,14 @@ class BrandStack(pulumi.ComponentResource):
             metadata={"brand": brand.name, "cost_center": brand.cost_center},
             opts=child,
         )
-        # The API key (callers of the service) and the brand's MLflow password (the service
-        # and training job signing in to MLflow) live in Key Vault only; pods read them as files.
+        # The API key (callers of the service) and the passwords of the brand's two MLflow
+        # users (the writer for training, the reader for serving) live in Key Vault only;
+        # pods read them as files.
         secrets: dict[str, azure_native.keyvault.Secret] = {}
         for secret_name, length in (
             (names.api_key_secret, API_KEY_LENGTH),
             (names.mlflow_password_secret, MLFLOW_PASSWORD_LENGTH),
+            (names.mlflow_reader_password_secret, MLFLOW_PASSWORD_LENGTH),
         ):
             purpose = secret_name.removeprefix(f"brand-{brand.name}-")
             value = random.RandomPassword(
@@ -170,59 +176,57 @@ class BrandStack(pulumi.ComponentResource):
         def secret_scope(secret_name: str) -> pulumi.Output[str]:
             return pulumi.Output.concat(platform.key_vault_id, "/secrets/", secret_name)
 
-        grants = [
-            azure_native.authorization.RoleAssignment(
+        def grant(
+            role_name: str,
+            principal_id: pulumi.Input[str],
+            role: str,
+            scope: pulumi.Input[str],
+            what: str,
+            dependency: pulumi.Resource,
+        ) -> azure_native.authorization.RoleAssignment:
+            return azure_native.authorization.RoleAssignment(
                 f"{brand.name}-{role_name}",
                 role_assignment_name=names.role_assignment_name(role_name),
-                principal_id=identity.principal_id,
+                principal_id=principal_id,
                 # Without it Azure assumes a User and the assignment can fail to resolve.
                 principal_type=azure_native.authorization.PrincipalType.SERVICE_PRINCIPAL,
                 role_definition_id=_role_definition_id(platform.storage_account_id, role),
                 scope=scope,
-                description=f"recplat brand {brand.name}: {role_name} on its own {target} only",
+                description=f"recplat brand {brand.name}: {what}",
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[dependency]),
             )
-            for role_name, role, scope, target, dependency in (
-                (
-                    "lake-contributor",
-                    STORAGE_BLOB_DATA_CONTRIBUTOR,
-                    container_scope,
-                    "lake container",
-                    container,
-                ),
-                (
-                    "api-key-reader",
-                    KEY_VAULT_SECRETS_USER,
-                    secret_scope(names.api_key_secret),
-                    "API key secret",
-                    secrets[names.api_key_secret],
-                ),
-                (
-                    "mlflow-password-reader",
-                    KEY_VAULT_SECRETS_USER,
-                    secret_scope(names.mlflow_password_secret),
-                    "MLflow password secret",
-                    secrets[names.mlflow_password_secret],
-                ),
+
+        service, training = identities["service"].principal_id, identities["training"].principal_id
+        grants = [
+            # The service ships impressions and feedback into the lake; training only reads it.
+            grant("lake-contributor", service, STORAGE_BLOB_DATA_CONTRIBUTOR, container_scope,
+                  "the service writes events to its own lake container only", container),
+            grant("training-lake-reader", training, STORAGE_BLOB_DATA_READER, container_scope,
+                  "training reads its own lake container only", container),
+            grant("api-key-reader", service, KEY_VAULT_SECRETS_USER,
+                  secret_scope(names.api_key_secret), "the service reads its API key only",
+                  secrets[names.api_key_secret]),
+            grant("mlflow-reader-password-reader", service, KEY_VAULT_SECRETS_USER,
+                  secret_scope(names.mlflow_reader_password_secret),
+                  "the service reads its read-only MLflow password only",
+                  secrets[names.mlflow_reader_password_secret]),
+            grant("mlflow-password-reader", training, KEY_VAULT_SECRETS_USER,
+                  secret_scope(names.mlflow_password_secret),
+                  "training reads its MLflow writer password only",
+                  secrets[names.mlflow_password_secret]),
+        ]  # fmt: skip
+        # The brand's MLflow access Job (infra/mlflow_access.py) sets both passwords on the
+        # brand's MLflow users, so the server's identity may read these two secrets too. The
+        # grants live here so that they come and go with the brand.
+        server_reads = [
+            grant(f"mlflow-server-reads-{purpose}", platform.mlflow_identity_principal_id,
+                  KEY_VAULT_SECRETS_USER, secret_scope(secret_name),
+                  f"the MLflow server sets brand {brand.name}'s {purpose}", secrets[secret_name])
+            for purpose, secret_name in (
+                ("password", names.mlflow_password_secret),
+                ("reader-password", names.mlflow_reader_password_secret),
             )
-        ]
-        # The MLflow users job (infra/mlflow_users.py) sets this password on the brand's
-        # MLflow user, so the server's identity may read this one secret too. The grant lives
-        # here so that it comes and goes with the brand.
-        azure_native.authorization.RoleAssignment(
-            f"{brand.name}-mlflow-server-reads-password",
-            role_assignment_name=names.role_assignment_name("mlflow-server-reads-password"),
-            principal_id=platform.mlflow_identity_principal_id,
-            principal_type=azure_native.authorization.PrincipalType.SERVICE_PRINCIPAL,
-            role_definition_id=_role_definition_id(
-                platform.storage_account_id, KEY_VAULT_SECRETS_USER
-            ),
-            scope=secret_scope(names.mlflow_password_secret),
-            description=f"recplat MLflow server: sets brand {brand.name}'s MLflow password",
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[secrets[names.mlflow_password_secret]]
-            ),
-        )
+        ]  # fmt: skip
 
         rules = brand_alert_rules(brand, platform.environment)
         self.rule_file = rule_file(names, rules)
@@ -249,6 +253,30 @@ class BrandStack(pulumi.ComponentResource):
             platform.storage_account_name,
             ".dfs.core.windows.net/",
         )
+        # Before any brand workload: the admin reserves the brand's MLflow names and grants
+        # them to the brand's users only, or refuses (infra/mlflow_access.py).
+        mlflow_access = MlflowAccess(
+            f"{brand.name}-mlflow-access",
+            MlflowAccessArgs(
+                names=names,
+                image=platform.mlflow_image,
+                identity_client_id=platform.mlflow_identity_client_id,
+                key_vault_name=platform.key_vault_name,
+                tenant_id=platform.tenant_id,
+                provider=platform.k8s_provider,
+                password_versions=[
+                    secrets[secret].properties.apply(
+                        lambda properties: properties.secret_uri_with_version
+                    )
+                    for secret in (
+                        names.mlflow_password_secret,
+                        names.mlflow_reader_password_secret,
+                    )
+                ],
+                ready=(*platform.mlflow_access_ready, *server_reads),
+            ),
+            opts=child,
+        )
         context = BrandWorkloadContext(
             brand=brand,
             names=names,
@@ -256,13 +284,15 @@ class BrandStack(pulumi.ComponentResource):
             labels=labels,
             tracking_uri=platform.mlflow_tracking_uri,
             lake_uri=lake_uri,
-            identity_client_id=identity.client_id,
+            service_identity_client_id=identities["service"].client_id,
+            training_identity_client_id=identities["training"].client_id,
             acr_login_server=platform.acr_login_server,
-            # Pods start only once their identity can sign in and has its grants.
+            # Pods start only once their identity can sign in and has its grants, and their
+            # MLflow names are reserved for them.
             k8s_opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=platform.k8s_provider,
-                depends_on=[namespace, *federations, *grants],
+                depends_on=[namespace, *federations, *grants, mlflow_access],
             ),
         )
         create_service(
@@ -274,21 +304,25 @@ class BrandStack(pulumi.ComponentResource):
             ingress_host=platform.ingress_host,
             tls_certificate_uri=platform.ingress_certificate_uri,
         )
-        create_training(context, platform.images.training)
+        create_training(
+            context,
+            platform.images.training,
+            key_vault_name=platform.key_vault_name,
+            tenant_id=platform.tenant_id,
+        )
 
         self.namespace = namespace.id.apply(lambda _: names.namespace)
-        self.identity_client_id = identity.client_id
+        self.service_identity_client_id = identities["service"].client_id
+        self.training_identity_client_id = identities["training"].client_id
         self.lake_uri = lake_uri
-        # Changes when the MLflow password is rotated: the users Job runs again.
-        self.mlflow_password_version = secrets[names.mlflow_password_secret].properties.apply(
-            lambda properties: properties.secret_uri_with_version
-        )
         self.register_outputs(
             {
                 "namespace": self.namespace,
-                "identityClientId": self.identity_client_id,
+                "serviceIdentityClientId": self.service_identity_client_id,
+                "trainingIdentityClientId": self.training_identity_client_id,
                 "lakeUri": self.lake_uri,
                 "apiKeySecretName": names.api_key_secret,
                 "mlflowUser": names.mlflow_user,
+                "mlflowReader": names.mlflow_reader,
             }
         )

@@ -14,12 +14,14 @@ import pulumi_kubernetes as k8s
 
 from infra.brand_namespace import DASK_SCHEDULER_CPU_MILLI, DASK_SCHEDULER_MEMORY_MI, cpu_milli
 from infra.brand_pods import (
+    MLFLOW_PASSWORD_OBJECT,
     TMP_MOUNT,
     BrandWorkloadContext,
     container_security_context,
     pod_security_context,
     resources,
     scratch_volume,
+    secret_provider_class,
     secrets_mount,
     workload_identity_labels,
 )
@@ -106,8 +108,14 @@ def image_revision(image: str) -> str:
     return name.split(":", 1)[1] if ":" in name else "unknown"
 
 
-def create_training(context: BrandWorkloadContext, image: str) -> list[pulumi.Resource]:
-    """The training ServiceAccount and CronJob, and the DaskCluster when the brand uses one."""
+def create_training(
+    context: BrandWorkloadContext,
+    image: str,
+    key_vault_name: pulumi.Input[str],
+    tenant_id: pulumi.Input[str],
+) -> list[pulumi.Resource]:
+    """The training ServiceAccount, its SecretProviderClass and CronJob, and the DaskCluster
+    when the brand uses one."""
     brand, names, opts = context.brand, context.names, context.k8s_opts
     prefix = f"{brand.name}-training"
     pod_labels = {
@@ -121,13 +129,23 @@ def create_training(context: BrandWorkloadContext, image: str) -> list[pulumi.Re
             name=names.training_service_account,
             namespace=names.namespace,
             labels={**context.labels, **workload_identity_labels()},
-            annotations={"azure.workload.identity/client-id": context.identity_client_id},
+            annotations={"azure.workload.identity/client-id": context.training_identity_client_id},
         ),
         automount_service_account_token=False,
         opts=opts,
     )
-    created: list[pulumi.Resource] = [account]
-    depends_on: list[pulumi.Resource] = [account]
+    # Training's own class and identity: the MLflow writer's password only (no API key).
+    provider_class = secret_provider_class(
+        f"{prefix}-mlflow",
+        context.metadata(names.training_secret_provider_class, "training"),
+        client_id=context.training_identity_client_id,
+        key_vault_name=key_vault_name,
+        tenant_id=tenant_id,
+        secrets=[(names.mlflow_password_secret, MLFLOW_PASSWORD_OBJECT)],
+        opts=opts,
+    )
+    created: list[pulumi.Resource] = [account, provider_class]
+    depends_on: list[pulumi.Resource] = [account, provider_class]
     if brand.training.workers:
         dask_cluster = _dask_cluster(context, image, opts)
         created.append(dask_cluster)
@@ -142,7 +160,7 @@ def create_training(context: BrandWorkloadContext, image: str) -> list[pulumi.Re
         context,
         "training",
         image,
-        [*context.common_env(), *context.mlflow_auth_env(), revision],
+        [*context.common_env(), *context.mlflow_auth_env(names.mlflow_user), revision],
         args=_training_args(context),
         extra_mounts=[secrets_mount()],
     )
@@ -169,7 +187,9 @@ def create_training(context: BrandWorkloadContext, image: str) -> list[pulumi.Re
                             context,
                             job_container,
                             restart_policy="Never",
-                            extra_volumes=[context.secrets_volume()],
+                            extra_volumes=[
+                                context.secrets_volume(names.training_secret_provider_class)
+                            ],
                         ),
                     ),
                 ),

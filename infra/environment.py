@@ -23,6 +23,7 @@ from infra.database import Database, DatabaseArgs
 from infra.datalake import DataLake, DataLakeArgs
 from infra.environment_names import environment_names
 from infra.ingress_edge import IngressEdge, IngressEdgeArgs
+from infra.mlflow_access import create_access_job_network_policy
 from infra.mlflow_server import NAMESPACE as MLFLOW_NAMESPACE
 from infra.mlflow_server import PORT as MLFLOW_PORT
 from infra.mlflow_server import MlflowServer, MlflowServerArgs
@@ -196,6 +197,10 @@ class Environment(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[database]),
         )
+        access_jobs_policy = create_access_job_network_policy(
+            f"{name}-mlflow-access-network-policy",
+            pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[mlflow]),
+        )
         edge = IngressEdge(
             f"{name}-ingress",
             IngressEdgeArgs(
@@ -251,6 +256,9 @@ class Environment(pulumi.ComponentResource):
             ),
             mlflow_tracking_uri=mlflow.tracking_uri,
             mlflow_identity_principal_id=mlflow.identity_principal_id,
+            mlflow_identity_client_id=mlflow.identity_client_id,
+            mlflow_image=mlflow.image,
+            mlflow_access_ready=(mlflow, access_jobs_policy),
             mlflow_namespace=MLFLOW_NAMESPACE,
             ingress_namespace=INGRESS_NAMESPACE,
             ingress_class_name=edge.ingress_class_name,

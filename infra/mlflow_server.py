@@ -42,11 +42,11 @@ _WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
 _LABELS = {"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/part-of": "recplat"}
 SERVER_LABELS = _LABELS
 """Pods of the tracking server itself."""
-USERS_JOB_LABELS = {
-    "app.kubernetes.io/name": "mlflow-users",
+ACCESS_JOB_LABELS = {
+    "app.kubernetes.io/name": "mlflow-access",
     "app.kubernetes.io/part-of": "recplat",
 }
-"""Pods of the job that creates the brands' MLflow users (infra/mlflow_users.py)."""
+"""Pods of the Jobs that reserve each brand's MLflow names and users (infra/mlflow_access.py)."""
 
 meta = k8s.meta.v1
 core = k8s.core.v1
@@ -415,7 +415,7 @@ class MlflowServer(pulumi.ComponentResource):
                     networking.NetworkPolicyIngressRuleArgs(
                         from_=[
                             networking.NetworkPolicyPeerArgs(
-                                pod_selector=meta.LabelSelectorArgs(match_labels=USERS_JOB_LABELS)
+                                pod_selector=meta.LabelSelectorArgs(match_labels=ACCESS_JOB_LABELS)
                             )
                         ],
                         ports=[networking.NetworkPolicyPortArgs(port=PORT, protocol="TCP")],

@@ -24,13 +24,10 @@ from recplat.plan_diff import ENVIRONMENT_GROUP, PlanDiff, compare_plans, run_pl
 
 REPO = Path(__file__).resolve().parents[2]
 LIFECYCLE_TYPE = "azure-native:storage:ManagementPolicy"
-MLFLOW_USERS_TYPE = "recplat:mlflow:MlflowUsers"
-MLFLOW_USERS_JOB = "kubernetes:batch/v1:Job"
-MLFLOW_USERS_SECRETS = "kubernetes:secrets-store.csi.x-k8s.io/v1:SecretProviderClass"
 NEW_BRAND = """\
 name: gardenhub
 display_name: Garden Hub
-owner: garden-data@example.com
+owner: garden-data@recplat.dev
 cost_center: CC-GARDEN-09
 environments: [dev]
 serving: {replicas: {min: 1, max: 2}, cpu: 250m, memory: 512Mi, latency_slo_ms: 60}
@@ -45,32 +42,23 @@ def _plans(stack: str, *brand_dirs: Path) -> list[Plan]:
 
 
 def _assert_only_brand_lists_changed(diff: PlanDiff, brand: str) -> None:
-    """The environment may change where it lists brands: the lifecycle rule and MLflow users."""
-    changed_users = set()
+    """The environment may change only where it lists brands: the lake's lifecycle rule.
+
+    A brand's MLflow users and names are reserved by its own BrandStack (MlflowAccess), so
+    adding or removing a brand touches no other brand's or the environment's MLflow objects.
+    """
     for change in diff.groups.get(ENVIRONMENT_GROUP, []):
         assert change.action == "change", f"{change.urn} must not {change.action}"
-        if change.type == LIFECYCLE_TYPE:
-            assert [item.path for item in change.inputs] == [
-                "policy.rules[0].definition.filters.prefixMatch"
-            ], change.inputs
-            before, after = (
-                set(value or []) for value in (change.inputs[0].before, change.inputs[0].after)
-            )
-            assert before ^ after == {f"brand-{brand}/events/"}, change.inputs
-            continue
-        assert MLFLOW_USERS_TYPE + "$" in change.urn, (
+        assert change.type == LIFECYCLE_TYPE, (
             f"{change.urn} must not change when a brand is added or removed"
         )
-        changed_users.add(change.type)
-        for item in change.inputs:
-            if item.path == "metadata.name":
-                assert str(item.after).startswith("mlflow-users-"), item
-                continue
-            # Exactly this brand's user (or its secret) comes or goes.
-            assert (f"brand-{brand}" in str(item.before)) != (
-                f"brand-{brand}" in str(item.after)
-            ), item
-    assert changed_users == {MLFLOW_USERS_JOB, MLFLOW_USERS_SECRETS}, changed_users
+        assert [item.path for item in change.inputs] == [
+            "policy.rules[0].definition.filters.prefixMatch"
+        ], change.inputs
+        before, after = (
+            set(value or []) for value in (change.inputs[0].before, change.inputs[0].after)
+        )
+        assert before ^ after == {f"brand-{brand}/events/"}, change.inputs
 
 
 def test_removing_an_environment_removes_exactly_that_brands_resources(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 BUILTIN_KINDS = {
     "Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "ServiceAccount",
     "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress",
-    "CronJob",
+    "CronJob", "Job",
 }  # fmt: skip
 
 
@@ -120,6 +120,9 @@ def plan_brands(
             ),
             mlflow_tracking_uri="http://mlflow.mlflow.svc.cluster.local:5000",
             mlflow_identity_principal_id=MLFLOW_PRINCIPAL,
+            mlflow_identity_client_id="33333333-3333-3333-3333-333333333333",
+            mlflow_image=f"acrrecplat.azurecr.io/mlflow@{DIGEST}",
+            mlflow_access_ready=(),
             mlflow_namespace="mlflow",
             ingress_namespace="app-routing-system",
             ingress_class_name="recplat.approuting.kubernetes.azure.com",
@@ -193,11 +196,12 @@ def test_every_brand_gets_the_full_set_of_resources(prod: dict[str, PlannedResou
     )
     for brand in ("newsroom", "streamly"):
         for kind, count in {
-            "UserAssignedIdentity": 1, "FederatedIdentityCredential": 2, "RoleAssignment": 4,
-            "BlobContainer": 1, "RandomPassword": 2, "Secret": 2, "PrometheusRuleGroup": 1,
+            "UserAssignedIdentity": 2, "FederatedIdentityCredential": 2, "RoleAssignment": 7,
+            "BlobContainer": 1, "RandomPassword": 3, "Secret": 3, "PrometheusRuleGroup": 1,
             "Namespace": 1, "ResourceQuota": 1, "LimitRange": 1, "ServiceAccount": 2,
-            "SecretProviderClass": 1, "Deployment": 1, "Service": 1, "HorizontalPodAutoscaler": 1,
-            "PodDisruptionBudget": 1, "Ingress": 1, "PodMonitor": 1, "CronJob": 1,
+            "SecretProviderClass": 2, "MlflowAccess": 1, "Deployment": 1, "Service": 1,
+            "HorizontalPodAutoscaler": 1, "PodDisruptionBudget": 1, "Ingress": 1,
+            "PodMonitor": 1, "CronJob": 1,
         }.items():  # fmt: skip
             assert per_brand[(brand, kind)] == count, f"{brand}: expected {count} {kind}"
     # streamly trains on 4 Dask workers in prod; newsroom trains in the job's pod.
@@ -212,60 +216,76 @@ def test_only_brands_listing_the_environment_are_stamped(dev: dict[str, PlannedR
     assert dask == [], "dev overrides streamly to workers: 0, so no DaskCluster in dev"
 
 
-def test_federated_credentials_are_chained(prod: dict[str, PlannedResource]) -> None:
+def test_service_and_training_sign_in_as_different_identities(
+    prod: dict[str, PlannedResource],
+) -> None:
     for brand in ("newsroom", "streamly"):
-        first, second = (prod[f"{brand}-fic-{brand}-{sa}"] for sa in ("ranking", "training"))
-        assert first.depends_on == [], f"{first.name} must not wait on anything"
-        assert second.depends_on == [first.name], f"{second.name} must wait on {first.name}"
-        subjects = {first.inputs["subject"], second.inputs["subject"]}
-        assert subjects == {
-            f"system:serviceaccount:brand-{brand}:ranking",
-            f"system:serviceaccount:brand-{brand}:training",
+        service, training = (prod[f"{brand}-fic-{brand}-{sa}"] for sa in ("ranking", "training"))
+        assert service.inputs["subject"] == f"system:serviceaccount:brand-{brand}:ranking"
+        assert training.inputs["subject"] == f"system:serviceaccount:brand-{brand}:training"
+        # One credential per identity, so none of Azure's concurrent-write 409s.
+        assert service.inputs["resourceName"] == f"id-recplat-prod-{brand}-ranking"
+        assert training.inputs["resourceName"] == f"id-recplat-prod-{brand}"
+        accounts = {
+            a.inputs["metadata"]["name"]: a.inputs["metadata"]["annotations"]
+            for a in of_type(prod, "ServiceAccount")
+            if a.inputs["metadata"]["namespace"] == f"brand-{brand}"
         }
-        assert first.inputs["resourceName"] == f"id-recplat-prod-{brand}"
+        assert accounts["ranking"]["azure.workload.identity/client-id"] == (
+            f"client-id-recplat-prod-{brand}-ranking"
+        )
+        assert accounts["training"]["azure.workload.identity/client-id"] == (
+            f"client-id-recplat-prod-{brand}"
+        )
 
 
 def test_role_assignments_stay_inside_their_brand(dev: dict[str, PlannedResource]) -> None:
     assignments = of_type(dev, "RoleAssignment")
-    assert len(assignments) == 12
+    assert len(assignments) == 21
     for assignment in assignments:
         brand = owner_brand(assignment, ["newsroom", "shopsmart", "streamly"])
         inputs = assignment.inputs
-        role = inputs["roleDefinitionId"].rsplit("/", 1)[-1]
         assert inputs["principalType"] == "ServicePrincipal", assignment.name
         assert inputs["roleDefinitionId"].startswith(f"/subscriptions/{SUBSCRIPTION}/providers/")
-        if inputs["principalId"] == MLFLOW_PRINCIPAL:
-            # The MLflow server reads the brand's MLflow password (to set it), nothing else.
-            assert inputs["scope"] == f"{VAULT_ID}/secrets/brand-{brand}-mlflow-password"
-            assert role == KEY_VAULT_SECRETS_USER, f"{assignment.name}: role {role}"
-            continue
-        own_scopes = {
-            f"{STORAGE_ID}/blobServices/default/containers/brand-{brand}",
-            f"{VAULT_ID}/secrets/brand-{brand}-api-key",
-            f"{VAULT_ID}/secrets/brand-{brand}-mlflow-password",
-        }
-        assert inputs["scope"] in own_scopes, f"{assignment.name}: scope {inputs['scope']}"
-        assert inputs["principalId"] == f"principal-id-recplat-dev-{brand}", assignment.name
-        expected = (
-            "ba92f5b4-2d11-453d-a403-e96b0029c9fe"  # Storage Blob Data Contributor
-            if "/containers/" in inputs["scope"]
-            else KEY_VAULT_SECRETS_USER
-        )
-        assert role == expected, f"{assignment.name}: role {role}"
-    # Each brand's identity reads exactly its two secrets and writes its one container.
+        assert f"/secrets/brand-{brand}-" in inputs["scope"] or inputs["scope"].endswith(
+            f"/containers/brand-{brand}"
+        ), f"{assignment.name}: scope {inputs['scope']} is not {brand}'s"
+    contributor, reader = (
+        "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+        "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+    )
     for brand in ("newsroom", "shopsmart", "streamly"):
-        scopes = sorted(
-            a.inputs["scope"]
-            for a in assignments
-            if a.inputs["principalId"] == f"principal-id-recplat-dev-{brand}"
-        )
-        assert scopes == sorted(
-            [
-                f"{STORAGE_ID}/blobServices/default/containers/brand-{brand}",
-                f"{VAULT_ID}/secrets/brand-{brand}-api-key",
-                f"{VAULT_ID}/secrets/brand-{brand}-mlflow-password",
-            ]
-        ), brand
+        container = f"{STORAGE_ID}/blobServices/default/containers/brand-{brand}"
+        secret = f"{VAULT_ID}/secrets/brand-{brand}"
+        held = {
+            principal: sorted(
+                (a.inputs["scope"], a.inputs["roleDefinitionId"].rsplit("/", 1)[-1])
+                for a in assignments
+                if a.inputs["principalId"] == principal and brand in a.name.split("-", 1)[0]
+            )
+            for principal in (
+                f"principal-id-recplat-dev-{brand}-ranking",
+                f"principal-id-recplat-dev-{brand}",
+                MLFLOW_PRINCIPAL,
+            )
+        }
+        # The internet-facing service: writes events, reads its API key and the password of
+        # the read-only MLflow user. Never the writer's password.
+        assert held[f"principal-id-recplat-dev-{brand}-ranking"] == sorted([
+            (container, contributor),
+            (f"{secret}-api-key", KEY_VAULT_SECRETS_USER),
+            (f"{secret}-mlflow-reader-password", KEY_VAULT_SECRETS_USER),
+        ]), brand  # fmt: skip
+        # Training: reads the lake and the MLflow writer's password; no API key.
+        assert held[f"principal-id-recplat-dev-{brand}"] == sorted([
+            (container, reader),
+            (f"{secret}-mlflow-password", KEY_VAULT_SECRETS_USER),
+        ]), brand  # fmt: skip
+        # The MLflow server sets both users' passwords, so it reads both, nothing else.
+        assert held[MLFLOW_PRINCIPAL] == sorted([
+            (f"{secret}-mlflow-password", KEY_VAULT_SECRETS_USER),
+            (f"{secret}-mlflow-reader-password", KEY_VAULT_SECRETS_USER),
+        ]), brand  # fmt: skip
 
 
 def test_no_two_brands_share_a_name(dev: dict[str, PlannedResource]) -> None:
@@ -326,7 +346,8 @@ def _secrets_file(pod: dict[str, Any], container: dict[str, Any], variable: str)
     assert path.startswith(mount["mountPath"] + "/") and mount["readOnly"], variable
     volume = next(v for v in pod["volumes"] if v["name"] == "brand-secrets")
     assert volume["csi"]["driver"] == "secrets-store.csi.k8s.io"
-    assert volume["csi"]["volumeAttributes"] == {"secretProviderClass": "ranking-api-key"}
+    own_class = "training-mlflow" if pod["serviceAccountName"] == "training" else "ranking-api-key"
+    assert volume["csi"]["volumeAttributes"] == {"secretProviderClass": own_class}
     return path
 
 
@@ -346,24 +367,41 @@ def test_secrets_reach_service_and_training_only_as_mounted_files(
         assert all("valueFrom" not in item for item in env.values()), name
         assert not {"MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"} & set(env), name
         brand = name.split("-", 1)[0]
-        assert env["RECPLAT_MLFLOW_USERNAME"]["value"] == f"brand-{brand}", name
         password_file = _secrets_file(pod, container, "RECPLAT_MLFLOW_PASSWORD_FILE")
         assert password_file.endswith("/mlflow-password"), name
         if name.endswith("-deployment"):
+            # Serving reads MLflow as the brand's read-only user.
+            assert env["RECPLAT_MLFLOW_USERNAME"]["value"] == f"brand-{brand}-reader", name
             assert _secrets_file(pod, container, "RECPLAT_API_KEY_FILE").endswith("/api-key")
         else:
+            assert env["RECPLAT_MLFLOW_USERNAME"]["value"] == f"brand-{brand}", name
             assert "RECPLAT_API_KEY_FILE" not in env, name
-    for provider_class in of_type(prod, "SecretProviderClass"):
-        spec = provider_class.inputs["spec"]
-        assert "secretObjects" not in spec, provider_class.name
-        brand = provider_class.name.split("-", 1)[0]
-        objects = yaml.safe_load(spec["parameters"]["objects"])["array"]
-        assert [yaml.safe_load(item) for item in objects] == [
-            {"objectName": f"brand-{brand}-api-key", "objectType": "secret",
-             "objectAlias": "api-key"},
-            {"objectName": f"brand-{brand}-mlflow-password", "objectType": "secret",
-             "objectAlias": "mlflow-password"},
-        ]  # fmt: skip
+    classes = {
+        (c.name.split("-", 1)[0], c.inputs["metadata"]["name"]): c.inputs["spec"]
+        for c in of_type(prod, "SecretProviderClass")
+        if c.inputs["metadata"]["namespace"].startswith("brand-")
+    }
+    assert len(classes) == 4
+    for (brand, class_name), spec in classes.items():
+        assert "secretObjects" not in spec, class_name
+        objects = [
+            yaml.safe_load(item) for item in yaml.safe_load(spec["parameters"]["objects"])["array"]
+        ]
+        if class_name == "ranking-api-key":
+            assert spec["parameters"]["clientID"] == f"client-id-recplat-prod-{brand}-ranking"
+            assert objects == [
+                {"objectName": f"brand-{brand}-api-key", "objectType": "secret",
+                 "objectAlias": "api-key"},
+                {"objectName": f"brand-{brand}-mlflow-reader-password", "objectType": "secret",
+                 "objectAlias": "mlflow-password"},
+            ]  # fmt: skip
+        else:
+            assert class_name == "training-mlflow"
+            assert spec["parameters"]["clientID"] == f"client-id-recplat-prod-{brand}"
+            assert objects == [
+                {"objectName": f"brand-{brand}-mlflow-password", "objectType": "secret",
+                 "objectAlias": "mlflow-password"},
+            ]  # fmt: skip
     for secret in of_type(prod, "keyvault:Secret"):
         assert set(secret.inputs["properties"]) <= {"value", "contentType"}
 
@@ -493,3 +531,66 @@ def test_training_args_are_what_ranking_train_accepts(prod: dict[str, PlannedRes
         assert parsed.lookback_days == training.lookback_days
         assert parsed.num_leaves == training.lightgbm.num_leaves
         assert parsed.workers == training.workers
+
+
+def test_no_brand_workload_starts_before_its_mlflow_names_are_reserved(
+    prod: dict[str, PlannedResource],
+) -> None:
+    for brand in ("newsroom", "streamly"):
+        workloads = [
+            r for r in prod.values()
+            if r.parent == brand and r.kind in {"Deployment", "CronJob", "DaskCluster"}
+        ]  # fmt: skip
+        assert len(workloads) >= 2, brand
+        for workload in workloads:
+            assert f"{brand}-mlflow-access" in workload.depends_on, workload.name
+
+
+def test_the_mlflow_access_job_reserves_each_brand_as_admin_from_mounted_secrets(
+    prod: dict[str, PlannedResource],
+) -> None:
+    from infra.mlflow_access import ACCESS_JOB_PROGRAM
+
+    for brand in ("newsroom", "streamly"):
+        job = prod[f"{brand}-mlflow-access-job"].inputs
+        provider_class = prod[f"{brand}-mlflow-access-secret-provider"].inputs
+        assert job["metadata"]["namespace"] == provider_class["metadata"]["namespace"] == "mlflow"
+        assert re.fullmatch(rf"mlflow-access-{brand}-[0-9a-f]{{10}}", job["metadata"]["name"])
+        pod = job["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["command"] == [
+            "python3", "-c", ACCESS_JOB_PROGRAM, "http://mlflow.mlflow.svc.cluster.local:5000",
+            "/mnt/secrets", brand,
+        ]  # fmt: skip
+        assert "env" not in container, "no credential may travel as an env value"
+        assert pod["serviceAccountName"] == "mlflow-server"
+        assert pod["volumes"][0]["csi"]["volumeAttributes"] == {
+            "secretProviderClass": f"mlflow-access-{brand}"
+        }
+        objects = [
+            yaml.safe_load(item)
+            for item in yaml.safe_load(provider_class["spec"]["parameters"]["objects"])["array"]
+        ]
+        assert [(o["objectName"], o["objectAlias"]) for o in objects] == [
+            ("mlflow-admin-password", "admin-password"),
+            (f"brand-{brand}-mlflow-password", f"brand-{brand}"),
+            (f"brand-{brand}-mlflow-reader-password", f"brand-{brand}-reader"),
+        ]
+        assert "secretObjects" not in provider_class["spec"]
+        # It runs only once the server may read both passwords it sets.
+        assert {
+            f"{brand}-mlflow-server-reads-password",
+            f"{brand}-mlflow-server-reads-reader-password",
+        } <= set(prod[f"{brand}-mlflow-access-job"].depends_on)
+
+
+def test_the_access_job_reruns_when_a_password_is_rotated() -> None:
+    from infra.mlflow_access import job_name
+
+    names = brand_names("alpha", "dev")
+    versions = ["https://kv/secrets/brand-alpha-mlflow-password/1", "https://kv/r/1"]
+    assert job_name(names, versions) == job_name(names, versions[::-1])
+    assert job_name(names, versions) != job_name(names, [versions[0], "https://kv/r/2"])
+    assert job_name(names, versions) != job_name(brand_names("beta", "dev"), versions)
+    longest = brand_names("b" * 24, "prod")
+    assert len(job_name(longest, versions)) <= 63

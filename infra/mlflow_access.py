@@ -1,0 +1,207 @@
+"""A brand's MLflow access: the admin reserves its names and grants them before it runs.
+
+MLflow's basic-auth app lets any signed-in user create any experiment or registered model
+and makes the creator its manager, so whoever creates ``<brand>-ranker`` first owns it.
+Per brand, a Job in the MLflow namespace runs ``infra/mlflow_access_job.py`` as the MLflow
+admin (see its docstring for what it does and refuses). The brand's service and training
+depend on this component, so no brand workload starts before its names are reserved for it
+and its grants are exactly its own; a name somebody else took fails the Job, and so the
+``pulumi up`` of that brand, with a message saying what to check.
+
+The Job reads the admin password and the brand's two MLflow passwords (writer for
+training, reader for serving) through a SecretProviderClass as files, never as env values.
+Its name carries a hash of the brand's password secret versions, so a rotation is a new Job
+that Kubernetes runs again (a finished Job's pod template cannot change).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.brand_names import BrandNames
+from infra.brand_pods import secret_provider_class
+from infra.mlflow_server import (
+    ACCESS_JOB_LABELS,
+    ADMIN_PASSWORD_SECRET,
+    NAMESPACE,
+    PORT,
+    SERVER_LABELS,
+    SERVICE_ACCOUNT,
+    tracking_uri,
+)
+from infra.network_rules import dns_egress_rule
+
+meta, core, batch, networking = k8s.meta.v1, k8s.core.v1, k8s.batch.v1, k8s.networking.v1
+
+ACCESS_JOB_PROGRAM = Path(__file__).with_name("mlflow_access_job.py").read_text()
+"""The Job's program, run with the MLflow image's python3 (standard library only)."""
+SECRETS_DIR = "/mnt/secrets"
+ADMIN_PASSWORD_FILE = "admin-password"  # noqa: S105 - a file name, not a secret
+RUN_AS_USER = 10001
+BACKOFF_LIMIT = 3
+ACTIVE_DEADLINE_SECONDS = 900
+
+
+def job_name(names: BrandNames, password_versions: Sequence[str] = ()) -> str:
+    """``mlflow-access-<brand>-<hash>`` of the password versions: a rotation runs it again."""
+    versions = "\n".join(sorted(password_versions))
+    digest = hashlib.sha256(f"{names.brand}\n{versions}".encode()).hexdigest()[:10]
+    return f"{names.mlflow_access_job}-{digest}"
+
+
+def create_access_job_network_policy(
+    name: str, opts: pulumi.ResourceOptions
+) -> networking.NetworkPolicy:
+    """Access Jobs talk to DNS and the tracking server only, and nothing talks to them."""
+    return networking.NetworkPolicy(
+        name,
+        metadata=meta.ObjectMetaArgs(
+            name="mlflow-access", namespace=NAMESPACE, labels=ACCESS_JOB_LABELS
+        ),
+        spec=networking.NetworkPolicySpecArgs(
+            pod_selector=meta.LabelSelectorArgs(match_labels=ACCESS_JOB_LABELS),
+            policy_types=["Ingress", "Egress"],
+            egress=[
+                dns_egress_rule(),
+                networking.NetworkPolicyEgressRuleArgs(
+                    to=[
+                        networking.NetworkPolicyPeerArgs(
+                            pod_selector=meta.LabelSelectorArgs(match_labels=SERVER_LABELS)
+                        )
+                    ],
+                    ports=[networking.NetworkPolicyPortArgs(port=PORT, protocol="TCP")],
+                ),
+            ],
+        ),
+        opts=opts,
+    )
+
+
+@dataclass(frozen=True)
+class MlflowAccessArgs:
+    """Inputs of ``MlflowAccess``: the brand and how the Job reaches MLflow and its secrets."""
+
+    names: BrandNames
+    image: str
+    """The MLflow server's image (it has python3)."""
+    identity_client_id: pulumi.Input[str]
+    """The MLflow server's identity: it reads the admin and the brand's password secrets."""
+    key_vault_name: pulumi.Input[str]
+    tenant_id: pulumi.Input[str]
+    provider: k8s.Provider
+    password_versions: Sequence[pulumi.Input[str]] = ()
+    """The brand's two MLflow password secret URIs with their versions."""
+    ready: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    """What must exist before the Job runs: the server, its grants, the Jobs' NetworkPolicy."""
+
+
+class MlflowAccess(pulumi.ComponentResource):
+    """The brand's SecretProviderClass in the MLflow namespace and the Job that reserves and
+    grants its MLflow names. Pulumi waits for the Job to complete."""
+
+    def __init__(
+        self, name: str, args: MlflowAccessArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("recplat:mlflow:MlflowAccess", name, None, opts)
+        names = args.names
+        in_cluster = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, depends_on=list(args.ready)
+        )
+        provider_class = secret_provider_class(
+            f"{name}-secret-provider",
+            meta.ObjectMetaArgs(
+                name=names.mlflow_access_job, namespace=NAMESPACE, labels=ACCESS_JOB_LABELS
+            ),
+            client_id=args.identity_client_id,
+            key_vault_name=args.key_vault_name,
+            tenant_id=args.tenant_id,
+            secrets=[
+                (ADMIN_PASSWORD_SECRET, ADMIN_PASSWORD_FILE),
+                (names.mlflow_password_secret, names.mlflow_user),
+                (names.mlflow_reader_password_secret, names.mlflow_reader),
+            ],
+            opts=in_cluster,
+        )
+        container = core.ContainerArgs(
+            name="reserve",
+            image=args.image,
+            image_pull_policy="Always",
+            command=[
+                "python3",
+                "-c",
+                ACCESS_JOB_PROGRAM,
+                tracking_uri(),
+                SECRETS_DIR,
+                names.brand,
+            ],
+            resources=core.ResourceRequirementsArgs(
+                requests={"cpu": "50m", "memory": "64Mi"},
+                limits={"cpu": "200m", "memory": "128Mi"},
+            ),
+            security_context=core.SecurityContextArgs(
+                run_as_non_root=True,
+                run_as_user=RUN_AS_USER,
+                run_as_group=RUN_AS_USER,
+                read_only_root_filesystem=True,
+                allow_privilege_escalation=False,
+                privileged=False,
+                capabilities=core.CapabilitiesArgs(drop=["ALL"]),
+                seccomp_profile=core.SeccompProfileArgs(type="RuntimeDefault"),
+            ),
+            volume_mounts=[
+                core.VolumeMountArgs(name="secrets", mount_path=SECRETS_DIR, read_only=True)
+            ],
+        )
+        name_of_job = pulumi.Output.all(*args.password_versions).apply(
+            lambda versions: job_name(names, [str(v) for v in versions])
+        )
+        self.job = batch.Job(
+            f"{name}-job",
+            metadata=meta.ObjectMetaArgs(
+                name=name_of_job, namespace=NAMESPACE, labels=ACCESS_JOB_LABELS
+            ),
+            spec=batch.JobSpecArgs(
+                backoff_limit=BACKOFF_LIMIT,
+                active_deadline_seconds=ACTIVE_DEADLINE_SECONDS,
+                template=core.PodTemplateSpecArgs(
+                    metadata=meta.ObjectMetaArgs(labels=ACCESS_JOB_LABELS),
+                    spec=core.PodSpecArgs(
+                        # The server's account: its federated identity is what the CSI
+                        # driver signs in as to read the mounted secrets.
+                        service_account_name=SERVICE_ACCOUNT,
+                        automount_service_account_token=False,
+                        restart_policy="Never",
+                        security_context=core.PodSecurityContextArgs(
+                            run_as_non_root=True,
+                            run_as_user=RUN_AS_USER,
+                            run_as_group=RUN_AS_USER,
+                            fs_group=RUN_AS_USER,
+                            seccomp_profile=core.SeccompProfileArgs(type="RuntimeDefault"),
+                        ),
+                        containers=[container],
+                        volumes=[
+                            core.VolumeArgs(
+                                name="secrets",
+                                csi=core.CSIVolumeSourceArgs(
+                                    driver="secrets-store.csi.k8s.io",
+                                    read_only=True,
+                                    volume_attributes={
+                                        "secretProviderClass": names.mlflow_access_job
+                                    },
+                                ),
+                            )
+                        ],
+                    ),
+                ),
+            ),
+            opts=pulumi.ResourceOptions.merge(
+                in_cluster, pulumi.ResourceOptions(depends_on=[provider_class])
+            ),
+        )
+        self.register_outputs({"jobName": name_of_job})
