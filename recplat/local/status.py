@@ -160,10 +160,12 @@ def print_status(console: Console, state: PlatformState) -> None:
     console.print(processes)
     brands = Table(title="brands")
     for column in ("brand", "health", "serving", "last training"):
-        brands.add_column(column, overflow="fold")
+        # `serving` is never broken inside "champion v12"; each alias gets its own line.
+        brands.add_column(column, overflow="fold", no_wrap=column == "serving")
     for brand in brand_statuses(state):
         training = brand.training.removeprefix(f"{brand.name}: ")
-        brands.add_row(brand.name, brand.health, brand.serving_version or "-", training)
+        serving = (brand.serving_version or "-").replace(", ", "\n")
+        brands.add_row(brand.name, brand.health, serving, training)
     console.print(brands)
     for name, record in state.brands.items():
         lines = [f"{name}:"]
