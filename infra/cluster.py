@@ -188,10 +188,15 @@ class Cluster(pulumi.ComponentResource):
                     ),
                 )
             ),
-            # The application routing add-on: a managed NGINX ingress that brands route through.
+            # The application routing add-on: a managed NGINX ingress that brands route through
+            # (infra/ingress_edge.py). Its default controller is public unless told otherwise;
+            # recplat routes nothing through it, so it gets no load balancer at all.
             ingress_profile=containerservice.ManagedClusterIngressProfileArgs(
                 web_app_routing=containerservice.ManagedClusterIngressProfileWebAppRoutingArgs(
-                    enabled=True
+                    enabled=True,
+                    nginx=containerservice.ManagedClusterIngressProfileNginxArgs(
+                        default_ingress_controller_type=containerservice.NginxIngressControllerType.NONE
+                    ),
                 )
             ),
             node_resource_group=f"{names.resource_group}-nodes",

@@ -388,7 +388,7 @@ class MlflowServer(pulumi.ComponentResource):
         )
 
     def _network_policy(self, name: str, opts: pulumi.ResourceOptions) -> None:
-        """Brand namespaces and the users job in on HTTP; out only DNS, PostgreSQL, HTTPS."""
+        """Brand namespaces and the access Jobs in on HTTP; out only DNS, PostgreSQL, HTTPS."""
         networking = k8s.networking.v1
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
@@ -411,7 +411,7 @@ class MlflowServer(pulumi.ComponentResource):
                         ],
                         ports=[networking.NetworkPolicyPortArgs(port=PORT, protocol="TCP")],
                     ),
-                    # The users job, from this namespace only, sets the brands' passwords.
+                    # The access Jobs, from this namespace only, set the brands' users and grants.
                     networking.NetworkPolicyIngressRuleArgs(
                         from_=[
                             networking.NetworkPolicyPeerArgs(

@@ -2,10 +2,9 @@
 
 Adding a brand file must add exactly that brand's resources, and dropping a stack
 from a brand's ``environments`` must remove exactly its resources. The shared
-resources allowed to change are the lake's lifecycle policy, which names every brand
-container's ``events/`` prefix, and the MLflow users job with its SecretProviderClass,
-which list every brand's MLflow user (the job's name hashes that list, so it runs
-again). ``recplat plan --diff`` is run the way CI runs it: in a clone, against
+resource allowed to change is the lake's lifecycle policy, which names every brand
+container's ``events/`` prefix (each brand's MLflow access Job is its own). ``recplat plan
+--diff`` is run the way CI runs it: in a clone, against
 ``HEAD``, with Markdown written for the job summary.
 """
 

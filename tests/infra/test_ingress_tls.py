@@ -207,3 +207,14 @@ def test_public_exposure_parses_and_internal_is_the_default() -> None:
     assert parse_stack_config("dev", raw).ingress.exposure is IngressExposure.INTERNAL
     raw["ingress"]["exposure"] = "public"
     assert parse_stack_config("dev", raw).ingress.exposure is IngressExposure.PUBLIC
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_add_ons_default_public_controller_is_not_created(
+    brand_plans: dict[str, Plan], stack: str
+) -> None:
+    cluster = one(brand_plans[stack], "azure-native:containerservice:ManagedCluster")
+    routing = cluster["inputs"]["ingressProfile"]["webAppRouting"]
+    assert routing["enabled"] is True
+    # "None": no default NginxIngressController, so no public load balancer beside ours.
+    assert routing["nginx"] == {"defaultIngressControllerType": "None"}, cluster["urn"]
