@@ -63,6 +63,8 @@ def test_train_register_promote_then_hold_a_worse_model_and_skip_a_rerun(
     assert experiment is not None and run.info.experiment_id == experiment.experiment_id
     # The model beats the popularity baseline by a clear margin.
     assert run.data.metrics["model.ndcg_at_10"] > run.data.metrics["popularity.ndcg_at_10"] + 0.02
+    # Feedback matching no impression would be counted here (docs/architecture.md).
+    assert run.data.metrics["rows.unmatched_feedback"] == 0
     artifacts = {a.path for a in client.list_artifacts(first.run_id, "evaluation")}
     assert {"evaluation/evaluation.json", "evaluation/evaluation.png"} <= artifacts
 
