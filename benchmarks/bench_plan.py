@@ -34,7 +34,7 @@ def generated_brand(index: int, stack: str) -> dict[str, object]:
     return {
         "name": f"bench-brand-{index:03d}",
         "display_name": f"Benchmark brand {index}",
-        "owner": f"brand-{index}@example.com",
+        "owner": f"brand-{index}@recplat.dev",
         "cost_center": f"CC-BENCH-{index:03d}",
         "environments": [stack],
         "serving": {"replicas": {"min": 2, "max": 4}, "cpu": "250m", "memory": "512Mi"},

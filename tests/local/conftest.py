@@ -23,7 +23,7 @@ UP_TIMEOUT_S = 600
 BRAND_TEMPLATE = """\
 name: {name}
 display_name: {name} test brand
-owner: team-{name}@example.com
+owner: team-{name}@recplat.dev
 cost_center: CC-TEST-01
 environments: [dev]
 serving:
