@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import Any
 
 import pytest
@@ -472,3 +473,22 @@ def test_misspelt_key_in_an_override_suggests_the_field() -> None:
         "brands/acme.yaml: overrides.prod.serving.latency_slo: no such key "
         "(did you mean 'latency_slo_ms'?), got 'latency_slo'",
     ]
+
+
+def test_every_accepted_quantity_is_one_the_infra_code_consumes() -> None:
+    # infra sizes pods, quotas and LightGBM threads from these strings; a form it cannot
+    # read would only fail at `pulumi up`.
+    from infra.brand_namespace import cpu_milli, memory_mi
+    from infra.brand_pods import CPU_LIMIT_FACTOR, resources
+
+    memories = itertools.cycle(MEMORY_ACCEPTED)
+    for given_cpu, cpu in CPU_ACCEPTED:
+        given_memory, memory = next(memories)
+        data = with_value("serving.cpu", given_cpu)
+        data["serving"]["memory"] = given_memory
+        serving = Brand.model_validate(data).serving
+        assert (serving.cpu, serving.memory) == (cpu, memory)
+        assert f"{cpu_milli(serving.cpu)}m" == cpu
+        assert memory_mi(serving.memory) >= 1
+        limits = resources(serving.cpu, serving.memory).limits
+        assert limits == {"cpu": f"{CPU_LIMIT_FACTOR * cpu_milli(cpu)}m", "memory": memory}
