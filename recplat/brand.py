@@ -300,7 +300,10 @@ class BrandSettings(_Strict):
     """What a brand file holds, without the per-environment overrides."""
 
     name: BrandName = Field(description="Lowercase DNS label, 3-24 characters; the file's stem.")
-    display_name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    # No control characters: YAML folds some (NEL, U+0085) into spaces, and tags refuse them.
+    display_name: Annotated[
+        str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")
+    ]
     owner: Annotated[
         str,
         StringConstraints(pattern=_EMAIL_PATTERN, max_length=254),
@@ -415,6 +418,7 @@ _EXPECTATIONS: dict[str, str] = {
 
 _FIELD_HINTS: dict[str, str] = {
     "name": NAME_HINT,
+    "display_name": "printable text (no control characters or line breaks)",
     "owner": "an email address",
     "cost_center": "1-32 letters, digits, '-' or '_'",
     "schedule": "a 5-field cron expression such as '0 3 * * *'",

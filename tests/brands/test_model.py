@@ -90,6 +90,11 @@ CASES = [
     ),
     ("display_name", "", "display_name: at least 1 item(s), got ''"),
     ("display_name", "x" * 65, f"display_name: at most 64 character(s), got '{'x' * 57}...'"),
+    (
+        "display_name",
+        "Acme\x85News",
+        "display_name: printable text (no control characters or line breaks), got 'Acme\\x85News'",
+    ),
     ("owner", "not-an-email", "owner: an email address, got 'not-an-email'"),
     ("cost_center", "cc 1", "cost_center: 1-32 letters, digits, '-' or '_', got 'cc 1'"),
     ("environments", [], "environments: at least 1 item(s), got a list of 0"),

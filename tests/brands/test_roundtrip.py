@@ -19,6 +19,7 @@ names = st.from_regex(BRAND_NAME_PATTERN, fullmatch=True)
 cost_centers = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,31}\Z").filter(
     lambda cost_center: not is_placeholder_cost_center(cost_center)
 )
+display_names = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=64)
 # Every form a brand file may use: quantity strings and bare YAML numbers alike.
 cpu = st.one_of(
     st.integers(1, 64000).map(lambda m: f"{m}m"),
@@ -41,7 +42,7 @@ def brands(draw: st.DrawFn) -> Brand:
     return Brand.model_validate(
         {
             "name": draw(names),
-            "display_name": draw(st.text(min_size=1, max_size=64)),
+            "display_name": draw(display_names),
             "owner": "team@recplat.dev",
             "cost_center": draw(cost_centers),
             "environments": environments,
