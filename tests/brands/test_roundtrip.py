@@ -6,14 +6,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recplat.brand import (
-    BRAND_NAME_PATTERN,
-    Brand,
-    Environment,
-    PromotionMetric,
-    is_placeholder_cost_center,
-    parse_brand,
-)
+from recplat.brand import BRAND_NAME_PATTERN, Brand, Environment, PromotionMetric, parse_brand
+from recplat.brand_fields import is_placeholder_cost_center
 
 names = st.from_regex(BRAND_NAME_PATTERN, fullmatch=True)
 cost_centers = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,31}\Z").filter(
