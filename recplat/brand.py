@@ -96,6 +96,18 @@ class Serving(_Strict):
     challenger_traffic: float = Field(
         0.1, ge=0.0, le=0.5, description="Share of users served by the challenger model."
     )
+    exploration: float = Field(
+        0.05,
+        ge=0.0,
+        le=0.2,
+        description=(
+            "Share of requests whose top k is a uniformly random permutation of the model's top"
+            " 2k, logged with propensities: the data the counterfactual gate judges on."
+        ),
+    )
+    default_k: int = Field(
+        20, ge=1, le=2000, description="Items returned (and logged) when a request gives no k."
+    )
 
 
 class LightGBMParams(_Strict):
@@ -116,6 +128,27 @@ class Promotion(_Strict):
     min_gain: float = Field(
         0.005, ge=0.0, le=1.0, description="Absolute gain over the champion required."
     )
+    conversion_weight: float = Field(
+        0.0,
+        ge=0.0,
+        le=100.0,
+        description="The online objective per request: clicks + conversion_weight x conversions.",
+    )
+    margin: float = Field(
+        0.01,
+        ge=0.0,
+        le=0.5,
+        description=(
+            "How much worse than the champion (a share of its estimated objective) the interval"
+            " may allow for a retrain to become challenger."
+        ),
+    )
+    min_exploration_requests: int = Field(
+        300, ge=1, le=10_000_000, description="Exploration requests the gate needs to judge."
+    )
+    max_experiment_days: int = Field(
+        14, ge=1, le=90, description="Longest an online experiment may run before it stops."
+    )
 
 
 class Training(_Strict):
@@ -125,6 +158,12 @@ class Training(_Strict):
         "0 3 * * *", description="Cron schedule of the training CronJob (UTC)."
     )
     lookback_days: int = Field(28, ge=1, le=365)
+    label_delay_hours: int = Field(
+        6,
+        ge=0,
+        le=168,
+        description="Events newer than this are left out: their clicks may not have arrived.",
+    )
     lightgbm: LightGBMParams = Field(default_factory=lambda: LightGBMParams())
     promotion: Promotion = Field(default_factory=lambda: Promotion())
     workers: int = Field(0, ge=0, le=64, description="0 trains in the job's pod; N on Dask.")

@@ -38,8 +38,25 @@ IMPRESSION_SCHEMA = pa.schema(
         # "champion", "challenger" or "fallback".
         pa.field("variant", pa.string(), nullable=False),
         pa.field("brand", pa.string(), nullable=False),
+        # How the list was made (docs/architecture.md, "Impressions and exploration"):
+        # POLICY_EXPLOIT (the model's order) or POLICY_EXPLORE (a uniformly random
+        # permutation of the model's top `len(pool)`, cut to k).
+        pa.field("policy", pa.string()),
+        # P(this item at this position | the request's policy): 1/len(pool) when exploring,
+        # 1.0 when exploiting. Null in events written before propensities were logged.
+        pa.field("propensity", pa.float64()),
+        # Explore requests only: the pool the permutation drew from, in the model's order
+        # (the same list on every row of the request); null otherwise.
+        pa.field("pool", pa.list_(pa.string())),
+        # The online experiment the request was part of (issue 15); null when none ran.
+        pa.field("experiment_id", pa.string()),
     ]
 )
+
+POLICY_EXPLOIT = "exploit"
+POLICY_EXPLORE = "explore"
+EXPLORATION_POOL_FACTOR = 2
+"""An explore request permutes the model's top `EXPLORATION_POOL_FACTOR * k` candidates."""
 
 FEEDBACK_TYPES = ("click", "conversion", "dismiss")
 
