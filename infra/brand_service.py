@@ -89,6 +89,8 @@ def create_service(
         core.EnvVarArgs(
             name="RECPLAT_CHALLENGER_TRAFFIC", value=str(brand.serving.challenger_traffic)
         ),
+        core.EnvVarArgs(name="RECPLAT_EXPLORATION", value=str(brand.serving.exploration)),
+        core.EnvVarArgs(name="RECPLAT_DEFAULT_K", value=str(brand.serving.default_k)),
         core.EnvVarArgs(name="RECPLAT_RELOAD_INTERVAL_S", value=str(RELOAD_INTERVAL_S)),
         core.EnvVarArgs(name="RECPLAT_EVENT_LOG_DIR", value=EVENT_LOG_MOUNT),
     ]

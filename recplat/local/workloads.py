@@ -118,6 +118,8 @@ def service_env(
         "RECPLAT_API_KEY_FILE": str(api_key_file),
         "RECPLAT_MAX_CANDIDATES": str(serving.max_candidates),
         "RECPLAT_CHALLENGER_TRAFFIC": str(serving.challenger_traffic),
+        "RECPLAT_EXPLORATION": str(serving.exploration),
+        "RECPLAT_DEFAULT_K": str(serving.default_k),
         "RECPLAT_RELOAD_INTERVAL_S": str(options.reload_interval_s),
         "RECPLAT_EVENT_LOG_DIR": str(event_log_dir),
         "RECPLAT_SHIP_INTERVAL_S": str(options.ship_interval_s),

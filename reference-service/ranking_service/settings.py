@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     api_key_file: Path
     max_candidates: Annotated[int, Field(ge=1, le=10_000)] = 100
     challenger_traffic: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    # The brand file's `serving.exploration` and `serving.default_k`, with its defaults
+    # (recplat/brand.py; a test keeps the two equal): the service image has no recplat package.
+    exploration: Annotated[float, Field(ge=0.0, le=0.2)] = 0.05
+    default_k: Annotated[int, Field(ge=1, le=2000)] = 20
+    # Seeds the exploration draws, so a test can replay them; unset in production (OS entropy).
+    exploration_seed: int | None = None
     reload_interval_s: Annotated[float, Field(gt=0)] = 30.0
     # Local append-only event log; on AKS an emptyDir, which outlives container restarts.
     event_log_dir: Path = Path("event-log")

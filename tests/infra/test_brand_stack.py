@@ -439,6 +439,40 @@ def test_service_and_training_follow_the_brand_file(prod: dict[str, PlannedResou
     assert quota["requests.cpu"] == f"{9 * 500 + 5 * 2000 + 500}m"
 
 
+def test_the_service_reads_the_brands_serving_settings_in_aks_and_locally(
+    tmp_path: Path,
+) -> None:
+    from recplat.local.workloads import ServiceOptions, WorkloadWiring, service_env
+
+    newsroom = next(b for b in EXAMPLE_BRANDS if b.name == "newsroom")
+    data = newsroom.model_dump(mode="json")
+    data["serving"] |= {"exploration": 0.15, "default_k": 7, "challenger_traffic": 0.25}
+    brand = Brand.model_validate(data)
+    planned = plan_brands([brand.for_environment("prod")], "prod")
+    deployment = planned["newsroom-ranking-deployment"]
+    container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    serving_env = {
+        "RECPLAT_EXPLORATION": "0.15",
+        "RECPLAT_DEFAULT_K": "7",
+        "RECPLAT_CHALLENGER_TRAFFIC": "0.25",
+        "RECPLAT_MAX_CANDIDATES": "300",
+    }
+    assert {name: env.get(name) for name in serving_env} == serving_env, deployment.name
+    local = service_env(
+        brand.for_environment("dev"),
+        "file:///lake",
+        WorkloadWiring(environment="dev", tracking_uri="http://127.0.0.1:5000", storage_env={}),
+        api_key_file=tmp_path / "key",
+        event_log_dir=tmp_path / "log",
+        options=ServiceOptions(),
+    )
+    # newsroom's dev override sets challenger_traffic 0.5; the rest is the brand file's.
+    assert {name: local.get(name) for name in serving_env} == serving_env | {
+        "RECPLAT_CHALLENGER_TRAFFIC": "0.5"
+    }
+
+
 def test_kubernetes_objects_pass_strict_schema_validation(
     dev: dict[str, PlannedResource], prod: dict[str, PlannedResource], tmp_path: Path
 ) -> None:
