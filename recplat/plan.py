@@ -4,8 +4,12 @@
 ``Pulumi.<stack>.yaml`` as config and ``infra.plan_mocks`` standing in for Azure,
 in a fresh Python process: Pulumi's runtime keeps global state (root stack,
 config, pending outputs), and a child process is the one reset that is complete.
-Every registered resource comes back with its URN, type, name, parent and its
-camelCase inputs, secrets masked as ``[secret]``.
+Every registered resource comes back with its URN, type, name, parent, its
+camelCase inputs (secrets masked as ``[secret]``) and ``dependencies``: the URNs
+``pulumi up`` waits for before creating it. The engine's request carries the
+explicit ``depends_on`` and the provider, but under mocks its property
+dependencies are empty, so a resource transform reads the resources behind every
+``Output`` in the inputs instead (``_OutputDependencies``).
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ class Plan:
 
     stack: str
     resources: list[dict[str, Any]]
-    """Each: ``urn``, ``type``, ``name``, ``parent``, ``custom``, ``inputs`` (alias ``props``)."""
+    """Each: ``urn``, ``type``, ``name``, ``parent``, ``custom``, ``inputs`` (alias ``props``),
+    ``dependencies`` (URNs: explicit ``depends_on``, provider, resources whose outputs feed it)."""
     outputs: dict[str, Any]
     generated_secrets: list[str] = field(default_factory=list, repr=False)
     """Secret values the mocks generated; only for proving they never leak into output."""
@@ -87,7 +92,7 @@ class Plan:
             "resources": [
                 {
                     key: resource[key]
-                    for key in ("urn", "type", "name", "parent", "custom", "inputs")
+                    for key in ("urn", "type", "name", "parent", "custom", "inputs", "dependencies")
                 }
                 for resource in self.resources
             ],
@@ -192,6 +197,55 @@ def _masked(value: Any) -> Any:
     return str(value)
 
 
+class _OutputDependencies:
+    """A stack transformation that notes which resources' outputs feed each resource's inputs.
+
+    The engine orders a resource after every resource behind an ``Output`` in its inputs;
+    Pulumi's mocks drop those property dependencies from the request, so they are read
+    here, where the inputs are still ``Output`` objects, and resolved to URNs once the
+    program has finished.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Any, list[Any]]] = []
+
+    def __call__(self, args: Any) -> None:
+        outputs: list[Any] = []
+        _collect_outputs(args.props, outputs)
+        self.pending.append((args.resource, outputs))
+        return None
+
+    def by_urn(self) -> dict[str, set[str]]:
+        """Resource URN -> URNs of the resources whose outputs it reads."""
+        from pulumi.runtime.sync_await import _sync_await
+
+        result: dict[str, set[str]] = {}
+        for resource, outputs in self.pending:
+            urn = str(_sync_await(resource.urn.future()))
+            feeding = result.setdefault(urn, set())
+            for output in outputs:
+                for source in _sync_await(output.resources()):
+                    feeding.add(str(_sync_await(source.urn.future())))
+        return result
+
+
+def _collect_outputs(value: Any, found: list[Any]) -> None:
+    """Every ``Output`` inside ``value`` (mappings, sequences and ``*Args`` objects)."""
+    import pulumi
+
+    if isinstance(value, pulumi.Output):
+        found.append(value)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _collect_outputs(item, found)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _collect_outputs(item, found)
+    elif hasattr(value, "__dict__") and not isinstance(value, (pulumi.Resource, type)):
+        for item in vars(value).values():
+            _collect_outputs(item, found)
+
+
 def _run_program(stack: str, root: Path) -> dict[str, Any]:
     """Inside the child process: set the mocks, run the program, collect resources."""
     import runpy
@@ -226,6 +280,17 @@ def _run_program(stack: str, root: Path) -> dict[str, Any]:
                         "inputs": _masked(
                             rpc.deserialize_properties(request.object, keep_unknowns=True)
                         ),
+                        "dependencies": sorted(
+                            {
+                                *request.dependencies,
+                                # "<provider urn>::<provider id>"
+                                *(
+                                    [request.provider.rsplit("::", 1)[0]]
+                                    if request.provider
+                                    else []
+                                ),
+                            }
+                        ),
                     }
                 )
             return response
@@ -234,8 +299,15 @@ def _run_program(stack: str, root: Path) -> dict[str, Any]:
     mocks.set_mocks(
         azure, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(azure)
     )
+    output_dependencies = _OutputDependencies()
+    pulumi.runtime.register_stack_transformation(output_dependencies)
     runpy.run_path(str(root / "infra" / "__main__.py"), run_name="__main__")
     _sync_await(wait_for_rpcs())
+    fed_by = output_dependencies.by_urn()
+    for resource in recorded:
+        resource["dependencies"] = sorted(
+            {*resource["dependencies"], *fed_by.get(resource["urn"], set())} - {resource["urn"]}
+        )
 
     outputs: dict[str, Any] = {}
     stack_resource = settings.get_root_resource()
