@@ -1,10 +1,11 @@
 """`recplat local demo` (and `make demo`): the whole feedback loop, once, with a report.
 
-Stages: start the platform; send traffic (ranking requests, clicks from the hidden ground
-truth); wait until the feedback is in the lake; retrain every brand on it; read the new
-challenger and the gate's decision from the registry; wait until each running service
-serves the version that changed (without a restart); send traffic again; read online CTR
-per variant from the lake; write the report; stop everything. Any failure or Ctrl-C stops
+Stages: start the platform; send traffic (ranking requests, clicks from each brand's hidden
+world, `recplat.synthetic.GroundTruth`, by a simulated client that remembers its users' clicks
+and sends them as `recent_items`); wait until the feedback is in the lake; retrain every brand
+on it; read the new challenger and the gate's decision from the registry; wait until each
+running service serves the version that changed (without a restart); send traffic again; read
+online CTR per variant from the lake; write the report; stop everything. Any failure or Ctrl-C stops
 all processes the demo started.
 """
 
@@ -14,15 +15,24 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recplat.local.lake_events import missing_event_ids
 from recplat.local.model_registry import alias_summary, latest_version
 from recplat.local.platform import RunningPlatform, UpOptions, stop_all, train_all, up, wipe_data
 from recplat.local.processes import LocalPlatformError, wait_until
-from recplat.local.simulator import TrafficOptions, TrafficResult, simulate_brand
+from recplat.local.simulator import (
+    ClientSessions,
+    TrafficOptions,
+    TrafficResult,
+    simulate_brand,
+)
 from recplat.local.stages import StageReporter
 from recplat.local.status import service_model
 from recplat.local.workloads import read_api_key
+
+if TYPE_CHECKING:
+    from recplat.synthetic import GroundTruth
 
 FEEDBACK_LANDING_TIMEOUT_S = 90.0
 MODEL_SWITCH_TIMEOUT_S = 90.0
@@ -85,8 +95,9 @@ def _loop(
     serving = [name for name, record in state.brands.items() if record.service_url]
     # The day the traffic starts: online CTR counts the served models' events from it on.
     traffic_day = datetime.now(UTC).date()
+    clients = _clients(platform, serving, reporter)
 
-    _traffic_phase(platform, serving, outcomes, options.traffic, reporter, "before retraining")
+    _traffic_phase(platform, clients, outcomes, options.traffic, reporter, "before retraining")
     _wait_for_feedback(platform, serving, outcomes, reporter)
 
     previous = {name: latest_version(tracking_uri, f"{name}-ranker") for name in state.brands}
@@ -112,7 +123,7 @@ def _loop(
         shown=options.traffic.shown,
         seed=options.traffic.seed + 1,
     )
-    _traffic_phase(platform, serving, outcomes, after, reporter, "after the switch")
+    _traffic_phase(platform, clients, outcomes, after, reporter, "after the switch")
     _wait_for_feedback(platform, serving, outcomes, reporter)
     with reporter.stage("online CTR per variant from the lake"):
         for name in serving:
@@ -120,18 +131,38 @@ def _loop(
     return list(outcomes.values())
 
 
+@dataclass
+class _Client:
+    """One brand's simulated client: its world, and its record of the users' clicks (kept
+    across the demo's traffic phases, as a real client's would be)."""
+
+    truth: GroundTruth
+    sessions: ClientSessions
+
+
+def _clients(
+    platform: RunningPlatform, serving: list[str], reporter: StageReporter
+) -> dict[str, _Client]:
+    from recplat.synthetic import GroundTruth
+
+    clients = {}
+    with reporter.stage("load each brand's simulated world and its users' clicks so far"):
+        for name in serving:
+            lake = platform.state.brands[name].lake_uri
+            clients[name] = _Client(GroundTruth.load(lake), ClientSessions.from_lake(lake))
+    return clients
+
+
 def _traffic_phase(
     platform: RunningPlatform,
-    serving: list[str],
+    clients: dict[str, _Client],
     outcomes: dict[str, BrandOutcome],
     traffic: TrafficOptions,
     reporter: StageReporter,
     label: str,
 ) -> None:
-    from recplat.synthetic import GroundTruth
-
     with reporter.stage(f"simulate traffic {label}"), reporter.progress() as bar:
-        for name in serving:
+        for name, client in clients.items():
             record = platform.state.brands[name]
             assert record.service_url is not None and record.api_key_file is not None
             task = bar.add_task(f"{name}: /rank + /feedback", total=traffic.requests)
@@ -139,8 +170,9 @@ def _traffic_phase(
                 name,
                 record.service_url,
                 read_api_key(Path(record.api_key_file)),
-                GroundTruth.load(record.lake_uri),
+                client.truth,
                 traffic,
+                client.sessions,
                 on_request=lambda task=task: bar.advance(task),  # type: ignore[misc]
             )
             outcomes[name].traffic.append(result)
@@ -150,9 +182,12 @@ def _traffic_phase(
             ctr = ", ".join(
                 f"{key}: CTR {tally.ctr:.3f}" for key, tally in sorted(result.by_variant.items())
             )
+            clicks = sum(tally.clicks for tally in result.by_variant.values())
+            conversions = sum(tally.conversions for tally in result.by_variant.values())
             bar.console.print(
                 f"     {name}: {result.requests} requests in {result.seconds:.1f} s, "
-                f"{result.failed_requests} failed, {len(result.feedback_event_ids)} clicks; {ctr}"
+                f"{result.failed_requests} failed, {clicks} clicks, {conversions} conversions; "
+                f"{ctr}"
             )
 
 

@@ -26,6 +26,11 @@ each impression with the snapshot as of the start of its day (UTC), and its sess
 (`recent_items`) from the user's clicks strictly before the impression. No feature ever sees the
 impression's own outcome or anything later.
 
+Sessions (docs/architecture.md, "Sessions"): a request's session is the user's latest
+`SESSION_LENGTH` clicked item ids, newest last. Serving takes it from the caller's
+`recent_items` (the client's own record of its clicks); training rebuilds the same list from the
+lake's clicks before the request, under the feedback rules of `ranking_features.events`.
+
 Position bias: clicks depend on the rank an item was shown at, not only on its relevance.
 Position is deliberately NOT a feature (a position feature fixed to 1 at serving scored worse
 offline: the model's top-position branch is fit on a tenth of the data). Instead training passes

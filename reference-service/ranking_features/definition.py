@@ -38,7 +38,9 @@ CTR_PRIOR_IMPRESSIONS = 20.0
 AFFINITY_PRIOR_CLICKS = 5.0
 # Age given to items the snapshot does not know: they are most likely new since it was taken.
 UNKNOWN_ITEM_AGE_DAYS = 0.0
-# How many of the user's latest items count as the session (serving trims recent_items too).
+# The session is the user's latest SESSION_LENGTH clicks, newest last (docs/architecture.md,
+# "Sessions"): serving keeps the last SESSION_LENGTH of the caller's `recent_items`, training the
+# last SESSION_LENGTH clicks before each request.
 SESSION_LENGTH = 10
 
 SECONDS_PER_DAY = 86_400.0
@@ -53,8 +55,9 @@ def build_features(
 ) -> np.ndarray:
     """Features of one request, shape (len(candidates), len(FEATURE_NAMES)), float32.
 
-    `now` is epoch seconds (default: the wall clock). Unknown users and items get the cold-start
-    defaults documented in `feature_spec()`.
+    `recent_items` is the session: the user's latest clicked item ids, newest last (the caller's
+    record; docs/architecture.md, "Sessions"). `now` is epoch seconds (default: the wall clock).
+    Unknown users and items get the cold-start defaults documented in `feature_spec()`.
     """
     return build_feature_matrix(
         snapshot,
@@ -77,7 +80,8 @@ def build_feature_matrix(
 ) -> np.ndarray:
     """Features of many requests at once, from ids.
 
-    Per request r: user_ids[r], request_times[r] (epoch seconds), recent_items[r] (newest last).
+    Per request r: user_ids[r], request_times[r] (epoch seconds), recent_items[r] (the session:
+    the user's latest clicked item ids, newest last).
     Per row: row_request (index of its request) and row_items (the candidate item id).
     """
     codes = ItemCodes(snapshot)
