@@ -28,6 +28,8 @@ class BrandPlatform:
 
     environment: str
     """Stack name: ``dev`` or ``prod``."""
+    subscription_id: str
+    """The stack's subscription; part of every brand role assignment name (unique per tenant)."""
     location: pulumi.Input[str]
     resource_group_name: pulumi.Input[str]
     tags: dict[str, str]
@@ -65,6 +67,8 @@ class BrandPlatform:
     k8s_provider: k8s.Provider
     dask_enabled: bool
     """Whether the Dask operator is installed, so ``training.workers > 0`` runs on a DaskCluster."""
+    dask_operator: tuple[pulumi.Resource, ...] = ()
+    """The operator's Helm release: it installs the DaskCluster CRD, so DaskClusters wait for it."""
     mlflow_port: int = 5000
     """Port of the MLflow Service; brand egress policies open only this port to it."""
     private_endpoint_cidrs: tuple[str, ...] = ()

@@ -13,9 +13,17 @@ import re
 import uuid
 from dataclasses import dataclass, fields
 
-# Deterministic namespace for role assignment GUIDs: the same brand, environment and
-# role always give the same assignment name, so a re-run never duplicates one.
+# Deterministic namespace for role assignment GUIDs: the same subscription, brand,
+# environment and role always give the same assignment name, so a re-run never duplicates
+# one. Azure wants assignment names unique in the tenant, hence the subscription.
 _ROLE_ASSIGNMENT_NAMESPACE = uuid.UUID("0f6a4b8e-5d0c-4c38-9d63-2f1f6c1e7a10")
+
+# Labels every brand namespace carries (infra/brand_stack.py); kube-state-metrics is told to
+# export exactly these on kube_namespace_labels, so cost reports can group by them.
+BRAND_LABEL = "recplat.io/brand"
+OWNER_LABEL = "recplat.io/owner"
+COST_CENTER_LABEL = "recplat.io/cost-center"
+NAMESPACE_COST_LABELS = (BRAND_LABEL, OWNER_LABEL, COST_CENTER_LABEL)
 
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS_1035_LABEL = r"[a-z]([-a-z0-9]*[a-z0-9])?"
@@ -121,11 +129,16 @@ class BrandNames:
         """The scheduler Service the Dask operator creates for ``dask_cluster``."""
         return f"tcp://{self.dask_cluster}-scheduler.{self.namespace}.svc.cluster.local:8786"
 
-    def role_assignment_name(self, role: str) -> str:
-        """A GUID that is stable for this brand, environment and role."""
-        return str(
-            uuid.uuid5(_ROLE_ASSIGNMENT_NAMESPACE, f"{self.environment}/{self.brand}/{role}")
-        )
+    def role_assignment_name(self, role: str, subscription_id: str) -> str:
+        """A GUID stable for this subscription, brand, environment and role.
+
+        Role assignment names must be unique across the tenant, and the same stack may be
+        deployed to several subscriptions of one tenant, so the subscription is part of it.
+        """
+        if not subscription_id:
+            raise ValueError(f"brand {self.brand!r}: role {role!r} needs the subscription id")
+        key = f"{subscription_id.lower()}/{self.environment}/{self.brand}/{role}"
+        return str(uuid.uuid5(_ROLE_ASSIGNMENT_NAMESPACE, key))
 
     def limited(self) -> dict[str, str]:
         """Every name that has a limit in ``NAME_LIMITS``, keyed like it."""

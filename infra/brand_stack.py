@@ -17,7 +17,14 @@ import pulumi_random as random
 
 from infra.brand_alerts import brand_alert_rules, create_rule_group, rule_file
 from infra.brand_inputs import BrandPlatform
-from infra.brand_names import BrandNames, brand_names, label_value
+from infra.brand_names import (
+    BRAND_LABEL,
+    COST_CENTER_LABEL,
+    OWNER_LABEL,
+    BrandNames,
+    brand_names,
+    label_value,
+)
 from infra.brand_namespace import create_guard_rails, create_namespace
 from infra.brand_pods import BrandWorkloadContext
 from infra.brand_service import create_service
@@ -94,9 +101,9 @@ class BrandStack(pulumi.ComponentResource):
         labels = {
             "app.kubernetes.io/part-of": "recplat",
             "app.kubernetes.io/managed-by": "pulumi",
-            "recplat.io/brand": brand.name,
-            "recplat.io/owner": label_value(brand.owner),
-            "recplat.io/cost-center": label_value(brand.cost_center),
+            BRAND_LABEL: brand.name,
+            OWNER_LABEL: label_value(brand.owner),
+            COST_CENTER_LABEL: label_value(brand.cost_center),
         }
         annotations = {
             "recplat.io/owner": brand.owner,
@@ -186,14 +193,20 @@ class BrandStack(pulumi.ComponentResource):
         ) -> azure_native.authorization.RoleAssignment:
             return azure_native.authorization.RoleAssignment(
                 f"{brand.name}-{role_name}",
-                role_assignment_name=names.role_assignment_name(role_name),
+                role_assignment_name=names.role_assignment_name(
+                    role_name, platform.subscription_id
+                ),
                 principal_id=principal_id,
                 # Without it Azure assumes a User and the assignment can fail to resolve.
                 principal_type=azure_native.authorization.PrincipalType.SERVICE_PRINCIPAL,
                 role_definition_id=_role_definition_id(platform.storage_account_id, role),
                 scope=scope,
                 description=f"recplat brand {brand.name}: {what}",
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[dependency]),
+                # A replacement keeps principal, role and scope, which Azure refuses to assign
+                # twice (RoleAssignmentExists): the old one must go first.
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[dependency], delete_before_replace=True
+                ),
             )
 
         service, training = identities["service"].principal_id, identities["training"].principal_id
@@ -309,6 +322,7 @@ class BrandStack(pulumi.ComponentResource):
             platform.images.training,
             key_vault_name=platform.key_vault_name,
             tenant_id=platform.tenant_id,
+            dask_operator=platform.dask_operator,
         )
 
         self.namespace = namespace.id.apply(lambda _: names.namespace)

@@ -8,6 +8,7 @@ the brand namespace (the Dask operator's CRD), whose scheduler address the job g
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -113,9 +114,10 @@ def create_training(
     image: str,
     key_vault_name: pulumi.Input[str],
     tenant_id: pulumi.Input[str],
+    dask_operator: Sequence[pulumi.Resource] = (),
 ) -> list[pulumi.Resource]:
     """The training ServiceAccount, its SecretProviderClass and CronJob, and the DaskCluster
-    when the brand uses one."""
+    when the brand uses one (after ``dask_operator``, which installs the DaskCluster CRD)."""
     brand, names, opts = context.brand, context.names, context.k8s_opts
     prefix = f"{brand.name}-training"
     pod_labels = {
@@ -147,7 +149,11 @@ def create_training(
     created: list[pulumi.Resource] = [account, provider_class]
     depends_on: list[pulumi.Resource] = [account, provider_class]
     if brand.training.workers:
-        dask_cluster = _dask_cluster(context, image, opts)
+        # The operator's Helm release installs the DaskCluster CRD; without it the object fails.
+        after_operator = pulumi.ResourceOptions(depends_on=list(dask_operator))
+        dask_cluster = _dask_cluster(
+            context, image, pulumi.ResourceOptions.merge(opts, after_operator)
+        )
         created.append(dask_cluster)
         depends_on.append(dask_cluster)
 

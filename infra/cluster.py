@@ -4,6 +4,10 @@ The cluster is Entra-only (local accounts off, Azure RBAC), runs workload identi
 and the Key Vault CSI driver, and ships metrics to managed Prometheus. Because local
 accounts are off, the admin kubeconfig is unavailable: the provider uses the *user*
 kubeconfig, rewritten to call ``kubelogin`` non-interactively.
+
+The provider is usable only once the deployer's AKS RBAC role has propagated (up to
+five minutes; pulumi-kubernetes does not retry a 403) and the user pool, where every
+recplat pod runs, exists; ``Cluster.access_ready`` is that moment.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumiverse_time as time
 import yaml
 from pulumi_azure_native import containerregistry, containerservice
 
 from infra import azure_roles
+from infra.brand_names import NAMESPACE_COST_LABELS
 from infra.config import ClusterConfig, KubeloginMode, NetworkConfig
 from infra.environment_names import EnvironmentNames
 from infra.private_endpoint import PrivateEndpointArgs, private_endpoint
@@ -24,6 +30,25 @@ from infra.private_endpoint import PrivateEndpointArgs, private_endpoint
 # The Entra application every AKS cluster's API server accepts tokens for.
 AKS_SERVER_APP_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"
 CSI_ROTATION_INTERVAL = "2m"
+# AKS: "it can take up to five minutes for role assignments to propagate" (Azure RBAC for
+# Kubernetes authorization); pulumi-kubernetes fails on the first 403 instead of retrying.
+RBAC_PROPAGATION = "5m"
+
+
+def ksm_namespace_labels_allowlist(label_keys: tuple[str, ...] = NAMESPACE_COST_LABELS) -> str:
+    """kube-state-metrics' ``--metric-labels-allowlist`` value for namespace labels.
+
+    KSM matches the label keys exactly as they are on the object, then exposes each on
+    ``kube_namespace_labels`` as ``label_<key>`` with every character outside
+    ``[a-zA-Z0-9_]`` replaced by ``_`` (``recplat.io/cost-center`` ->
+    ``label_recplat_io_cost_center``); see ``ksm_label_name``.
+    """
+    return f"namespaces=[{','.join(label_keys)}]"
+
+
+def ksm_label_name(label_key: str) -> str:
+    """The Prometheus label kube-state-metrics gives Kubernetes label ``label_key``."""
+    return "label_" + "".join(char if char.isalnum() or char == "_" else "_" for char in label_key)
 
 
 def kubelogin_kubeconfig(kubeconfig: str, mode: KubeloginMode, tenant_id: str) -> str:
@@ -87,6 +112,10 @@ class Cluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     registry_login_server: pulumi.Output[str]
     provider: k8s.Provider
+    user_pool: containerservice.AgentPool
+    """Where every recplat pod runs (the system pool is tainted CriticalAddonsOnly)."""
+    access_ready: time.Sleep
+    """Passed once the deployer's cluster-admin role has had time to propagate."""
 
     def __init__(
         self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -184,7 +213,7 @@ class Cluster(pulumi.ComponentResource):
                 metrics=containerservice.ManagedClusterAzureMonitorProfileMetricsArgs(
                     enabled=True,
                     kube_state_metrics=containerservice.ManagedClusterAzureMonitorProfileKubeStateMetricsArgs(
-                        metric_labels_allowlist="namespaces=[brand,owner,cost-center]",
+                        metric_labels_allowlist=ksm_namespace_labels_allowlist(),
                     ),
                 )
             ),
@@ -204,7 +233,7 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
 
-        containerservice.AgentPool(
+        user_pool = containerservice.AgentPool(
             f"{name}-user-pool",
             agent_pool_name="user",
             resource_name_=cluster.name,
@@ -286,7 +315,7 @@ class Cluster(pulumi.ComponentResource):
         kubelet_object_id = cluster.identity_profile.apply(
             lambda profile: (profile or {})["kubeletidentity"].object_id or ""
         )
-        azure_roles.assign_role(
+        kubelet_pull = azure_roles.assign_role(
             f"{name}-kubelet-acrpull",
             assignment_name=names.role_assignment_name("kubelet-acrpull"),
             subscription_id=args.subscription_id,
@@ -330,12 +359,24 @@ class Cluster(pulumi.ComponentResource):
                 lambda parts: kubelogin_kubeconfig(parts[0], config.kubelogin_mode, parts[1])
             )
         )
+        # A new role assignment is not honoured at once, and pulumi-kubernetes does not retry
+        # a 403: wait out the propagation before the first in-cluster call. A re-created
+        # assignment (new id) waits again; later runs do not.
+        access_ready = time.Sleep(
+            f"{name}-rbac-propagation",
+            create_duration=RBAC_PROPAGATION,
+            triggers={"deployerAssignment": deployer_admin.id},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployer_admin, kubelet_pull]),
+        )
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
             delete_unreachable=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployer_admin]),
+            # Every pod recplat creates runs on the user pool and pulls from the registry.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[access_ready, user_pool]),
         )
+        self.user_pool = user_pool
+        self.access_ready = access_ready
 
         self.cluster_name = cluster.name
         self.cluster_id = cluster.id

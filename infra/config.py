@@ -20,9 +20,11 @@ from pydantic.alias_generators import to_camel
 PROJECT = "recplat"
 _STACK_NAME = re.compile(r"[a-z][a-z0-9]{1,5}")
 _GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
-# An image reference relative to the environment's ACR, pinned by tag or digest.
+# An image reference relative to the environment's ACR, pinned by tag, digest, or both
+# (`repo:tag@sha256:...`: Kubernetes pulls the digest; the tag says which commit it is).
 _IMAGE = re.compile(
-    r"[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})"
+    r"[a-z0-9][a-z0-9._/-]*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?|@sha256:[0-9a-f]{64})"
 )
 _CONFIG_SECTIONS = (
     "network",
@@ -135,6 +137,14 @@ class MaintenanceWindowConfig(_Section):
     utc_offset: str = Field(default="+00:00", pattern=r"^[+-][01][0-9]:[0-5][0-9]$")
 
 
+# AKS supports a Kubernetes minor version for 12 months after its GA (Microsoft Learn,
+# "Supported Kubernetes versions in AKS"); 1.33 left support on AKS by 2026-11-29. These are
+# the minors this program was written and checked for (kubernetes-validate schemas, add-on
+# CRDs, API versions); re-check with `az aks get-versions --location <region> -o table`.
+SUPPORTED_KUBERNETES_MINORS = ("1.34", "1.35", "1.36")
+KUBERNETES_VERSIONS_REVIEWED = "2026-11-29"
+
+
 class ClusterConfig(_Section):
     kubernetes_version: str = Field(pattern=r"^1\.[0-9]{2}(\.[0-9]+)?$")
     tier: str = Field(pattern=r"^(Free|Standard|Premium)$")
@@ -146,6 +156,22 @@ class ClusterConfig(_Section):
     api_server_authorized_ip_ranges: list[str] = Field(min_length=1)
     """CIDRs of operators and CI; AKS refuses 0.0.0.0/0 here by policy."""
     kubelogin_mode: KubeloginMode = KubeloginMode.AZURECLI
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _supported_version(cls, version: str) -> str:
+        minor = ".".join(version.split(".")[:2])
+        if minor not in SUPPORTED_KUBERNETES_MINORS:
+            raise ValueError(
+                f"Kubernetes {version} is not one this program was written for "
+                f"({', '.join(SUPPORTED_KUBERNETES_MINORS)}, reviewed "
+                f"{KUBERNETES_VERSIONS_REVIEWED}); pick one that "
+                "`az aks get-versions --location <region> --output table` lists as supported "
+                "(not preview, not past end of life) and that is in that list, or review the "
+                "program for the new version and extend SUPPORTED_KUBERNETES_MINORS in "
+                "infra/config.py"
+            )
+        return version
 
     @field_validator("zones")
     @classmethod
@@ -215,7 +241,8 @@ class DaskConfig(_Section):
 
 
 class ImagesConfig(_Section):
-    """Images in the environment's ACR, pinned by tag or digest (never ``latest``)."""
+    """Images in the environment's ACR (the registry project's, deployed first), pinned by tag
+    or digest (never ``latest``). The deploy workflow pins digests it pushed or imported."""
 
     service: str
     training: str
@@ -226,16 +253,37 @@ class ImagesConfig(_Section):
     def _pinned(cls, image: str) -> str:
         if not _IMAGE.fullmatch(image) or image.endswith(":latest"):
             raise ValueError(
-                f"{image!r} must be '<repository>:<tag>' or '<repository>@sha256:<digest>', "
-                "not 'latest'"
+                f"{image!r} must be '<repository>:<tag>', '<repository>@sha256:<digest>' or "
+                "'<repository>:<tag>@sha256:<digest>', not 'latest'"
             )
         return image
 
 
 class AccessConfig(_Section):
     deployer_principal_type: PrincipalType = PrincipalType.USER
-    """Type of the identity running ``pulumi up``; it gets cluster-admin RBAC on AKS."""
+    """Type of the identity running ``pulumi up``; it gets cluster-admin RBAC on AKS. Azure
+    refuses an assignment whose type is not the principal's (``UnmatchedPrincipalType``), so
+    CI, a service principal, sets ``ServicePrincipal`` for its run."""
+    deployer_ip_range: str | None = None
+    """The public address (one host, ``/32``) of whoever runs ``pulumi up``, added to the API
+    server's authorized ranges for the run. CI sets its runner's; never committed."""
     admin_group_object_ids: list[str] = []
+
+    @field_validator("deployer_ip_range")
+    @classmethod
+    def _one_public_host(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            network = ipaddress.ip_network(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an address range such as 198.51.100.7/32") from None
+        if network.num_addresses != 1 or not network.is_global:
+            raise ValueError(
+                f"{value!r} must be one public address (/32 or /128): the runner or operator "
+                "that runs `pulumi up`"
+            )
+        return str(network)
 
     @field_validator("admin_group_object_ids")
     @classmethod
@@ -327,6 +375,29 @@ class StackConfig(_Section):
         if self.database.zone_redundant_ha and self.database.sku_tier == "Burstable":
             raise ValueError("database.zoneRedundantHa needs skuTier GeneralPurpose or higher")
         return self
+
+    @model_validator(mode="after")
+    def _deployer_type_matches_its_login(self) -> Self:
+        # kubelogin's workloadidentity, spn and msi modes sign in as an application, never a user.
+        mode = self.cluster.kubelogin_mode
+        if mode != KubeloginMode.AZURECLI and self.access.deployer_principal_type == (
+            PrincipalType.USER
+        ):
+            raise ValueError(
+                f"access.deployerPrincipalType User contradicts cluster.kubeloginMode {mode}, "
+                "which signs in as an application: set recplat:access.deployerPrincipalType "
+                "ServicePrincipal"
+            )
+        return self
+
+    @property
+    def cluster_for_deployer(self) -> ClusterConfig:
+        """The cluster config with the deployer's address among the API server's ranges."""
+        extra = self.access.deployer_ip_range
+        if extra is None:
+            return self.cluster
+        ranges = [*self.cluster.api_server_authorized_ip_ranges, extra]
+        return self.cluster.model_copy(update={"api_server_authorized_ip_ranges": ranges})
 
     @property
     def tags(self) -> dict[str, str]:

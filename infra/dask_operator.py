@@ -4,6 +4,10 @@ Installed once per cluster from Dask's Helm repository, pinned to a chart versio
 from stack config. The operator pod gets requests and limits and the restricted
 pod security its chart allows; it watches every namespace because brand
 namespaces come and go with brand files.
+
+The operator pod can only run on the user node pool (the system pool is tainted
+``CriticalAddonsOnly``), so the release waits for that pool, and its timeout allows
+for the pool scaling its first node.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import pulumi_kubernetes as k8s
 NAMESPACE = "dask-operator"
 CHART = "dask-kubernetes-operator"
 REPOSITORY = "https://helm.dask.org"
+# Seconds Helm waits for the release (default 300): a new user pool node can take most of it.
+RELEASE_TIMEOUT = 900
 
 
 @dataclass(frozen=True)
@@ -24,10 +30,15 @@ class DaskOperatorArgs:
 
     chart_version: str
     provider: k8s.Provider
+    node_pool: pulumi.Resource
+    """The user pool the operator pod is scheduled on."""
 
 
 class DaskOperator(pulumi.ComponentResource):
     """A namespace and a Helm release of the dask-kubernetes operator."""
+
+    release: k8s.helm.v3.Release
+    """Installs the DaskCluster CRD: every DaskCluster depends on it."""
 
     def __init__(
         self, name: str, args: DaskOperatorArgs, opts: pulumi.ResourceOptions | None = None
@@ -45,7 +56,7 @@ class DaskOperator(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
         )
-        k8s.helm.v3.Release(
+        self.release = k8s.helm.v3.Release(
             f"{name}-release",
             name=CHART,
             chart=CHART,
@@ -54,6 +65,7 @@ class DaskOperator(pulumi.ComponentResource):
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=REPOSITORY),
             atomic=True,
             cleanup_on_fail=True,
+            timeout=RELEASE_TIMEOUT,
             values={
                 "podSecurityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                 "securityContext": {
@@ -72,6 +84,8 @@ class DaskOperator(pulumi.ComponentResource):
                     "limits": {"cpu": "500m", "memory": "512Mi"},
                 },
             },
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args.provider, depends_on=[args.node_pool]
+            ),
         )
         self.register_outputs({"namespace": NAMESPACE})

@@ -9,6 +9,12 @@ Entra authentication is on for operators; MLflow itself connects with a generate
 password because its SQLAlchemy store cannot fetch Entra tokens. That password
 exists only as a Pulumi secret and as Key Vault secrets (alone, and inside the
 backend-store URI the MLflow server reads through the CSI driver).
+
+The server takes one management operation at a time: its child resources (databases,
+configurations, firewall rules) written in parallel fail with ``ServerIsBusy``, so
+each waits for the previous one. Settings already at Azure's default are not written
+(``require_secure_transport`` is ``on`` by default; policy ``postgres-tls-required``
+refuses a configuration that turns it off).
 """
 
 from __future__ import annotations
@@ -111,15 +117,7 @@ class Database(pulumi.ComponentResource):
                 depends_on=[zone_link] if zone_link is not None else [],
             ),
         )
-        dbforpostgresql.Configuration(
-            f"{name}-require-tls",
-            configuration_name="require_secure_transport",
-            server_name=server.name,
-            resource_group_name=args.resource_group_name,
-            value="on",
-            source="user-override",
-            opts=child,
-        )
+        # Server children, one at a time (ServerIsBusy): a new one depends on the last.
         database = dbforpostgresql.Database(
             f"{name}-mlflow",
             database_name=DATABASE_NAME,
@@ -127,7 +125,7 @@ class Database(pulumi.ComponentResource):
             resource_group_name=args.resource_group_name,
             charset="UTF8",
             collation="en_US.utf8",
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[server]),
         )
 
         store_secret(

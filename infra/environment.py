@@ -17,7 +17,7 @@ from pulumi_azure_native import authorization, resources
 
 from infra.brand_inputs import BrandImages, BrandPlatform
 from infra.cluster import Cluster, ClusterArgs
-from infra.config import StackConfig
+from infra.config import IngressExposure, StackConfig
 from infra.dask_operator import DaskOperator, DaskOperatorArgs
 from infra.database import Database, DatabaseArgs
 from infra.datalake import DataLake, DataLakeArgs
@@ -88,6 +88,7 @@ class Environment(pulumi.ComponentResource):
                 database_subnet=config.network.database_subnet,
                 private_endpoints=private,
                 database_dns_zone=f"{names.database_server}.private.postgres.database.azure.com",
+                public_ingress=config.ingress.exposure is IngressExposure.PUBLIC,
                 tags=tags,
             ),
             opts=child,
@@ -101,6 +102,8 @@ class Environment(pulumi.ComponentResource):
                 resource_group_name=rg,
                 location=location,
                 admin_group_object_ids=config.access.admin_group_object_ids,
+                deployer_object_id=client.object_id,
+                deployer_principal_type=str(config.access.deployer_principal_type),
                 tags=tags,
             ),
             opts=child,
@@ -225,20 +228,26 @@ class Environment(pulumi.ComponentResource):
                 location=location,
                 rules_file=PLATFORM_RULES,
                 tags=tags,
+                provider=cluster.provider,
             ),
             opts=child,
         )
+        dask_operator: tuple[pulumi.Resource, ...] = ()
         if config.dask.enabled:
-            DaskOperator(
+            dask = DaskOperator(
                 f"{name}-dask",
                 DaskOperatorArgs(
-                    chart_version=config.dask.chart_version, provider=cluster.provider
+                    chart_version=config.dask.chart_version,
+                    provider=cluster.provider,
+                    node_pool=cluster.user_pool,
                 ),
                 opts=child,
             )
+            dask_operator = (dask.release,)
 
         self.platform = BrandPlatform(
             environment=config.stack,
+            subscription_id=config.subscription_id,
             location=location,
             resource_group_name=rg,
             tags=tags,
@@ -269,6 +278,7 @@ class Environment(pulumi.ComponentResource):
             cluster_name=cluster.cluster_name,
             k8s_provider=cluster.provider,
             dask_enabled=config.dask.enabled,
+            dask_operator=dask_operator,
             mlflow_port=MLFLOW_PORT,
             private_endpoint_cidrs=(str(ipaddress.ip_network(config.network.endpoints_subnet)),)
             if private

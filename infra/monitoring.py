@@ -6,6 +6,12 @@ Analytics workspace), and ``ClusterMonitoring`` attaches the cluster to managed
 Prometheus and loads the platform alert rules once the cluster exists.
 Alert rules are kept as Prometheus rule YAML (``infra/rules``) so ``promtool``
 can test them; ``prometheus_rule_groups`` turns that YAML into Azure rule groups.
+
+Container Insights signs in with its managed identity (``useAADAuth``), and then the
+add-on alone collects nothing: like Microsoft's ARM template for that mode, a data
+collection rule (the ``ContainerInsights`` extension into the Log Analytics
+workspace) and its ``ContainerInsightsExtension`` association on the cluster are
+created here. Whoever deploys gets Grafana Admin, so somebody can open Grafana.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 import yaml
 from pulumi_azure_native import (
     alertsmanagement,
@@ -28,9 +35,18 @@ from pulumi_azure_native import (
 from infra import azure_roles
 from infra.config import MonitoringConfig
 from infra.environment_names import EnvironmentNames
+from infra.prometheus_collection import (
+    SETTINGS_CONFIGMAP,
+    SETTINGS_NAMESPACE,
+    keep_list_additions,
+    settings_configmap_data,
+)
 
 PLATFORM_RULES = Path(__file__).parent / "rules" / "platform.rules.yaml"
 _PROMETHEUS_STREAM = "Microsoft-PrometheusMetrics"
+# Container Insights with managed identity auth (Microsoft's ARM template for useAADAuth).
+CONTAINER_INSIGHTS_STREAM = "Microsoft-ContainerInsights-Group-Default"
+CONTAINER_INSIGHTS_ASSOCIATION = "ContainerInsightsExtension"
 # Prometheus severity label -> Azure alert severity (0 is the most severe).
 _SEVERITY = {"critical": 0, "error": 1, "warning": 2, "info": 3}
 _DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -91,6 +107,9 @@ class MonitoringArgs:
     location: str
     admin_group_object_ids: list[str]
     tags: dict[str, str]
+    deployer_object_id: pulumi.Input[str] | None = None
+    """Whoever runs ``pulumi up``: made Grafana Admin, so the first deploy has a Grafana user."""
+    deployer_principal_type: str = "User"
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -101,6 +120,7 @@ class Monitoring(pulumi.ComponentResource):
     monitor_workspace_id: pulumi.Output[str]
     data_collection_endpoint_id: pulumi.Output[str]
     data_collection_rule_id: pulumi.Output[str]
+    container_insights_rule_id: pulumi.Output[str]
     action_group_id: pulumi.Output[str]
     grafana_url: pulumi.Output[str]
 
@@ -182,6 +202,44 @@ class Monitoring(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        container_insights = monitor.DataCollectionRule(
+            f"{name}-container-insights-dcr",
+            data_collection_rule_name=f"MSCI-{location}-{names.cluster}"[:64],
+            resource_group_name=rg,
+            location=location,
+            kind="Linux",
+            description="Container Insights (managed identity auth) into Log Analytics",
+            data_sources=monitor.DataCollectionRuleDataSourcesArgs(
+                extensions=[
+                    monitor.ExtensionDataSourceArgs(
+                        name="ContainerInsightsExtension",
+                        extension_name="ContainerInsights",
+                        streams=[CONTAINER_INSIGHTS_STREAM],
+                        extension_settings={
+                            "dataCollectionSettings": {
+                                "interval": "1m",
+                                "namespaceFilteringMode": "Off",
+                                "enableContainerLogV2": True,
+                            }
+                        },
+                    )
+                ]
+            ),
+            destinations=monitor.DataCollectionRuleDestinationsArgs(
+                log_analytics=[
+                    monitor.LogAnalyticsDestinationArgs(
+                        name="ciworkspace", workspace_resource_id=logs.id
+                    )
+                ]
+            ),
+            data_flows=[
+                monitor.DataFlowArgs(
+                    streams=[CONTAINER_INSIGHTS_STREAM], destinations=["ciworkspace"]
+                )
+            ],
+            tags=tags,
+            opts=child,
+        )
         grafana = dashboard.Grafana(
             f"{name}-grafana",
             workspace_name=names.grafana,
@@ -220,6 +278,17 @@ class Monitoring(pulumi.ComponentResource):
             scope=workspace.id,
             parent=self,
         )
+        if args.deployer_object_id is not None:
+            azure_roles.assign_role(
+                f"{name}-grafana-admin-deployer",
+                assignment_name=names.role_assignment_name("grafana-admin-deployer"),
+                subscription_id=args.subscription_id,
+                role=azure_roles.GRAFANA_ADMIN,
+                principal_id=args.deployer_object_id,
+                principal_type=args.deployer_principal_type,
+                scope=grafana.id,
+                parent=self,
+            )
         for index, group in enumerate(args.admin_group_object_ids):
             azure_roles.assign_role(
                 f"{name}-grafana-admin-{index}",
@@ -254,6 +323,7 @@ class Monitoring(pulumi.ComponentResource):
         self.monitor_workspace_id = workspace.id
         self.data_collection_endpoint_id = endpoint.id
         self.data_collection_rule_id = rule.id
+        self.container_insights_rule_id = container_insights.id
         self.action_group_id = action_group.id
         self.grafana_url = grafana.properties.apply(lambda props: props.endpoint or "")
         self.register_outputs(
@@ -277,6 +347,8 @@ class ClusterMonitoringArgs:
     location: str
     rules_file: Path
     tags: dict[str, str]
+    provider: k8s.Provider | None = None
+    """Where the metrics add-on's settings ConfigMap goes, when the rules need more metrics."""
 
 
 class ClusterMonitoring(pulumi.ComponentResource):
@@ -304,7 +376,33 @@ class ClusterMonitoring(pulumi.ComponentResource):
             data_collection_rule_id=monitoring.data_collection_rule_id,
             opts=child,
         )
-        for group in rule_groups_from_yaml(args.rules_file):
+        monitor.DataCollectionRuleAssociation(
+            f"{name}-container-insights-association",
+            association_name=CONTAINER_INSIGHTS_ASSOCIATION,
+            resource_uri=args.cluster_id,
+            data_collection_rule_id=monitoring.container_insights_rule_id,
+            description="Container Insights for this cluster; removing it stops log collection",
+            opts=child,
+        )
+        groups = rule_groups_from_yaml(args.rules_file)
+        # The minimal ingestion profile drops every metric off its keep lists; a rule on one of
+        # them would never fire, so the settings ConfigMap keeps what the rules use.
+        additions = keep_list_additions(rule["expr"] for group in groups for rule in group["rules"])
+        if additions:
+            if args.provider is None:
+                raise ValueError(
+                    f"{args.rules_file}: rules use {additions}, which managed Prometheus drops; "
+                    "pass the cluster's provider so the metrics settings ConfigMap keeps them"
+                )
+            k8s.core.v1.ConfigMap(
+                f"{name}-metrics-settings",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=SETTINGS_CONFIGMAP, namespace=SETTINGS_NAMESPACE
+                ),
+                data=settings_configmap_data(additions),
+                opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+            )
+        for group in groups:
             alertsmanagement.PrometheusRuleGroup(
                 f"{name}-rules-{group['name']}",
                 rule_group_name=f"{group['name']}-{args.cluster_name}",

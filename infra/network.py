@@ -3,6 +3,11 @@
 Subnets are separate ``Subnet`` resources rather than inline in the VNet, so adding
 one never rewrites the others. Private DNS zones exist only when private endpoints
 are on; each is linked to the VNet so pods resolve ``*.privatelink.*`` to private IPs.
+
+The node subnet's NSG is the one AKS does not manage: a load balancer's traffic passes
+it with the client's source address, so Azure's default ``DenyAllInBound`` drops
+Internet clients of a public ingress unless a rule here lets HTTPS in. An internal
+ingress needs nothing more than the default ``AllowVnetInBound``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ PRIVATE_DNS_ZONES = {
 # Service endpoints let the node subnet through the lake and vault firewalls in stacks
 # without private endpoints (dev); with private endpoints they are harmless.
 _NODE_SERVICE_ENDPOINTS = ("Microsoft.Storage", "Microsoft.KeyVault")
+# The brand APIs' edge serves HTTPS only (infra/ingress_edge.py); nothing else is public.
+INGRESS_PORT = "443"
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,8 @@ class NetworkArgs:
     database_dns_zone: str
     """Zone of the VNet-integrated PostgreSQL server (``<name>.private.postgres...``)."""
     tags: dict[str, str]
+    public_ingress: bool = False
+    """The ingress edge has a public load balancer: let Internet HTTPS reach the nodes."""
 
 
 class Network(pulumi.ComponentResource):
@@ -154,28 +163,45 @@ class Network(pulumi.ComponentResource):
         )
 
     def _nsg(self, name: str, purpose: str, args: NetworkArgs) -> network.NetworkSecurityGroup:
-        """An NSG for one subnet. Private subnets deny inbound internet traffic explicitly; the
-        node subnet keeps Azure's defaults because the managed ingress load balancer needs them."""
+        """An NSG for one subnet: Internet traffic is denied explicitly, except HTTPS to the
+        nodes when the ingress is public (the load balancer keeps the client's address)."""
+        rules = [
+            network.SecurityRuleArgs(
+                name="deny-internet-inbound",
+                priority=4000,
+                direction="Inbound",
+                access="Deny",
+                protocol="*",
+                source_address_prefix="Internet",
+                source_port_range="*",
+                destination_address_prefix="*",
+                destination_port_range="*",
+            )
+        ]
+        if purpose == "nodes" and args.public_ingress:
+            # The destination is the load balancer's public frontend (AKS enables floating
+            # IP), which is allocated later; nodes have no public IPs of their own, so the
+            # load balancer is the only way in from the Internet.
+            rules.insert(
+                0,
+                network.SecurityRuleArgs(
+                    name="allow-internet-https-to-ingress",
+                    priority=1000,
+                    direction="Inbound",
+                    access="Allow",
+                    protocol="Tcp",
+                    source_address_prefix="Internet",
+                    source_port_range="*",
+                    destination_address_prefix="*",
+                    destination_port_range=INGRESS_PORT,
+                ),
+            )
         return network.NetworkSecurityGroup(
             f"{name}-nsg-{purpose}",
             network_security_group_name=f"nsg-{args.vnet_name}-{purpose}",
             resource_group_name=args.resource_group_name,
             location=args.location,
-            security_rules=[
-                network.SecurityRuleArgs(
-                    name="deny-internet-inbound",
-                    priority=4000,
-                    direction="Inbound",
-                    access="Deny",
-                    protocol="*",
-                    source_address_prefix="Internet",
-                    source_port_range="*",
-                    destination_address_prefix="*",
-                    destination_port_range="*",
-                )
-            ]
-            if purpose != "nodes"
-            else [],
+            security_rules=rules,
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )

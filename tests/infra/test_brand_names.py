@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from infra.brand_names import NAME_LIMITS, brand_names, label_value
 from recplat.brand import BRAND_NAME_PATTERN
 
+SUBSCRIPTION = "00000000-0000-4000-8000-00000000c0de"
+
 # Brand names the brand file accepts, minus doubled dashes (see the test below).
 brand_name = st.from_regex(BRAND_NAME_PATTERN, fullmatch=True).filter(lambda n: "--" not in n)
 
@@ -38,16 +40,28 @@ def test_brands_never_share_an_azure_name_or_role_assignment() -> None:
     for field in ("namespace", "identity", "lake_container", "api_key_secret", "rule_group"):
         assert getattr(first, field) != getattr(second, field), field
     assignments = {
-        names.role_assignment_name(role)
+        names.role_assignment_name(role, SUBSCRIPTION)
         for names in (first, second, brand_names("alpha", "dev"))
         for role in ("lake-contributor", "api-key-reader")
     }
     assert len(assignments) == 6
     assert all(uuid.UUID(name) for name in assignments)
     # Stable across runs: a re-run never creates a second assignment.
-    assert first.role_assignment_name("lake-contributor") == brand_names(
+    assert first.role_assignment_name("lake-contributor", SUBSCRIPTION) == brand_names(
         "alpha", "prod"
-    ).role_assignment_name("lake-contributor")
+    ).role_assignment_name("lake-contributor", SUBSCRIPTION.upper())
+
+
+def test_role_assignment_names_differ_per_subscription() -> None:
+    """Azure wants assignment names unique in the tenant; one stack in two subscriptions of a
+    tenant must not reuse them (issue 16)."""
+    names = brand_names("alpha", "prod")
+    other = "99999999-0000-4000-8000-000000000001"
+    assert names.role_assignment_name("lake-contributor", SUBSCRIPTION) != (
+        names.role_assignment_name("lake-contributor", other)
+    )
+    with pytest.raises(ValueError, match="needs the subscription id"):
+        names.role_assignment_name("lake-contributor", "")
 
 
 def test_no_brand_can_take_the_environments_own_container() -> None:

@@ -104,6 +104,7 @@ def plan_brands(
     def program() -> None:
         platform = BrandPlatform(
             environment=environment,
+            subscription_id="00000000-0000-4000-8000-00000000c0de",
             location="westeurope",
             resource_group_name="rg-recplat",
             tags={"environment": environment, "managed-by": "pulumi", "project": "recplat"},
