@@ -109,7 +109,8 @@ def _job_round(
     job["load"] = time.perf_counter() - started
     started = time.perf_counter()
     matrix, _ = build_training_matrix(lake_data)
-    train, valid = split_by_time(matrix, lake_data.window_start, lake_data.window_end, 1)
+    windows = split_by_time(matrix, lake_data.window_start, lake_data.window_end, 1)
+    train, valid = windows.train, windows.early_stopping
     job["features"] = time.perf_counter() - started
     started = time.perf_counter()
     booster = train_in_process(train, valid, settings)

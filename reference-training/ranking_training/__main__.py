@@ -15,9 +15,10 @@ import argparse
 import os
 import subprocess
 import sys
-from dataclasses import fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from ranking_features.mlflow_credentials import (
     MlflowCredentialsError,
@@ -27,6 +28,7 @@ from ranking_features.mlflow_credentials import (
 from ranking_training.config import LightGBMSettings, TrainingConfig
 from ranking_training.errors import TrainingError
 
+_T = TypeVar("_T")
 PROMOTION_METRICS = ("ndcg@1", "ndcg@3", "ndcg@5", "ndcg@10", "map@10", "mrr")
 
 
@@ -53,7 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="last day, included up to its end; default today, so events logged today count",
     )
     parser.add_argument("--lookback-days", type=int, help="window length when --from is absent")
-    parser.add_argument("--validation-days", type=int, default=1)
+    parser.add_argument(
+        "--validation-days",
+        type=int,
+        default=1,
+        help="days of the gate window, and of the early-stopping window before it",
+    )
+    parser.add_argument(
+        "--label-delay-hours",
+        type=int,
+        help="leave out impressions newer than this before the run (default 6)",
+    )
+    parser.add_argument(
+        "--run-at",
+        type=_datetime,
+        help="the run's time, ISO 8601 with a zone (default now); label maturity counts from it",
+    )
     for spec in fields(LightGBMSettings):
         flag = "--" + spec.name.replace("_", "-")
         parser.add_argument(
@@ -61,6 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
         )
     parser.add_argument("--promotion-metric", choices=PROMOTION_METRICS)
     parser.add_argument("--min-gain", type=float)
+    parser.add_argument(
+        "--conversion-weight", type=float, help="objective: clicks + w x conversions (default 0)"
+    )
+    parser.add_argument(
+        "--margin",
+        type=float,
+        help="how much worse than the champion (share of its estimate) may pass (default 0.01)",
+    )
+    parser.add_argument(
+        "--min-exploration-requests",
+        type=int,
+        help="explore requests the counterfactual gate needs in its window (default 300)",
+    )
     parser.add_argument("--dismiss-label", type=int, default=0, choices=(0, 1))
     parser.add_argument(
         "--workers", type=int, help="0 trains in process; N on a local Dask cluster"
@@ -113,14 +143,15 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     ):
         if not getattr(args, name):
             parser.error(f"--{name.replace('_', '-')} (or {variable}) is required")
-    lightgbm, lookback, metric, min_gain, workers = LightGBMSettings(), 28, "ndcg@10", 0.005, 0
+    defaults = BrandDefaults()
     if args.brand_file is not None:
-        lightgbm, lookback, metric, min_gain, workers = _brand_defaults(args.brand_file, args.env)
+        defaults = _brand_defaults(args.brand_file, args.env)
     # Today, not yesterday: a retrain must see the feedback the services logged since the last
     # run (newsroom retrains every six hours). The split validates on the newest day that has
     # requests, so a run early in the day, before any traffic, still has a validation set.
     data_to = args.data_to or datetime.now(UTC).date()
-    data_from = args.data_from or data_to - timedelta(days=(args.lookback_days or lookback) - 1)
+    lookback = args.lookback_days or defaults.lookback_days
+    data_from = args.data_from or data_to - timedelta(days=lookback - 1)
     return TrainingConfig(
         brand=args.brand,
         env=args.env,
@@ -129,15 +160,41 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         model_name=args.model_name,
         data_from=data_from,
         data_to=data_to,
-        lightgbm=_lightgbm_settings(args, lightgbm),
-        promotion_metric=args.promotion_metric or metric,
-        min_gain=min_gain if args.min_gain is None else args.min_gain,
-        workers=workers if args.workers is None else args.workers,
+        lightgbm=_lightgbm_settings(args, defaults.lightgbm),
+        promotion_metric=args.promotion_metric or defaults.metric,
+        min_gain=_given(args.min_gain, defaults.min_gain),
+        workers=_given(args.workers, defaults.workers),
         dask_scheduler=args.dask_scheduler,
         dismiss_label=args.dismiss_label,
         validation_days=args.validation_days,
         git_sha=os.environ.get("RECPLAT_GIT_SHA") or _git_sha(),
+        label_delay_hours=_given(args.label_delay_hours, defaults.label_delay_hours),
+        run_at=args.run_at,
+        conversion_weight=_given(args.conversion_weight, defaults.conversion_weight),
+        margin=_given(args.margin, defaults.margin),
+        min_exploration_requests=_given(
+            args.min_exploration_requests, defaults.min_exploration_requests
+        ),
     )
+
+
+def _given(flag: _T | None, default: _T) -> _T:
+    return default if flag is None else flag
+
+
+@dataclass(frozen=True)
+class BrandDefaults:
+    """What a brand file sets for training; without one, the brand schema's defaults."""
+
+    lightgbm: LightGBMSettings = field(default_factory=LightGBMSettings)
+    lookback_days: int = 28
+    metric: str = "ndcg@10"
+    min_gain: float = 0.005
+    workers: int = 0
+    label_delay_hours: int = 6
+    conversion_weight: float = 0.0
+    margin: float = 0.01
+    min_exploration_requests: int = 300
 
 
 def _lightgbm_settings(args: argparse.Namespace, base: LightGBMSettings) -> LightGBMSettings:
@@ -145,7 +202,7 @@ def _lightgbm_settings(args: argparse.Namespace, base: LightGBMSettings) -> Ligh
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def _brand_defaults(path: Path, env: str) -> tuple[LightGBMSettings, int, str, float, int]:
+def _brand_defaults(path: Path, env: str) -> BrandDefaults:
     from recplat.brand import load_brand
 
     try:
@@ -154,12 +211,16 @@ def _brand_defaults(path: Path, env: str) -> tuple[LightGBMSettings, int, str, f
         raise TrainingError(str(error)) from error
     lightgbm = LightGBMSettings(**training.lightgbm.model_dump())
     promotion = training.promotion
-    return (
-        lightgbm,
-        training.lookback_days,
-        str(promotion.metric),
-        promotion.min_gain,
-        training.workers,
+    return BrandDefaults(
+        lightgbm=lightgbm,
+        lookback_days=training.lookback_days,
+        metric=str(promotion.metric),
+        min_gain=promotion.min_gain,
+        workers=training.workers,
+        label_delay_hours=training.label_delay_hours,
+        conversion_weight=promotion.conversion_weight,
+        margin=promotion.margin,
+        min_exploration_requests=promotion.min_exploration_requests,
     )
 
 
@@ -168,6 +229,18 @@ def _date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {text!r}") from None
+
+
+def _datetime(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time such as 2025-01-31T12:00:00+00:00, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"expected a time zone (e.g. +00:00 or Z), got {text!r}")
+    return moment
 
 
 def _git_sha() -> str:

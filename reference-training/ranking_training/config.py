@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 
@@ -56,8 +56,23 @@ class TrainingConfig:
     # Label of a dismissed item; LightGBM needs labels >= 0, so a dismiss can only be "not
     # relevant" (0) unless clicks are shifted, which we do not do.
     dismiss_label: int = 0
+    # Length of the early-stopping window and of the gate window (docs/architecture.md).
     validation_days: int = 1
     git_sha: str = "unknown"
+    # Label maturity: impressions newer than run_at - label_delay_hours are left out.
+    label_delay_hours: int = 6
+    # The run's time; None is now. Tests and backfills pin it.
+    run_at: datetime | None = None
+    # The counterfactual gate (`training.promotion`).
+    conversion_weight: float = 0.0
+    margin: float = 0.01
+    min_exploration_requests: int = 300
+
+    @property
+    def mature_before(self) -> float:
+        """Epoch seconds: impressions at or after this are too new for their labels."""
+        run_at = self.run_at or datetime.now(UTC)
+        return (run_at - timedelta(hours=self.label_delay_hours)).timestamp()
 
     @property
     def registered_model(self) -> str:

@@ -42,6 +42,8 @@ from ranking_training.errors import DataError
 
 # Columns training needs; the other schema columns are optional to it.
 IMPRESSION_COLUMNS = ("event_id", "request_id", "ts", "user_id", "item_id", "position")
+# Read when present (the counterfactual gate's exploration slice), null in older files.
+EXPLORATION_COLUMNS = ("policy", "propensity", "pool")
 FEEDBACK_COLUMNS = ("event_id", "request_id", "ts", "user_id", "item_id", "type")
 CATALOG_COLUMNS = ("item_id", "category", "published_at")
 
@@ -59,6 +61,8 @@ class LakeData:
     duplicates_dropped: int
     # Feedback events dropped because they match no impression (FEEDBACK_MATCH_KEYS).
     unmatched_feedback: int = 0
+    # Impressions left out because their labels were not mature (newer than the cut-off).
+    immature_impressions: int = 0
 
     def fingerprint(self) -> str:
         """A digest of the data's content: the same events give the same fingerprint, in
@@ -75,23 +79,40 @@ def day_start(day: date) -> float:
     return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
 
 
-def load_lake(lake_uri: str, data_from: date, data_to: date) -> LakeData:
-    """Read and validate the window [data_from, data_to] (whole UTC days)."""
+def load_lake(
+    lake_uri: str, data_from: date, data_to: date, mature_before: float | None = None
+) -> LakeData:
+    """Read and validate the window [data_from, data_to] (whole UTC days).
+
+    `mature_before` (epoch seconds; the run's time minus the label delay) ends the window
+    early: impressions at or after it are left out (counted as `immature_impressions`), since
+    the feedback on them may not have arrived, and feedback on them is the next run's."""
     if data_to < data_from:
         raise DataError(f"data window: --from {data_from} is after --to {data_to}")
     fs, root = open_lake(lake_uri)
     window_start = day_start(data_from)
     window_end = day_start(data_to + timedelta(days=1))
+    if mature_before is not None and mature_before < window_end:
+        window_end = max(window_start, mature_before)
     impression_days = _days(data_from, data_to)
     feedback_days = _days(data_from, data_to + timedelta(days=1))
 
     impressions = _read_events(
-        fs, root, IMPRESSIONS_DIR, impression_days, IMPRESSION_SCHEMA, IMPRESSION_COLUMNS
+        fs,
+        root,
+        IMPRESSIONS_DIR,
+        impression_days,
+        IMPRESSION_SCHEMA,
+        IMPRESSION_COLUMNS,
+        EXPLORATION_COLUMNS,
     )
+    immature = impressions.keep(_seconds(impressions.table) < window_end)
     if impressions.table.num_rows == 0:
         raise DataError(
-            f"{lake_uri}/{IMPRESSIONS_DIR}: no impressions between {data_from} and {data_to}; "
-            "check the lake URI and the data window (--from/--to or --lookback-days)"
+            f"{lake_uri}/{IMPRESSIONS_DIR}: no mature impressions between {data_from} and "
+            f"{data_to} (before {datetime.fromtimestamp(window_end, UTC):%Y-%m-%d %H:%M} UTC, "
+            "the run's time minus training.label_delay_hours); check the lake URI and the data "
+            "window (--from/--to or --lookback-days)"
         )
     feedback = _read_events(
         fs, root, FEEDBACK_DIR, feedback_days, FEEDBACK_SCHEMA, FEEDBACK_COLUMNS
@@ -115,7 +136,13 @@ def load_lake(lake_uri: str, data_from: date, data_to: date) -> LakeData:
         files_read=len(impressions.paths) + len(feedback.paths) + 1,
         duplicates_dropped=duplicates,
         unmatched_feedback=unmatched,
+        immature_impressions=immature,
     )
+
+
+def _seconds(events: pa.Table) -> np.ndarray:
+    """Each row's `ts` in epoch seconds."""
+    return pc.cast(pc.cast(events["ts"], TIMESTAMP), pa.int64()).to_numpy() / 1e6
 
 
 def _drop_unmatched_feedback(feedback: _Events, impressions: pa.Table, window_end: float) -> int:
@@ -131,7 +158,7 @@ def _drop_unmatched_feedback(feedback: _Events, impressions: pa.Table, window_en
     if not stray.any():
         return 0
     rows = events.filter(pa.array(stray))
-    seconds = pc.cast(pc.cast(rows["ts"], TIMESTAMP), pa.int64()).to_numpy() / 1e6
+    seconds = _seconds(rows)
     known = pc.is_in(rows["request_id"], value_set=impressions["request_id"]).to_numpy()
     feedback.keep(~stray)
     return int(((seconds < window_end) | known).sum())
@@ -200,6 +227,7 @@ def _read_events(
     days: list[str],
     schema: pa.Schema,
     required: tuple[str, ...],
+    optional: tuple[str, ...] = (),
 ) -> _Events:
     tables: list[pa.Table] = []
     paths: list[str] = []
@@ -209,19 +237,24 @@ def _read_events(
             continue
         files = sorted(p for p in fs.ls(folder, detail=False) if p.endswith(".parquet"))
         for path in files:
-            table = _read_file(fs, path, schema, required)
+            table = _read_file(fs, path, schema, required, optional)
             _check_rows(path, table, day_start(date.fromisoformat(day)))
             tables.append(table)
             paths.append(path)
     if not tables:
-        empty = pa.table({name: pa.array([], schema.field(name).type) for name in required})
+        names = (*required, *optional)
+        empty = pa.table({name: pa.array([], schema.field(name).type) for name in names})
         return _Events(empty, [], np.zeros(0, dtype=np.int64))
     source = np.repeat(np.arange(len(tables)), [t.num_rows for t in tables])
     return _Events(pa.concat_tables(tables), paths, source)
 
 
 def _read_file(
-    fs: AbstractFileSystem, path: str, schema: pa.Schema, required: tuple[str, ...]
+    fs: AbstractFileSystem,
+    path: str,
+    schema: pa.Schema,
+    required: tuple[str, ...],
+    optional: tuple[str, ...] = (),
 ) -> pa.Table:
     try:
         with fs.open(path, "rb") as handle:
@@ -240,7 +273,16 @@ def _read_file(
         nulls = table.column(name).null_count
         if nulls and schema.field(name).nullable is False:
             raise DataError(f"{path}: column {name!r} has {nulls} null values; it is required")
-    columns = [n for n in required]
+    for name in optional:
+        expected = schema.field(name).type
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, expected))
+        elif not _compatible(table.schema.field(name).type, expected):
+            raise DataError(
+                f"{path}: column {name!r} has type {table.schema.field(name).type}; "
+                f"expected {expected}"
+            )
+    columns = [*required, *optional]
     return table.select(columns).cast(pa.schema([schema.field(n) for n in columns]))
 
 
@@ -251,6 +293,10 @@ def _compatible(found: pa.DataType, expected: pa.DataType) -> bool:
         return pa.types.is_integer(found)
     if pa.types.is_string(expected):
         return pa.types.is_string(found) or pa.types.is_large_string(found)
+    if pa.types.is_list(expected):
+        return (pa.types.is_list(found) or pa.types.is_large_list(found)) and _compatible(
+            found.value_type, expected.value_type
+        )
     return bool(found.equals(expected))
 
 

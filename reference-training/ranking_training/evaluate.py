@@ -1,5 +1,11 @@
-"""Stage 5: judge the model on the validation window against the popularity baseline and the
-current champion, on the same rows and features serving would compute."""
+"""Stage 5: the biased offline metrics: NDCG and friends of the model, the popularity baseline
+and the current champion on *all* the gate window's traffic, on the same rows and features
+serving would compute.
+
+Biased: the clicks were drawn under the logging policy's order, so a ranker that agrees with
+it (the champion) looks better than it is. Kept in the run's metrics as `biased.*` for
+reference; the promotion gate decides on the counterfactual estimates (`ranking_training.gate`).
+"""
 
 from __future__ import annotations
 
@@ -41,10 +47,13 @@ def score(booster: Any, valid: RankingMatrix) -> np.ndarray:
 
 def evaluate(booster: Any, valid: RankingMatrix) -> Evaluation:
     model = ranking_metrics(valid.labels, score(booster, valid), valid.group_sizes)
-    # Popularity: the item's clicks in the window so far, impressions breaking ties.
-    popularity = valid.features[:, POPULARITY_FEATURE] + 1e-3 * valid.features[:, 1]
-    baseline = ranking_metrics(valid.labels, popularity, valid.group_sizes)
+    baseline = ranking_metrics(valid.labels, popularity_scores(valid.features), valid.group_sizes)
     return Evaluation(model=model, popularity=baseline)
+
+
+def popularity_scores(features: np.ndarray) -> np.ndarray:
+    """The popularity baseline: the item's share of clicks so far, impressions breaking ties."""
+    return np.asarray(features[:, POPULARITY_FEATURE] + 1e-3 * features[:, 1], dtype=np.float64)
 
 
 def offline_check_failures(evaluation: Evaluation, booster: Any, valid: RankingMatrix) -> list[str]:

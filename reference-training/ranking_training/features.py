@@ -70,6 +70,8 @@ class EncodedEvents:
     # catalog per unknown id), per impression row and per click.
     impression_codes: np.ndarray
     click_codes: np.ndarray
+    # The codes given to ids missing from the catalog (past its rows).
+    unknown_codes: dict[str, int]
 
     @classmethod
     def from_lake(cls, data: LakeData) -> EncodedEvents:
@@ -81,6 +83,15 @@ class EncodedEvents:
         impression_codes, click_codes = _item_codes(
             item_index, data.impressions["item_id"], clicks["item_id"]
         )
+        unknown_codes = {
+            str(item_id): int(code)
+            for column, codes in (
+                (data.impressions["item_id"], impression_codes),
+                (clicks["item_id"], click_codes),
+            )
+            for item_id, code in zip(np.asarray(column), codes, strict=True)
+            if code >= len(item_index)
+        }
         return cls(
             categories=categories,
             item_ids=catalog["item_id"].tolist(),
@@ -94,7 +105,60 @@ class EncodedEvents:
             click_ts=clicks["ts"].to_numpy(np.float64),
             impression_codes=impression_codes,
             click_codes=click_codes,
+            unknown_codes=unknown_codes,
         )
+
+    def item_codes(self, item_ids: np.ndarray) -> np.ndarray:
+        """`ItemCodes` of any item ids: the catalog row, the code the window gave an unknown
+        id, or a new code past those for ids the window never saw."""
+        codes = pd.Index(self.item_ids).get_indexer(pd.Index(item_ids)).astype(np.int64)
+        next_code = len(self.item_ids) + len(self.unknown_codes)
+        extra: dict[str, int] = {}
+        for row in np.flatnonzero(codes < 0):
+            item_id = str(item_ids[row])
+            code = self.unknown_codes.get(item_id)
+            if code is None:
+                code = extra.setdefault(item_id, next_code + len(extra))
+            codes[row] = code
+        return codes
+
+    def user_rows(self, user_ids: np.ndarray) -> np.ndarray:
+        """Each user's code among the users with clicks, -1 for the others."""
+        return pd.Index(self.user_ids).get_indexer(pd.Index(user_ids)).astype(np.int64)
+
+    def features(
+        self,
+        window_start: float,
+        *,
+        users: np.ndarray,
+        times: np.ndarray,
+        row_request: np.ndarray,
+        row_items: np.ndarray,
+    ) -> np.ndarray:
+        """Point-in-time features of requests sorted by time (rows contiguous per request):
+        each day's requests with the snapshot as of that day's start, and each request's
+        session from its user's clicks strictly before it, as `build_training_matrix` does."""
+        sessions = self.sessions(users, times)
+        bounds = np.r_[0, np.cumsum(np.bincount(row_request, minlength=len(times)))]
+        blocks = []
+        day = (times - window_start) // 86_400
+        day_starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
+        for r0, r1 in zip(day_starts, np.r_[day_starts[1:], len(times)], strict=True):
+            snapshot = self.snapshot(window_start + day[r0] * 86_400, window_start)
+            s0, s1 = bounds[r0], bounds[r1]
+            blocks.append(
+                build_encoded_feature_matrix(
+                    snapshot,
+                    user_rows=users[r0:r1],
+                    request_times=times[r0:r1],
+                    row_request=row_request[s0:s1] - r0,
+                    row_items=row_items[s0:s1],
+                    sessions=sessions[r0:r1],
+                )
+            )
+        if not blocks:
+            return np.empty((0, len(FEATURE_NAMES)), dtype=np.float32)
+        return np.concatenate(blocks)
 
     def sessions(self, request_users: np.ndarray, request_ts: np.ndarray) -> np.ndarray:
         """Each request's session: the item codes of its user's last SESSION_LENGTH clicks
@@ -199,28 +263,17 @@ def build_training_matrix(
     group_sizes = np.diff(bounds)
     row_request = np.repeat(np.arange(len(first)), group_sizes)
     times = request_ts[sorted_request[first]]
-    first_rows = pd.Index(impressions["user_id"].to_numpy()[order[first]])
-    users = pd.Index(encoded.user_ids).get_indexer(first_rows)
-    sessions = encoded.sessions(users, times)
-
-    blocks = []
-    day = (times - data.window_start) // 86_400
-    day_starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
-    for r0, r1 in zip(day_starts, np.r_[day_starts[1:], len(first)], strict=True):
-        snapshot = encoded.snapshot(data.window_start + day[r0] * 86_400, data.window_start)
-        s0, s1 = bounds[r0], bounds[r1]
-        block = build_encoded_feature_matrix(
-            snapshot,
-            user_rows=users[r0:r1],
-            request_times=times[r0:r1],
-            row_request=row_request[s0:s1] - r0,
-            row_items=row_items[s0:s1],
-            sessions=sessions[r0:r1],
-        )
-        blocks.append(block)
+    users = encoded.user_rows(impressions["user_id"].to_numpy()[order[first]])
+    features = encoded.features(
+        data.window_start,
+        users=users,
+        times=times,
+        row_request=row_request,
+        row_items=row_items,
+    )
 
     matrix = RankingMatrix(
-        features=np.concatenate(blocks),
+        features=features,
         labels=labels[order],
         positions=impressions["position"].to_numpy(np.int32)[order],
         group_sizes=group_sizes.astype(np.int64),

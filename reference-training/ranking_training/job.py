@@ -1,8 +1,9 @@
-"""The training job: data -> features -> split -> train -> evaluate -> register -> gate.
+"""The training job: data -> features -> split -> train -> evaluate -> gate -> register.
 
 Each stage lives in its own module; this one only runs them in order, times them, and tracks
 the run in MLflow experiment `recplat/<brand>`. Bad data stops the job before any MLflow run
-is created, so nothing is registered.
+is created, so nothing is registered. Every version that passes the offline checks is
+registered; the gate's outcome decides its alias (docs/architecture.md, "Promotion gate").
 """
 
 from __future__ import annotations
@@ -19,27 +20,41 @@ from typing import Any
 from ranking_features import FEATURE_VERSION, feature_spec
 
 from ranking_training.config import TrainingConfig
-from ranking_training.data import load_lake
+from ranking_training.data import LakeData, load_lake
 from ranking_training.errors import TrainingError
 from ranking_training.evaluate import (
     Evaluation,
     evaluate,
     offline_check_failures,
+    popularity_scores,
     score,
     write_report,
 )
-from ranking_training.features import build_training_matrix
+from ranking_training.features import EncodedEvents, build_training_matrix
+from ranking_training.gate import (
+    CHAMPION_TARGET,
+    NEW,
+    POPULARITY,
+    GateDecision,
+    GateRule,
+    Scorer,
+    decide_counterfactual,
+    decide_without_exploration,
+    estimate_targets,
+    exploration_slice,
+    pool_features,
+    target_positions,
+)
 from ranking_training.metrics import ranking_metrics
 from ranking_training.registry import (
     FINGERPRINT_TAG,
-    Decision,
-    apply_decision,
-    decide,
+    Champion,
+    apply_gate,
     find_version_with_fingerprint,
     load_champion,
     log_and_register,
 )
-from ranking_training.split import split_by_time
+from ranking_training.split import TimeWindows, split_by_time
 from ranking_training.train import train_in_process, train_on_dask
 
 
@@ -50,7 +65,7 @@ class JobResult:
     version: str | None
     run_id: str | None
     evaluation: Evaluation | None
-    decision: Decision | None
+    decision: GateDecision | None
     skipped_reason: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
@@ -76,7 +91,7 @@ def run_training(config: TrainingConfig, say: Callable[[str], None] = print) -> 
     )
 
     with _timed(timings, "load", say):
-        data = load_lake(config.lake_uri, config.data_from, config.data_to)
+        data = load_lake(config.lake_uri, config.data_from, config.data_to, config.mature_before)
     fingerprint = _fingerprint(data.fingerprint(), config)
     existing = find_version_with_fingerprint(client, config.registered_model, fingerprint)
     if existing is not None:
@@ -89,35 +104,39 @@ def run_training(config: TrainingConfig, say: Callable[[str], None] = print) -> 
 
     with _timed(timings, "features", say):
         matrix, snapshot = build_training_matrix(data, config.dismiss_label)
-        train, valid = split_by_time(
-            matrix, data.window_start, data.window_end, config.validation_days
-        )
+        windows = split_by_time(matrix, data.window_start, data.window_end, config.validation_days)
+    train, early_stopping, gate = windows.train, windows.early_stopping, windows.gate
     counts = {
         "impressions": len(data.impressions),
+        "immature_impressions": data.immature_impressions,
         "feedback_events": len(data.feedback),
         "duplicates_dropped": data.duplicates_dropped,
         "unmatched_feedback": data.unmatched_feedback,
         "train_rows": len(train.labels),
         "train_requests": train.n_requests,
-        "valid_rows": len(valid.labels),
-        "valid_requests": valid.n_requests,
+        "early_stopping_requests": early_stopping.n_requests,
+        "gate_rows": len(gate.labels),
+        "gate_requests": gate.n_requests,
     }
     with _timed(timings, "fit", say):
         if config.workers > 0 or config.dask_scheduler:
             booster = train_on_dask(train, config.lightgbm, config.workers, config.dask_scheduler)
         else:
-            booster = train_in_process(train, valid, config.lightgbm)
+            booster = train_in_process(train, early_stopping, config.lightgbm)
     with _timed(timings, "evaluate", say):
-        evaluation = evaluate(booster, valid)
+        evaluation = evaluate(booster, gate)
         champion, note = load_champion(client, config.registered_model)
         if note:
             evaluation.notes.append(note)
-        if champion is not None:
+        if champion is not None and champion.booster is not None:
             evaluation.champion_version = champion.version
             evaluation.champion = ranking_metrics(
-                valid.labels, score(champion.booster, valid), valid.group_sizes
+                gate.labels, score(champion.booster, gate), gate.group_sizes
             )
-        failures = offline_check_failures(evaluation, booster, valid)
+        failures = offline_check_failures(evaluation, booster, gate)
+    with _timed(timings, "gate", say):
+        decision = _judge(config, data, windows, booster, champion, evaluation)
+    counts["explore_requests"] = decision.exploration_requests
 
     mlflow.set_experiment(config.experiment)
     with (
@@ -139,7 +158,14 @@ def run_training(config: TrainingConfig, say: Callable[[str], None] = print) -> 
                 "data_from": str(config.data_from),
                 "data_to": str(config.data_to),
                 "promotion_metric": config.promotion_metric,
-                "min_gain": config.min_gain,
+                "label_delay_hours": config.label_delay_hours,
+                "mature_before": _span(data.window_end, data.window_end)[1:17],
+                "train_window": _span(windows.train_start, windows.early_stopping_start),
+                "early_stopping_window": _span(windows.early_stopping_start, windows.gate_start),
+                "gate_window": _span(windows.gate_start, windows.gate_end),
+                "conversion_weight": config.conversion_weight,
+                "margin": config.margin,
+                "min_exploration_requests": config.min_exploration_requests,
                 "workers": config.workers,
                 "feature_version": FEATURE_VERSION,
                 "best_iteration": booster.best_iteration or booster.current_iteration(),
@@ -154,8 +180,9 @@ def run_training(config: TrainingConfig, say: Callable[[str], None] = print) -> 
         ):
             if metrics:
                 mlflow.log_metrics(
-                    {f"{ranker}.{k.replace('@', '_at_')}": v for k, v in metrics.items()}
+                    {f"biased.{ranker}.{k.replace('@', '_at_')}": v for k, v in metrics.items()}
                 )
+        mlflow.log_metrics(decision.metrics())
         mlflow.log_dict(_importance(booster), "evaluation/feature_importance.json")
         report_dir = Path(scratch) / "evaluation"
         summary = {"title": f"{config.brand} {config.data_from}..{config.data_to}", "rows": counts}
@@ -177,7 +204,7 @@ def run_training(config: TrainingConfig, say: Callable[[str], None] = print) -> 
         version = log_and_register(
             booster,
             model_name=config.registered_model,
-            example=valid.features[:50],
+            example=gate.features[:50],
             feature_dir=feature_dir,
             version_tags={
                 "brand": config.brand,
@@ -188,28 +215,77 @@ def run_training(config: TrainingConfig, say: Callable[[str], None] = print) -> 
                 FINGERPRINT_TAG: fingerprint,
             },
         )
-        decision = decide(
-            config.promotion_metric,
-            config.min_gain,
-            evaluation.model,
-            evaluation.popularity,
-            evaluation.champion,
-            evaluation.champion_version,
+        apply_gate(client, config.registered_model, version.version, decision)
+        mlflow.log_dict(decision.tags(), "evaluation/decision.json")
+        mlflow.set_tags(
+            {key: decision.tags()[key] for key in ("gate", "gate.reason", "gate.basis")}
         )
-        apply_decision(client, config.registered_model, version.version, decision)
-        mlflow.log_dict(decision.to_dict(), "evaluation/decision.json")
-        mlflow.set_tag("gate", "promoted" if decision.promote else "held")
-        mlflow.set_tag("gate.reason", decision.reason)
         mlflow.set_tag("model_version", version.version)
-        verdict = "PROMOTED to champion" if decision.promote else "champion unchanged"
         say(
-            f"{config.brand}: registered {config.registered_model} v{version.version} as "
-            f"challenger; {verdict}: {decision.reason}"
+            f"{config.brand}: registered {config.registered_model} v{version.version}; "
+            f"gate {decision.outcome.value}: {decision.reason}"
         )
         say("  " + _table(evaluation))
         return JobResult(
             version.version, run.info.run_id, evaluation, decision, None, timings, counts
         )
+
+
+def _judge(
+    config: TrainingConfig,
+    data: LakeData,
+    windows: TimeWindows,
+    booster: Any,
+    champion: Champion | None,
+    evaluation: Evaluation,
+) -> GateDecision:
+    """The gate's decision: counterfactual on the gate window's explore requests when there
+    are enough of them, else the no-exploration outcome."""
+    rule = GateRule(
+        conversion_weight=config.conversion_weight,
+        margin=config.margin,
+        min_exploration_requests=config.min_exploration_requests,
+        metric=config.promotion_metric,
+    )
+    champion_version = champion.version if champion is not None else None
+    exploration = exploration_slice(data, windows.gate_start, windows.gate_end)
+    requests = exploration.n_requests if exploration is not None else 0
+    if exploration is None or requests < rule.min_exploration_requests:
+        return decide_without_exploration(
+            requests,
+            rule,
+            champion_serves=champion is not None,
+            champion_version=champion_version,
+            biased_model=evaluation.model,
+            biased_popularity=evaluation.popularity,
+        )
+    pool = pool_features(exploration, EncodedEvents.from_lake(data), data.window_start)
+    scorers: dict[str, Scorer] = {NEW: _booster_scorer(booster), POPULARITY: popularity_scores}
+    if champion is not None and champion.booster is not None:
+        scorers[CHAMPION_TARGET] = _booster_scorer(champion.booster)
+    positions = {name: target_positions(exploration, pool, s) for name, s in scorers.items()}
+    return decide_counterfactual(
+        estimate_targets(exploration, positions, rule),
+        rule,
+        champion_serves=champion is not None,
+        champion_version=champion_version,
+    )
+
+
+def _booster_scorer(booster: Any) -> Scorer:
+    def scores(features: Any) -> Any:
+        return booster.predict(features, num_iteration=booster.best_iteration or None)
+
+    return scores
+
+
+def _span(start: float, end: float) -> str:
+    from datetime import UTC, datetime
+
+    def moment(seconds: float) -> str:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M")
+
+    return f"[{moment(start)}, {moment(end)})"
 
 
 def _fingerprint(data_fingerprint: str, config: TrainingConfig) -> str:

@@ -1,17 +1,19 @@
-"""Stage 6: register the model in MLflow and decide whether it becomes champion.
+"""Stage 7: register the model in MLflow and record the gate's outcome on the version.
 
-Names (DESIGN.md): registered model `<brand>-ranker`, aliases `challenger` (newest version that
-passed the offline checks) and `champion` (what serves). The gate moves `champion` only when
-the new version beats the champion by `min_gain` on the promotion metric AND beats the
-popularity baseline. A version is tagged with the fingerprint of its data and configuration, so
-a rerun on the same data finds it and registers nothing new.
+Names (DESIGN.md, docs/architecture.md "Promotion gate"): registered model `<brand>-ranker`,
+aliases `challenger` (a version that passed the counterfactual gate, which the online
+experiment of issue 15 judges) and `champion` (what serves). The training job moves
+`champion` only for a brand's first model, when nothing serves yet; a rejected version, or one
+judged on too little exploration, is registered and tagged but never aliased. A version is
+tagged with the fingerprint of its data and configuration, so a rerun on the same data finds
+it and registers nothing new.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,56 +24,14 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from ranking_features import FEATURE_NAMES, FEATURE_VERSION
 
+from ranking_training.gate import GateDecision, GateOutcome
+
 CHALLENGER = "challenger"
 CHAMPION = "champion"
 FINGERPRINT_TAG = "data_fingerprint"
 SNAPSHOT_ARTIFACT = "features/snapshot.json"
 SPEC_ARTIFACT = "features/spec.json"
 MODEL_ARTIFACT = "model"
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The gate's verdict and the numbers behind it."""
-
-    promote: bool
-    reason: str
-    metric: str
-    model: float
-    popularity: float
-    champion: float | None
-    champion_version: str | None
-    min_gain: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def decide(
-    metric: str,
-    min_gain: float,
-    model: dict[str, float],
-    popularity: dict[str, float],
-    champion: dict[str, float] | None,
-    champion_version: str | None,
-) -> Decision:
-    """Promote when model > popularity and model >= champion + min_gain (if there is one)."""
-    ours, baseline = model[metric], popularity[metric]
-    theirs = None if champion is None else champion[metric]
-    if ours <= baseline:
-        promote, reason = False, f"{metric} {ours:.4f} does not beat popularity {baseline:.4f}"
-    elif theirs is None:
-        promote, reason = True, f"no comparable champion; {metric} {ours:.4f} beats popularity"
-    elif ours >= theirs + min_gain:
-        promote = True
-        reason = f"{metric} {ours:.4f} >= champion v{champion_version} {theirs:.4f} + {min_gain}"
-    else:
-        promote = False
-        reason = (
-            f"{metric} {ours:.4f} < champion v{champion_version} {theirs:.4f} + {min_gain} "
-            "(minimum gain)"
-        )
-    return Decision(promote, reason, metric, ours, baseline, theirs, champion_version, min_gain)
 
 
 def find_version_with_fingerprint(
@@ -89,16 +49,19 @@ def find_version_with_fingerprint(
 
 @dataclass
 class Champion:
+    """The version behind `champion`; `booster` is None when it cannot score today's features."""
+
     version: str
-    booster: Any
+    booster: Any | None
 
 
 def load_champion(client: MlflowClient, model_name: str) -> tuple[Champion | None, str | None]:
-    """The current champion if it reads today's features, else (None, why it was skipped)."""
+    """The current champion (None when there is none), and why it cannot be scored, if so."""
     try:
         version = client.get_model_version_by_alias(model_name, CHAMPION)
     except MlflowException:
         return None, None
+    unscored = Champion(version=version.version, booster=None)
     with tempfile.TemporaryDirectory() as scratch:
         try:
             spec_path = mlflow.artifacts.download_artifacts(
@@ -106,10 +69,10 @@ def load_champion(client: MlflowClient, model_name: str) -> tuple[Champion | Non
             )
             spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
         except (MlflowException, OSError, ValueError):
-            return None, f"champion v{version.version} has no readable {SPEC_ARTIFACT}"
+            return unscored, f"champion v{version.version} has no readable {SPEC_ARTIFACT}"
     if spec.get("feature_names") != list(FEATURE_NAMES):
-        return None, f"champion v{version.version} uses other features; compared to popularity only"
-    booster = mlflow.lightgbm.load_model(f"models:/{model_name}/{version.version}")
+        return unscored, f"champion v{version.version} uses other features"
+    booster = mlflow.lightgbm.load_model(f"models:/{model_name}@{CHAMPION}")
     return Champion(version=version.version, booster=booster), None
 
 
@@ -145,14 +108,17 @@ def log_and_register(
     return client.get_model_version(model_name, version)
 
 
-def apply_decision(client: MlflowClient, model_name: str, version: str, decision: Decision) -> None:
-    """`challenger` always moves to the new version; `champion` only when the gate passed."""
-    client.set_registered_model_alias(model_name, CHALLENGER, version)
-    if decision.promote:
+def apply_gate(client: MlflowClient, model_name: str, version: str, decision: GateDecision) -> None:
+    """Tag the version with the gate's outcome and figures; alias it only when it passed:
+    `challenger` for a challenger, `champion` for a brand's first champion. The gate never
+    moves an existing champion (the online experiment does)."""
+    for key, value in decision.tags().items():
+        # MLflow caps tag values at 5000 characters; a reason is far shorter.
+        client.set_model_version_tag(model_name, version, key, value[:5000])
+    if decision.outcome is GateOutcome.CHALLENGER:
+        client.set_registered_model_alias(model_name, CHALLENGER, version)
+    elif decision.outcome is GateOutcome.CHAMPION:
         client.set_registered_model_alias(model_name, CHAMPION, version)
-    client.set_model_version_tag(
-        model_name, version, "gate", "promoted" if decision.promote else "held"
-    )
 
 
 def _requirements() -> list[str]:

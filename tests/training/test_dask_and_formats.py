@@ -24,7 +24,8 @@ from .conftest import END, FIRST
 def test_dask_with_two_workers_trains_a_model_of_equal_quality(clean_lake: Path) -> None:
     data = load_lake(clean_lake.as_uri(), FIRST, END)
     matrix, _ = build_training_matrix(data)
-    train, valid = split_by_time(matrix, data.window_start, data.window_end, 1)
+    windows = split_by_time(matrix, data.window_start, data.window_end, 1)
+    train, valid = windows.train, windows.early_stopping
     local = evaluate(train_in_process(train, valid, LightGBMSettings(num_threads=1)), valid)
     # lightgbm.dask has no early stopping: give it the rounds the local run settles around.
     settings = LightGBMSettings(num_threads=1, num_boost_round=20)
@@ -40,7 +41,8 @@ def test_svmlight_format_trains_and_reports_metrics(
 
     data = load_lake(clean_lake.as_uri(), FIRST, END)
     matrix, _ = build_training_matrix(data)
-    train, valid = split_by_time(matrix, data.window_start, data.window_end, 1)
+    windows = split_by_time(matrix, data.window_start, data.window_end, 1)
+    train, valid = windows.train, windows.early_stopping
     for name, part in (("train.txt", train), ("valid.txt", valid)):
         dump_svmlight_file(part.features, part.labels, str(tmp_path / name))
         np.savetxt(tmp_path / f"{name}.query", part.group_sizes, fmt="%d")

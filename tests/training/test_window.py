@@ -1,7 +1,9 @@
-"""The data window: a run today reads today's events, and validates on the newest day with data."""
+"""The data window: a run today reads today's mature events; train, early-stopping and gate
+windows are disjoint, the gate on the newest day with data."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import numpy as np
@@ -44,16 +46,45 @@ def test_the_default_window_ends_today_so_todays_feedback_is_read() -> None:
     assert (config.data_to - config.data_from).days == 2
 
 
-def test_validation_is_today_once_today_has_requests() -> None:
-    # Window of days 0..3 (ends at 4); today (day 3) has requests.
-    train, valid = split_by_time(_matrix([0.5, 1.5, 2.5, 3.5, 3.6]), 0.0, 4 * DAY, 1)
-    assert list(valid.request_ts / DAY) == [3.5, 3.6]
+def test_the_gate_is_today_once_today_has_requests_and_early_stopping_the_day_before() -> None:
+    # Window of days 0..4 (ends at 5); today (day 4) has requests.
+    windows = split_by_time(_matrix([0.5, 1.5, 2.5, 3.5, 4.5, 4.6]), 0.0, 5 * DAY, 1)
+    assert list(windows.gate.request_ts / DAY) == [4.5, 4.6]
+    assert list(windows.early_stopping.request_ts / DAY) == [3.5]
     # Day 0 is the warm-up day (its snapshot is empty), left out of a window this long.
-    assert list(train.request_ts / DAY) == [1.5, 2.5]
+    assert list(windows.train.request_ts / DAY) == [1.5, 2.5]
 
 
-def test_validation_is_the_newest_day_with_requests_before_today_has_any() -> None:
-    # Same window, but nothing logged today yet: yesterday validates instead of an empty day.
-    train, valid = split_by_time(_matrix([0.5, 1.5, 2.5, 2.6]), 0.0, 4 * DAY, 1)
-    assert list(valid.request_ts / DAY) == [2.5, 2.6]
-    assert list(train.request_ts / DAY) == [0.5, 1.5]
+def test_the_gate_is_the_newest_day_with_requests_before_today_has_any() -> None:
+    # Same window, but nothing logged today yet: yesterday is the gate, not an empty day.
+    windows = split_by_time(_matrix([0.5, 1.5, 2.5, 3.5, 3.6]), 0.0, 5 * DAY, 1)
+    assert list(windows.gate.request_ts / DAY) == [3.5, 3.6]
+    assert list(windows.early_stopping.request_ts / DAY) == [2.5]
+    assert list(windows.train.request_ts / DAY) == [0.5, 1.5]
+
+
+def test_train_early_stopping_and_gate_windows_are_disjoint_and_in_time_order() -> None:
+    days = list(np.linspace(0.01, 9.99, 200))
+    windows = split_by_time(_matrix(days), 0.0, 10 * DAY, 2)
+    parts = [windows.train, windows.early_stopping, windows.gate]
+    # Every request is in at most one part, and each part is entirely older than the next.
+    assert sum(p.n_requests for p in parts) <= len(days)
+    for older, newer in itertools.pairwise(parts):
+        assert older.request_ts.max() < newer.request_ts.min()
+    assert windows.gate.request_ts.min() >= windows.gate_start == 8 * DAY
+    assert windows.early_stopping.request_ts.max() < windows.gate_start
+    assert windows.early_stopping.request_ts.min() >= windows.early_stopping_start == 6 * DAY
+    # The first (warm-up) day's snapshot is empty: left out of training.
+    assert windows.train.request_ts.min() >= DAY
+
+
+def test_the_window_ends_at_the_label_maturity_cut_off_of_the_run() -> None:
+    parser = build_parser()
+    args = parser.parse_args(
+        [
+            "--brand", "b", "--lake-uri", "file:///x", "--tracking-uri", "http://x",
+            "--run-at", "2025-01-31T10:00:00+00:00", "--label-delay-hours", "6",
+        ]
+    )  # fmt: skip
+    config = config_from_args(args, parser)
+    assert config.mature_before == datetime(2025, 1, 31, 4, tzinfo=UTC).timestamp()
