@@ -1,4 +1,4 @@
-"""The AKS cluster, its user node pool, its registry, and the Kubernetes provider built from it.
+"""The AKS cluster, its user node pool, its pull access to the registry, its Kubernetes provider.
 
 The cluster is Entra-only (local accounts off, Azure RBAC), runs workload identity
 and the Key Vault CSI driver, and ships metrics to managed Prometheus. Because local
@@ -19,7 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumiverse_time as time
 import yaml
-from pulumi_azure_native import containerregistry, containerservice
+from pulumi_azure_native import containerservice
 
 from infra import azure_roles
 from infra.brand_names import NAMESPACE_COST_LABELS
@@ -96,6 +96,9 @@ class ClusterArgs:
     endpoints_subnet_id: pulumi.Input[str]
     registry_dns_zone_id: pulumi.Input[str] | None
     """Set when private endpoints are on: the registry is then reachable only privately."""
+    registry_id: pulumi.Input[str]
+    """The ACR of the registry project (``infra/registry.py``), deployed before this stack so
+    its images exist before any workload pulls them; the cluster only gets pull access."""
     log_analytics_workspace_id: pulumi.Input[str]
     deployer_object_id: pulumi.Input[str]
     deployer_principal_type: str
@@ -110,7 +113,6 @@ class Cluster(pulumi.ComponentResource):
     cluster_id: pulumi.Output[str]
     oidc_issuer_url: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
-    registry_login_server: pulumi.Output[str]
     provider: k8s.Provider
     user_pool: containerservice.AgentPool
     """Where every recplat pod runs (the system pool is tainted CriticalAddonsOnly)."""
@@ -275,27 +277,6 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
 
-        registry = containerregistry.Registry(
-            f"{name}-acr",
-            registry_name=names.registry,
-            resource_group_name=rg,
-            location=args.location,
-            # Premium is the only SKU with private endpoints and zone redundancy.
-            sku=containerregistry.SkuArgs(
-                name="Premium" if args.registry_dns_zone_id is not None else "Standard"
-            ),
-            admin_user_enabled=False,
-            anonymous_pull_enabled=False,
-            public_network_access="Disabled"
-            if args.registry_dns_zone_id is not None
-            else "Enabled",
-            network_rule_bypass_options="AzureServices",
-            zone_redundancy="Enabled"
-            if zones and args.registry_dns_zone_id is not None
-            else "Disabled",
-            tags=args.tags,
-            opts=child,
-        )
         if args.registry_dns_zone_id is not None:
             private_endpoint(
                 f"{name}-acr-pe",
@@ -304,7 +285,7 @@ class Cluster(pulumi.ComponentResource):
                     resource_group_name=rg,
                     location=args.location,
                     subnet_id=args.endpoints_subnet_id,
-                    service_id=registry.id,
+                    service_id=args.registry_id,
                     group_id="registry",
                     dns_zone_id=args.registry_dns_zone_id,
                     tags=args.tags,
@@ -322,7 +303,7 @@ class Cluster(pulumi.ComponentResource):
             role=azure_roles.ACR_PULL,
             principal_id=kubelet_object_id,
             principal_type="ServicePrincipal",
-            scope=registry.id,
+            scope=args.registry_id,
             parent=self,
         )
         # Whoever runs `pulumi up` must reach the API server to create in-cluster objects.
@@ -383,11 +364,9 @@ class Cluster(pulumi.ComponentResource):
         self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(
             lambda profile: (profile.issuer_url if profile else None) or ""
         )
-        self.registry_login_server = registry.login_server
         self.register_outputs(
             {
                 "clusterName": self.cluster_name,
                 "oidcIssuerUrl": self.oidc_issuer_url,
-                "registryLoginServer": self.registry_login_server,
             }
         )

@@ -1,8 +1,9 @@
 """The environment: every shared resource of one stack, wired in dependency order.
 
-Resource group -> network -> monitoring -> cluster (+ registry, provider) -> lake,
-vault -> database -> MLflow server -> HTTPS ingress edge -> cluster monitoring -> Dask
-operator. The
+Resource group -> network -> monitoring -> cluster (+ pull access to the registry, provider)
+-> lake, vault -> database -> MLflow server -> HTTPS ingress edge -> cluster monitoring -> Dask
+operator. The registry is not here: the registry project (``registry/``) creates it, and the
+images are put in it, before this stack runs (``infra/registry.py``). The
 result is one ``BrandPlatform``, the only thing brand stacks see of the environment.
 """
 
@@ -35,6 +36,7 @@ from infra.monitoring import (
     MonitoringArgs,
 )
 from infra.network import Network, NetworkArgs
+from infra.registry import registry_location
 from infra.vault import Vault, VaultArgs
 
 # The AKS application routing add-on runs every NGINX controller it manages here.
@@ -108,11 +110,13 @@ class Environment(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        # Created by the registry project before this stack, with the images in it.
+        registry = registry_location(config.subscription_id, config.stack)
         cluster = Cluster(
             f"{name}-cluster",
             ClusterArgs(
                 names=names,
-                config=config.cluster,
+                config=config.cluster_for_deployer,
                 network=config.network,
                 subscription_id=config.subscription_id,
                 tenant_id=client.tenant_id,
@@ -121,6 +125,7 @@ class Environment(pulumi.ComponentResource):
                 nodes_subnet_id=network.nodes_subnet_id,
                 endpoints_subnet_id=network.endpoints_subnet_id,
                 registry_dns_zone_id=network.dns_zone_ids.get("registry"),
+                registry_id=registry.id,
                 log_analytics_workspace_id=monitoring.log_analytics_workspace_id,
                 deployer_object_id=client.object_id,
                 deployer_principal_type=str(config.access.deployer_principal_type),
@@ -179,13 +184,13 @@ class Environment(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        registry = names.registry_login_server
+        registry_host = registry.login_server
         mlflow = MlflowServer(
             f"{name}-mlflow",
             MlflowServerArgs(
                 names=names,
                 config=config.mlflow,
-                image=f"{registry}/{config.images.mlflow}",
+                image=f"{registry_host}/{config.images.mlflow}",
                 subscription_id=config.subscription_id,
                 tenant_id=client.tenant_id,
                 resource_group_name=rg,
@@ -258,10 +263,10 @@ class Environment(pulumi.ComponentResource):
             key_vault_id=vault.vault_id,
             key_vault_uri=vault.vault_uri,
             oidc_issuer_url=cluster.oidc_issuer_url,
-            acr_login_server=cluster.registry_login_server,
+            acr_login_server=registry_host,
             images=BrandImages(
-                service=f"{registry}/{config.images.service}",
-                training=f"{registry}/{config.images.training}",
+                service=f"{registry_host}/{config.images.service}",
+                training=f"{registry_host}/{config.images.training}",
             ),
             mlflow_tracking_uri=mlflow.tracking_uri,
             mlflow_identity_principal_id=mlflow.identity_principal_id,

@@ -26,7 +26,6 @@ import pulumi_kubernetes as k8s
 import yaml
 from pulumi_azure_native import (
     alertsmanagement,
-    applicationinsights,
     dashboard,
     monitor,
     operationalinsights,
@@ -113,10 +112,9 @@ class MonitoringArgs:
 
 
 class Monitoring(pulumi.ComponentResource):
-    """Log Analytics, App Insights, Azure Monitor workspace with DCE/DCR, Grafana, action group."""
+    """Log Analytics, Azure Monitor workspace with DCE/DCR, Grafana, action group."""
 
     log_analytics_workspace_id: pulumi.Output[str]
-    app_insights_connection_string: pulumi.Output[str]
     monitor_workspace_id: pulumi.Output[str]
     data_collection_endpoint_id: pulumi.Output[str]
     data_collection_rule_id: pulumi.Output[str]
@@ -139,20 +137,6 @@ class Monitoring(pulumi.ComponentResource):
             sku=operationalinsights.WorkspaceSkuArgs(name="PerGB2018"),
             retention_in_days=args.config.log_retention_days,
             features=operationalinsights.WorkspaceFeaturesArgs(disable_local_auth=True),
-            tags=tags,
-            opts=child,
-        )
-        insights = applicationinsights.Component(
-            f"{name}-app-insights",
-            resource_name_=f"appi-recplat-{names.stack}",
-            resource_group_name=rg,
-            location=location,
-            kind="web",
-            application_type="web",
-            workspace_resource_id=logs.id,
-            ingestion_mode="LogAnalytics",
-            # Telemetry is sent with Entra tokens (workload identity), never the ikey alone.
-            disable_local_auth=True,
             tags=tags,
             opts=child,
         )
@@ -319,7 +303,6 @@ class Monitoring(pulumi.ComponentResource):
         )
 
         self.log_analytics_workspace_id = logs.id
-        self.app_insights_connection_string = pulumi.Output.secret(insights.connection_string)
         self.monitor_workspace_id = workspace.id
         self.data_collection_endpoint_id = endpoint.id
         self.data_collection_rule_id = rule.id

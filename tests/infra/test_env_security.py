@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from infra.plan_mocks import PLACEHOLDER_SUBSCRIPTION
+from infra.registry import registry_location
 from recplat.plan import Plan
 from tests.infra.conftest import lookup, one
 
@@ -63,14 +65,12 @@ def test_every_role_assignment_names_its_principal_type(
 def test_kubelet_identity_can_pull_from_the_registry_as_a_service_principal(
     environment_plans: dict[str, Plan], stack: str
 ) -> None:
+    # The registry itself is the registry project's (tests/infra/test_first_deploy_images.py).
     plan = environment_plans[stack]
     pull = one(plan, "azure-native:authorization:RoleAssignment", "kubelet-acrpull")
-    registry = one(plan, "azure-native:containerregistry:Registry")
     assert pull["inputs"]["principalType"] == "ServicePrincipal", pull["urn"]
     assert pull["inputs"]["roleDefinitionId"].endswith("7f951dda-4ed3-4680-a7ca-43fe172d538d")
-    assert pull["inputs"]["scope"].endswith(f"/registries/{registry['inputs']['registryName']}")
-    assert registry["inputs"]["adminUserEnabled"] is False, registry["urn"]
-    assert registry["inputs"]["anonymousPullEnabled"] is False, registry["urn"]
+    assert pull["inputs"]["scope"] == registry_location(PLACEHOLDER_SUBSCRIPTION, stack).id
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -14,7 +14,6 @@ USER_POOL = "azure-native:containerservice:AgentPool"
 POSTGRES = "azure-native:dbforpostgresql:Server"
 STORAGE = "azure-native:storage:StorageAccount"
 VAULT = "azure-native:keyvault:Vault"
-REGISTRY = "azure-native:containerregistry:Registry"
 PRIVATE_ENDPOINT = "azure-native:network:PrivateEndpoint"
 
 
@@ -77,7 +76,6 @@ def test_public_network_access_follows_private_endpoints(
     for token, path in (
         (STORAGE, "publicNetworkAccess"),
         (VAULT, "properties.publicNetworkAccess"),
-        (REGISTRY, "publicNetworkAccess"),
     ):
         resource = one(plan, token)
         assert lookup(resource["inputs"], path) == access, f"{resource['urn']}: {path}"
@@ -86,15 +84,11 @@ def test_public_network_access_follows_private_endpoints(
     assert lookup(postgres["inputs"], "network.publicNetworkAccess") == "Disabled", postgres["urn"]
 
 
-def test_storage_and_registry_skus_follow_the_stack(environment_plans: dict[str, Plan]) -> None:
-    for stack, storage_sku, registry_sku in (
-        ("dev", "Standard_LRS", "Standard"),
-        ("prod", "Standard_ZRS", "Premium"),
-    ):
+def test_storage_skus_follow_the_stack(environment_plans: dict[str, Plan]) -> None:
+    # The registry's SKU and access are the registry project's (test_first_deploy_images.py).
+    for stack, storage_sku in (("dev", "Standard_LRS"), ("prod", "Standard_ZRS")):
         storage = one(environment_plans[stack], STORAGE)
-        registry = one(environment_plans[stack], REGISTRY)
         assert storage["inputs"]["sku"]["name"] == storage_sku, storage["urn"]
-        assert registry["inputs"]["sku"]["name"] == registry_sku, registry["urn"]
 
 
 def test_only_configured_differences_separate_the_stacks(
