@@ -114,14 +114,18 @@ class EventLog:
     def sealed_segments(self, kind: str | None = None) -> list[Path]:
         """Segments not taking appends, oldest first."""
         kinds = KINDS if kind is None else (kind,)
-        active = {s.path for s in self._active.values() if s is not None}
-        found = [
-            path
-            for k in kinds
-            for path in (self.directory / k).glob(f"*{SEGMENT_SUFFIX}")
-            if path not in active
-        ]
-        return sorted(found, key=lambda p: p.name)
+        found = [path for k in kinds for path in (self.directory / k).glob(f"*{SEGMENT_SUFFIX}")]
+        # The active segments are read after the listing, under the appends' lock: an append
+        # creates its file and makes it active under that lock, so a file listed here that is
+        # not active now was sealed (or left by a crash). Read before, a segment created in
+        # between would count as sealed: shipped, then deleted while appends still wrote to it.
+        active = set()
+        for k in kinds:
+            with self._locks[k]:
+                segment = self._active[k]
+            if segment is not None:
+                active.add(segment.path)
+        return sorted((path for path in found if path not in active), key=lambda p: p.name)
 
     @property
     def quarantine_directory(self) -> Path:

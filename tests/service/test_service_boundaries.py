@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -100,6 +101,36 @@ def test_one_event_log_has_one_writer(tmp_path: Path) -> None:
             EventLog(tmp_path).open()
     finally:
         first.close()
+
+
+def test_segments_shipped_while_appends_run_lose_no_record(tmp_path: Path) -> None:
+    """The shipper seals and lists segments while the event loop appends: a segment that an
+    append has just created is active, never shipped (and deleted) under its writer."""
+    log = EventLog(tmp_path)
+    log.open()
+    appended = 200_000
+    stop = threading.Event()
+
+    def append() -> None:
+        for n in range(appended):
+            log.append("feedback", [{"event_id": str(n)}], durable=False)
+        stop.set()
+
+    shipped: list[str] = []
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        while not stop.is_set():
+            log.seal("feedback")
+            for segment in log.sealed_segments("feedback"):
+                shipped += [r["event_id"] for r in read_segment(segment)]
+                segment.unlink()
+    finally:
+        writer.join()
+        log.close()
+    for segment in log.sealed_segments("feedback"):
+        shipped += [r["event_id"] for r in read_segment(segment)]
+    assert len(shipped) == appended and set(shipped) == {str(n) for n in range(appended)}
 
 
 def test_a_torn_last_record_is_skipped(tmp_path: Path) -> None:
