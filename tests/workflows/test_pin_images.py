@@ -57,3 +57,36 @@ def test_names_a_missing_stack_file(tmp_path: Path) -> None:
     result = run(tmp_path, "--stack", "qa", "--tag", "abc")
     assert result.returncode == 2
     assert result.stderr == f"pin_images: {tmp_path / 'Pulumi.qa.yaml'} does not exist\n"
+
+
+def test_pins_by_digest_keeping_the_tag_for_readers(tmp_path: Path) -> None:
+    shutil.copy(REPO_ROOT / "Pulumi.prod.yaml", tmp_path)
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    digests = {
+        name: "sha256:" + char * 64
+        for name, char in zip(("service", "training", "mlflow"), "abc", strict=True)
+    }
+    text = ",".join(f"{name}={digest}" for name, digest in digests.items())
+
+    result = run(tmp_path, "--stack", "prod", "--tag", sha, "--digests", text)
+
+    assert result.returncode == 0, result.stderr
+    images = yaml.safe_load((tmp_path / "Pulumi.prod.yaml").read_text())["config"]["recplat:images"]
+    assert images["service"] == f"recplat/ranking-service:{sha}@{digests['service']}"
+    assert images["mlflow"] == f"recplat/mlflow:{sha}@{digests['mlflow']}"
+    # The pinned references pass the stack config's own image check.
+    from infra.config import ImagesConfig
+
+    ImagesConfig.model_validate(images)
+
+
+def test_refuses_a_missing_or_malformed_digest(tmp_path: Path) -> None:
+    shutil.copy(REPO_ROOT / "Pulumi.dev.yaml", tmp_path)
+    missing = run(
+        tmp_path, "--stack", "dev", "--tag", "abc", "--digests", "service=sha256:" + "a" * 64
+    )
+    assert missing.returncode == 2
+    assert "expected one digest for each of ['mlflow', 'service', 'training']" in missing.stderr
+    bad = run(tmp_path, "--stack", "dev", "--tag", "abc", "--digests", "service=latest")
+    assert bad.returncode == 2
+    assert "'service=latest' is not <image>=sha256:<64 hex>" in bad.stderr

@@ -184,6 +184,7 @@ def test_push_to_main_deploys_dev_then_prod_behind_its_environment() -> None:
     assert prod_job["environment"] == "prod"
     assert dev_name in prod_job["needs"], "prod must only follow a successful dev update"
     assert "images" in dev_job["needs"], "dev must deploy images that were pushed first"
+    # tests/workflows/test_first_deploy_workflow.py checks the registry -> images -> up order.
     assert workflow["concurrency"]["cancel-in-progress"] is False
 
 
@@ -197,6 +198,11 @@ def test_prod_gate_rule_catches_an_ungated_prod_update() -> None:
             }
         }
     }
+    assert rules.ungated_prod_updates(workflow) == [
+        "job up: `pulumi up` on prod must run in `environment: prod`"
+    ]
+    registry_step = {"command": "up", "stack-name": "prod", "work-dir": "registry"}
+    workflow["jobs"]["up"]["steps"][0]["with"] = registry_step
     assert rules.ungated_prod_updates(workflow) == [
         "job up: `pulumi up` on prod must run in `environment: prod`"
     ]
@@ -214,7 +220,7 @@ def test_images_are_built_from_the_slim_base_and_tagged_by_commit() -> None:
     assert 'RECPLAT_IMAGE_TAG="$IMAGE_TAG"' in build["run"]
     for job, stack in (("up-dev", "dev"), ("up-prod", "prod")):
         runs = [step.get("run", "") for step in rules.steps(workflow["jobs"][job])]
-        pin = f'pin_images.py --stack {stack} --tag "$IMAGE_TAG"'
+        pin = f'pin_images.py --stack {stack} --tag "$IMAGE_TAG" --digests "$DIGESTS"'
         assert any(pin in run for run in runs), f"{job} does not pin the images it deploys"
 
 

@@ -112,12 +112,13 @@ def matrix_stacks(job: dict[str, Any]) -> list[str]:
     return list(job.get("strategy", {}).get("matrix", {}).get("stack", []))
 
 
-def stacks_run(job: dict[str, Any], command: str) -> set[str]:
-    """The stacks a job runs `pulumi <command>` on, expanding `${{ matrix.stack }}`."""
+def stacks_run(job: dict[str, Any], command: str, work_dir: str | None = None) -> set[str]:
+    """The stacks of one project a job runs `pulumi <command>` on, expanding
+    `${{ matrix.stack }}`: the environment (root) project, or the one in `work_dir`."""
     found: set[str] = set()
     for step in pulumi_steps(job):
         inputs = step.get("with") or {}
-        if inputs.get("command") != command:
+        if inputs.get("command") != command or inputs.get("work-dir") != work_dir:
             continue
         stack = str(inputs.get("stack-name", ""))
         found.update(matrix_stacks(job) if "matrix.stack" in stack else [stack])
@@ -125,10 +126,12 @@ def stacks_run(job: dict[str, Any], command: str) -> set[str]:
 
 
 def ungated_prod_updates(workflow: dict[str, Any]) -> list[str]:
-    """Jobs that run `pulumi up` on prod outside the `prod` GitHub environment."""
+    """Jobs that run `pulumi up` on a prod stack (any project) outside the `prod` environment."""
     problems = []
     for name, job in workflow["jobs"].items():
-        if "prod" not in stacks_run(job, "up"):
+        projects = {str((step.get("with") or {}).get("work-dir")) for step in pulumi_steps(job)}
+        work_dirs = [None if project == "None" else project for project in projects]
+        if not any("prod" in stacks_run(job, "up", work_dir) for work_dir in work_dirs):
             continue
         environment = job.get("environment")
         environment_name = environment.get("name") if isinstance(environment, dict) else environment
