@@ -104,6 +104,16 @@ _TARGET_BY_PREFIX = (
 )
 # Scraped by each brand's PodMonitor (infra/brand_service.py): custom jobs keep everything.
 POD_MONITOR_PREFIX = "recplat_"
+# Written by Prometheus for every scrape; metric relabelling (the keep lists) never sees them.
+SYNTHETIC_SERIES = frozenset(
+    {
+        "up",
+        "scrape_duration_seconds",
+        "scrape_samples_scraped",
+        "scrape_samples_post_metric_relabeling",
+        "scrape_series_added",
+    }
+)
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
 _BRACES = re.compile(r"\{[^}]*\}")
@@ -126,8 +136,9 @@ def metric_names(expr: str) -> set[str]:
 
 
 def target_of(metric: str) -> str | None:
-    """The default target that exposes ``metric``, or ``None`` for a PodMonitor metric."""
-    if metric.startswith(POD_MONITOR_PREFIX):
+    """The default target that exposes ``metric``; ``None`` when no keep list applies to it
+    (a brand service's metric, scraped by its PodMonitor, or a per-scrape synthetic series)."""
+    if metric.startswith(POD_MONITOR_PREFIX) or metric in SYNTHETIC_SERIES:
         return None
     for prefix, target in _TARGET_BY_PREFIX:
         if metric.startswith(prefix):
