@@ -57,9 +57,11 @@ def test_an_invalid_brand_file_is_named_without_a_traceback(tmp_path: Path) -> N
 def test_status_without_a_platform_says_so(tmp_path: Path) -> None:
     result = recplat("local", "status", "--state-dir", str(tmp_path), timeout=60)
     assert result.returncode == 3
-    assert result.stdout.strip() == (
-        "no local platform is running (start one with `recplat local up`)"
-    )
+    # The hint runs as printed: it names this state folder (and `uv run` when needed).
+    message = result.stdout.strip()
+    assert message.startswith("no local platform is running (start one with `"), message
+    command = message.split("`")[1]
+    assert command.endswith(f"recplat local up --detach --state-dir {tmp_path}"), command
 
 
 @pytest.mark.slow
