@@ -226,3 +226,25 @@ def aks_api_server_restricted(args: ResourceValidationArgs, report: Violations) 
             "authorizes 0.0.0.0/0 on the API server; list only the CIDRs of CI and operators "
             "in apiServerAccessProfile.authorizedIPRanges"
         )
+
+
+# The Kubernetes minors AKS supported when recplat was last reviewed (infra/config.py keeps the
+# same list for stack validation; a policy pack must not import the program it polices).
+SUPPORTED_KUBERNETES_MINORS = ("1.34", "1.35", "1.36")
+
+
+@resource_policy(
+    name="aks-kubernetes-version-supported",
+    description="AKS runs a Kubernetes minor version that AKS still supports.",
+    resource_types=[MANAGED_CLUSTER],
+    severity=Severity.HIGH,
+)
+def aks_kubernetes_version_supported(args: ResourceValidationArgs, report: Violations) -> None:
+    value = args.props.get("kubernetesVersion")
+    minor = ".".join(str(value).split(".")[:2]) if value is not None else None
+    if minor not in SUPPORTED_KUBERNETES_MINORS:
+        report(
+            f"{setting('kubernetesVersion', value)}, outside the supported "
+            f"{', '.join(SUPPORTED_KUBERNETES_MINORS)}; choose one that "
+            "`az aks get-versions --location <region> -o table` lists"
+        )

@@ -91,3 +91,24 @@ def postgres_geo_backup_prod(args: ResourceValidationArgs, report: Violations) -
     value = lookup(args.props, "backup.geoRedundantBackup")
     if not same_text(value, "Enabled"):
         report(f"{setting('backup.geoRedundantBackup', value)} in prod; set it to Enabled")
+
+
+CONFIGURATION = "azure-native:dbforpostgresql:Configuration"
+
+
+@resource_policy(
+    name="postgres-tls-required",
+    description="No PostgreSQL server parameter turns require_secure_transport off.",
+    resource_types=[CONFIGURATION],
+    severity=Severity.HIGH,
+)
+def postgres_tls_required(args: ResourceValidationArgs, report: Violations) -> None:
+    # It is on by default on a flexible server; only an override can turn TLS off.
+    if str(args.props.get("configurationName")) != "require_secure_transport":
+        return
+    value = args.props.get("value")
+    if not same_text(value, "on"):
+        report(
+            f"{setting('value', value)} for require_secure_transport; remove the Configuration "
+            "(the server requires TLS by default)"
+        )

@@ -138,9 +138,15 @@ def _resources(stack: str) -> list[tuple[str, str, dict[str, Any]]]:
             {"startIpAddress": "203.0.113.0", "endIpAddress": "203.0.113.255"},
         ),
         (
+            "azure-native:dbforpostgresql:Configuration",
+            "log-connections",
+            {"configurationName": "log_connections", "value": "on", "source": "user-override"},
+        ),
+        (
             "azure-native:containerservice:ManagedCluster",
             "aks",
             {
+                "kubernetesVersion": "1.35",
                 "enableRBAC": True,
                 "disableLocalAccounts": True,
                 "aadProfile": {"managed": True, "enableAzureRBAC": True},

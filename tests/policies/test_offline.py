@@ -143,5 +143,5 @@ def test_render_groups_by_policy_mandatory_first_with_a_summary() -> None:
         "aks-api-server-restricted (advisory, high): 1",
         f"  policy aks-api-server-restricted: {aks_urn} exposes the API server to the internet; "
         "set apiServerAccessProfile.enablePrivateCluster=true or authorizedIPRanges",
-        "stack dev: 1 mandatory and 1 advisory violations (55 policies over 20 resources)",
+        "stack dev: 1 mandatory and 1 advisory violations (57 policies over 21 resources)",
     ]

@@ -136,6 +136,13 @@ CASES = [
         ("addonProfiles.kubeDashboard", {"enabled": True}),
     ),
     case(
+        "aks-kubernetes-version-supported",
+        "aks",
+        "sets kubernetesVersion=1.33, outside the supported 1.34, 1.35, 1.36; choose one that "
+        "`az aks get-versions --location <region> -o table` lists",
+        ("kubernetesVersion", "1.33"),
+    ),
+    case(
         "aks-upgrade-channel",
         "aks",
         "sets autoUpgradeProfile.upgradeChannel=none; set it to patch, stable, rapid or node-image",
@@ -248,6 +255,14 @@ CASES = [
         ("properties.publicNetworkAccess", "Enabled"),
     ),
     # PostgreSQL
+    case(
+        "postgres-tls-required",
+        "log-connections",
+        "sets value=off for require_secure_transport; remove the Configuration "
+        "(the server requires TLS by default)",
+        ("configurationName", "require_secure_transport"),
+        ("value", "off"),
+    ),
     case(
         "postgres-no-open-firewall",
         "office",
