@@ -229,8 +229,12 @@ def _read_gate(tracking_uri: str, name: str, previous: str | None, result: Brand
         result.switched_alias = "champion"
     else:
         kept = f"v{champion.version}" if champion else "none"
-        result.gate = f"not promoted: champion stays {kept}; v{newest} is challenger"
-        result.switched_alias = "challenger" if result.challenger == newest else None
+        served = result.challenger == newest
+        # The counterfactual gate may register a version and serve it nowhere (rejected, or
+        # too little exploration to judge); the retraining message says which and why.
+        role = "is challenger" if served else "is not served"
+        result.gate = f"not promoted: champion stays {kept}; v{newest} {role}"
+        result.switched_alias = "challenger" if served else None
 
 
 def _wait_for_switch(

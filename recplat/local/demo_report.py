@@ -22,7 +22,7 @@ def summary_table(outcomes: list[BrandOutcome]) -> Table:
     for column in (
         "brand",
         "champion before (NDCG@10)",
-        "clicks sent / in lake",
+        "feedback sent / in lake",
         "retrain -> new version (NDCG@10)",
         "gate decision",
         "picked up by service",
@@ -113,10 +113,17 @@ def _outcome_json(outcome: BrandOutcome) -> dict[str, Any]:
         {
             "requests": result.requests,
             "failed_requests": result.failed_requests,
-            "clicks": len(result.feedback_event_ids),
+            "feedback_events": len(result.feedback_event_ids),
+            "clicks": sum(t.clicks for t in result.by_variant.values()),
+            "conversions": sum(t.conversions for t in result.by_variant.values()),
             "seconds": round(result.seconds, 2),
             "ctr_by_variant": {
-                key: {"impressions": t.impressions, "clicks": t.clicks, "ctr": round(t.ctr, 4)}
+                key: {
+                    "impressions": t.impressions,
+                    "clicks": t.clicks,
+                    "conversions": t.conversions,
+                    "ctr": round(t.ctr, 4),
+                }
                 for key, t in result.by_variant.items()
             },
         }
