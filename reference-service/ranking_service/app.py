@@ -28,6 +28,7 @@ from starlette.types import Scope
 from ranking_service.auth import ApiKeyCheck
 from ranking_service.body_limit import BodySizeLimit
 from ranking_service.event_log import EventLog
+from ranking_service.exploration import Exploration
 from ranking_service.feedback_routes import feedback_router
 from ranking_service.lake_shipper import LakeShipper
 from ranking_service.metrics import ServiceMetrics
@@ -123,6 +124,7 @@ def create_app(settings: Settings) -> FastAPI:
         reloader=ModelReloader(settings, metrics),
         event_log=EventLog(settings.event_log_dir),
         batcher=RankBatcher(scoring, metrics.rank_batch_size.labels(settings.brand).observe),
+        exploration=Exploration(settings.exploration, settings.exploration_seed),
     )
 
     # Opened here, before uvicorn starts: a bad lake URI or a second process on the same

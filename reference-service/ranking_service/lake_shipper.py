@@ -62,7 +62,27 @@ IMPRESSION_RECORD = pa.schema(
         pa.field("model_version", pa.string()),
         pa.field("variant", pa.string()),
         pa.field("brand", pa.string()),
+        # Request-level, like the fields above: every row of the list gets the same value.
+        # Records written before exploration was logged have none of them (null in the lake).
+        pa.field("policy", pa.string()),
+        pa.field("propensity", pa.float64()),
+        pa.field("pool", pa.list_(pa.string())),
+        pa.field("experiment_id", pa.string()),
     ]
+)
+# The record's fields that are the same on every row of its list.
+REQUEST_FIELDS = (
+    "request_id",
+    "ts",
+    "user_id",
+    "model_name",
+    "model_version",
+    "variant",
+    "brand",
+    "policy",
+    "propensity",
+    "pool",
+    "experiment_id",
 )
 MICROSECONDS_PER_DAY = 86_400_000_000
 EPOCH_DAY = date(1970, 1, 1)
@@ -76,15 +96,14 @@ and trying every segment would only wait out one time-out each."""
 
 
 def impression_table(records: pa.Table) -> pa.Table:
-    """One row per item served: a ranking record of n items expands to n rows."""
+    """One row per item served: a ranking record of n items expands to n rows, each with the
+    record's request-level fields (an explore request's pool repeated on each of its rows)."""
     items = records["items"].combine_chunks()
     parents = pc.list_parent_indices(items)
     offsets = items.offsets.to_numpy()
     # 1-based rank of each item within its list.
     position = np.arange(len(parents), dtype=np.int32) - offsets[parents.to_numpy()] + 1
-    rows = records.select(
-        ["request_id", "ts", "user_id", "model_name", "model_version", "variant", "brand"]
-    ).take(parents)
+    rows = records.select(REQUEST_FIELDS).take(parents)
     event_id = pc.binary_join_element_wise(
         rows["request_id"], pc.cast(pa.array(position), pa.string()), ":"
     )
@@ -100,6 +119,10 @@ def impression_table(records: pa.Table) -> pa.Table:
         "model_version": rows["model_version"],
         "variant": rows["variant"],
         "brand": rows["brand"],
+        "policy": rows["policy"],
+        "propensity": rows["propensity"],
+        "pool": rows["pool"],
+        "experiment_id": rows["experiment_id"],
     }
     return pa.Table.from_pydict(columns, schema=IMPRESSION_SCHEMA)
 

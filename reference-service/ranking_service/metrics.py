@@ -43,6 +43,7 @@ class ServiceMetrics:
         self.brand = brand
         self._rank_counters: dict[tuple[str, str], Any] = {}
         self._rank_histograms: dict[str, Any] = {}
+        self._explored_counters: dict[str, Any] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.rank_requests = Counter(
@@ -58,6 +59,14 @@ class ServiceMetrics:
             "Time to answer POST /rank, from request body to response.",
             ["brand", "variant"],
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rank_explored = Counter(
+            "recplat_rank_explored",
+            "Ranking requests answered with a random permutation of the model's top 2k "
+            "(exploration, logged with propensities); its share of the ok requests is "
+            "RECPLAT_EXPLORATION.",
+            ["brand", "variant"],
             registry=r,
         )
         self.rank_batch_size = Histogram(
@@ -142,6 +151,15 @@ class ServiceMetrics:
                 histogram = self.rank_latency.labels(self.brand, variant)
                 self._rank_histograms[variant] = histogram
             histogram.observe(seconds)
+
+    def count_explored(self, variant: str) -> None:
+        """Count one explored /rank answer."""
+        counter = self._explored_counters.get(variant)
+        if counter is None:
+            counter = self._explored_counters[variant] = self.rank_explored.labels(
+                self.brand, variant
+            )
+        counter.inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

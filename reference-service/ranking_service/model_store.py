@@ -42,6 +42,7 @@ SNAPSHOT_ARTIFACT = "features/snapshot.json"
 # Run metrics shown by GET /model: the offline evaluation behind the promotion gate, as the
 # training job logs it (`model.ndcg_at_10`, `popularity.*`, `champion.*`), not row counts.
 OFFLINE_METRIC_PREFIXES = ("model.", "popularity.", "champion.", "ndcg", "map", "mrr")
+EXPERIMENT_ID_TAG = "experiment_id"
 
 
 class ModelLoadError(RuntimeError):
@@ -68,6 +69,9 @@ class RankingModel:
     offline_metrics: dict[str, float] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
     compiled: CompiledTrees | None = None
+    # The registry version's `experiment_id` tag: the online experiment this version is the
+    # challenger of (issue 15 sets it); impressions log it while the challenger takes traffic.
+    experiment_id: str | None = None
 
     def predict(
         self, user_id: str, candidates: Sequence[str], recent_items: Sequence[str] = ()
@@ -145,6 +149,7 @@ class RankingModel:
             "registered_at": self.registered_at,
             "loaded_at": self.loaded_at,
             "scorer": self.scorer,
+            "experiment_id": self.experiment_id,
         }
 
 
@@ -199,7 +204,8 @@ def load_model_version(client: Any, version: Any, alias: str, tracking_uri: str)
         snapshot = _load_snapshot(version.run_id, model_dir, Path(tmp), tracking_uri, label)
 
     run_data = _run_data(client, version.run_id)
-    tags = {**run_data.get("tags", {}), **(version.tags or {})}
+    version_tags = dict(version.tags or {})
+    tags = {**run_data.get("tags", {}), **version_tags}
     model = RankingModel(
         name=version.name,
         version=str(version.version),
@@ -215,6 +221,8 @@ def load_model_version(client: Any, version: Any, alias: str, tracking_uri: str)
             for k, v in run_data.get("metrics", {}).items()
             if k.lower().startswith(OFFLINE_METRIC_PREFIXES) and math.isfinite(v)
         },
+        # The version's own tag only: a run tag of that name would be the training run's.
+        experiment_id=version_tags.get(EXPERIMENT_ID_TAG) or None,
     )
     model = model.with_compiled_trees()
     model.warm_up()

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from ranking_service.metrics import CONTENT_TYPE
 from ranking_service.schemas import HealthResponse, ModelInfoResponse, ServingModelInfo
 from ranking_service.service_state import State
+from ranking_service.variant_split import running_experiment
 
 router = APIRouter()
 
@@ -40,6 +41,9 @@ async def model_info(state: State) -> ModelInfoResponse:
     return ModelInfoResponse(
         brand=state.settings.brand,
         challenger_traffic=state.settings.challenger_traffic,
+        exploration=state.settings.exploration,
+        default_k=state.settings.default_k,
+        experiment_id=running_experiment(served, state.settings.challenger_traffic),
         fallback=served.champion is None,
         models=[
             ServingModelInfo(
@@ -53,6 +57,7 @@ async def model_info(state: State) -> ModelInfoResponse:
                 registered_at=datetime.fromtimestamp(m.registered_at, tz=UTC),
                 loaded_at=datetime.fromtimestamp(m.loaded_at, tz=UTC),
                 scorer=m.scorer,
+                experiment_id=m.experiment_id,
             )
             for m in models
         ],

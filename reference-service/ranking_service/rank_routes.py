@@ -1,8 +1,10 @@
-"""POST /rank: pick the variant, score the candidates, log the impression, answer.
+"""POST /rank: pick the variant, score the candidates, choose the list, log it, answer.
 
 The candidates are featurised and scored by the `RankBatcher`, together with the requests
 that arrived at the same time. If no model is loaded (or scoring fails) the answer is the
-popularity fallback, marked `fallback: true` and counted.
+popularity fallback, marked `fallback: true` and counted. `Exploration` picks the list shown:
+the top k (`k`, else the brand's `default_k`), or on a share of the model's requests a random
+permutation of its top 2k; the impression record logs the policy and propensity.
 """
 
 import logging
@@ -26,7 +28,7 @@ from ranking_service.schemas import (
     rank_request_model,
 )
 from ranking_service.service_state import ServiceState
-from ranking_service.variant_split import choose_model
+from ranking_service.variant_split import choose_model, running_experiment
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +92,15 @@ def rank_router(max_candidates: int, api_key_check: ApiKeyCheck) -> APIRouter:
             model, variant = None, FALLBACK
             scores = popularity_scores(served.fallback_snapshot, candidates)
 
-        order = rank_order(scores)[: body.k]
-        items = [candidates[i] for i in order]
-        item_scores = scores[order].tolist()
+        k = body.k if body.k is not None else settings.default_k
+        shown = state.exploration.choose(rank_order(scores), k, explorable=model is not None)
+        items = [candidates[i] for i in shown.shown.tolist()]
+        # The model's scores of the items shown: descending unless the request was explored.
+        item_scores = scores[shown.shown].tolist()
+        pool = None
+        if shown.pool is not None:
+            pool = [candidates[i] for i in shown.pool.tolist()]
+            metrics.count_explored(variant)
         request_id = uuid.uuid4().hex
         model_name = model.name if model is not None else None
         model_version = model.version if model is not None else None
@@ -109,6 +117,10 @@ def rank_router(max_candidates: int, api_key_check: ApiKeyCheck) -> APIRouter:
                     "model_version": model_version,
                     "variant": variant,
                     "brand": settings.brand,
+                    "policy": shown.policy,
+                    "propensity": shown.propensity,
+                    "pool": pool,
+                    "experiment_id": running_experiment(served, settings.challenger_traffic),
                 }
             ],
             durable=False,

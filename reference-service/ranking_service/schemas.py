@@ -63,9 +63,14 @@ class RankRequestBase(BaseModel):
 
     user_id: Identifier
     candidates: list[Identifier]
-    k: Annotated[int | None, Field(ge=1, description="How many items to return (default: all)")] = (
-        None
-    )
+    k: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            description="How many items to return (default: the brand's serving.default_k); "
+            "at most the number of candidates.",
+        ),
+    ] = None
     recent_items: Annotated[
         list[Identifier],
         Field(max_length=MAX_RECENT_ITEMS, description="The user's latest items, newest last."),
@@ -154,7 +159,14 @@ class RankResponse(BaseModel):
 
     request_id: str
     model: ModelRef
-    items: list[RankedItem]
+    items: Annotated[
+        list[RankedItem],
+        Field(
+            description="The items to show, in the order to show them, with the model's scores. "
+            "By descending score, except on the share of requests the service explores (a "
+            "random order of the model's top 2k, logged with its propensities)."
+        ),
+    ]
     fallback: bool
 
 
@@ -243,10 +255,23 @@ class ServingModelInfo(BaseModel):
             "LightGBM's scores at load) or LightGBM itself (models the tables cannot score)."
         ),
     ]
+    experiment_id: Annotated[
+        str | None,
+        Field(description="The version's `experiment_id` registry tag, read when it loaded."),
+    ] = None
 
 
 class ModelInfoResponse(BaseModel):
     brand: str
     challenger_traffic: float
+    exploration: Annotated[
+        float,
+        Field(description="Share of the model's /rank requests answered by exploration."),
+    ]
+    default_k: Annotated[int, Field(description="Items returned when a request gives no k.")]
+    experiment_id: Annotated[
+        str | None,
+        Field(description="The online experiment /rank requests log now (null: none)."),
+    ]
     fallback: bool
     models: list[ServingModelInfo]

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ranking_service.event_log import EventLog
+from ranking_service.exploration import Exploration
 from ranking_service.metrics import ServiceMetrics
 from ranking_service.rank_batcher import RankBatcher
 from ranking_service.reload import ModelReloader
@@ -21,6 +22,7 @@ class ServiceState:
     reloader: ModelReloader
     event_log: EventLog
     batcher: RankBatcher
+    exploration: Exploration
 
 
 async def _service_state(request: Request) -> ServiceState:

@@ -18,16 +18,32 @@ def user_bucket(user_id: str) -> float:
     return int.from_bytes(digest, "big") / 2.0**64
 
 
+def challenger_takes_traffic(served: ServedModels, challenger_traffic: float) -> bool:
+    """Whether a challenger, other than the champion, serves a share of the users."""
+    champion, challenger = served.champion, served.challenger
+    return (
+        challenger is not None
+        and challenger_traffic > 0
+        and (champion is None or challenger.version != champion.version)
+    )
+
+
 def choose_model(
     served: ServedModels, user_id: str, challenger_traffic: float
 ) -> tuple[str, RankingModel | None]:
     """The variant and the model that ranks for `user_id` (None: no model, use the fallback)."""
-    champion, challenger = served.champion, served.challenger
     if (
-        challenger is not None
-        and challenger_traffic > 0
-        and (champion is None or challenger.version != champion.version)
+        challenger_takes_traffic(served, challenger_traffic)
         and user_bucket(user_id) < challenger_traffic
     ):
-        return CHALLENGER, challenger
-    return CHAMPION, champion
+        return CHALLENGER, served.challenger
+    return CHAMPION, served.champion
+
+
+def running_experiment(served: ServedModels, challenger_traffic: float) -> str | None:
+    """The online experiment every request is part of now: the `experiment_id` tag of the
+    challenger while it takes traffic (both arms log it), else None."""
+    if challenger_takes_traffic(served, challenger_traffic):
+        assert served.challenger is not None
+        return served.challenger.experiment_id
+    return None

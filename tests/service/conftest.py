@@ -48,7 +48,8 @@ def service(
     mlflow_server: MlflowServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RankingService]:
-    """The service of that brand, 30 % challenger traffic, max 100 candidates."""
+    """The service of that brand, 30 % challenger traffic, max 100 candidates, no exploration
+    (every list is the model's order; test_exploration.py explores)."""
     workdir: Path = tmp_path_factory.mktemp("service")
     running = RankingService(
         workdir,
@@ -57,6 +58,7 @@ def service(
         tracking_uri=mlflow_server.tracking_uri,
         env={
             "RECPLAT_CHALLENGER_TRAFFIC": "0.3",
+            "RECPLAT_EXPLORATION": "0",
             "RECPLAT_MAX_CANDIDATES": "100",
             "RECPLAT_MAX_BODY_BYTES": "65536",
         },

@@ -113,6 +113,10 @@ def test_graceful_stop_ships_impressions_one_row_per_served_item(tmp_path: Path)
     assert first["item_id"].to_pylist() == [i["item_id"] for i in answers[0]["items"]]
     assert first["position"].to_pylist() == [1, 2, 3]
     assert set(first["variant"].to_pylist()) == {"fallback"}
+    # The fallback never explores: its lists are exploited, shown with certainty.
+    assert set(table["policy"].to_pylist()) == {"exploit"}
+    assert set(table["propensity"].to_pylist()) == {1.0}
+    assert table["pool"].null_count == table["experiment_id"].null_count == 15
     assert len(set(table["event_id"].to_pylist())) == 15
     day_dirs = {p.name for p in (lake / "events" / "impressions").iterdir()}
     assert all(d.startswith("date=") for d in day_dirs)

@@ -15,7 +15,7 @@ from tests.service.service_process import RankingService
 CANDIDATES = [f"i-{n}" for n in range(0, 60, 2)] + ["new-item-1", "new-item-2"]
 
 
-def test_ranking_matches_the_models_own_scores(
+def test_ranking_without_k_is_the_models_top_default_k(
     service: RankingService, rankers: RegisteredRankers
 ) -> None:
     with service.client() as client:
@@ -28,7 +28,8 @@ def test_ranking_matches_the_models_own_scores(
             booster = rankers.champion if variant == "champion" else rankers.challenger
             features = build_features(rankers.snapshot, user, CANDIDATES, ["i-3", "i-4"])
             expected = np.asarray(booster.predict(features))
-            order = np.argsort(-expected, kind="stable")
+            # 32 candidates, no k: the default_k (20) best, by the model's own scores.
+            order = np.argsort(-expected, kind="stable")[:20]
             assert [i["item_id"] for i in answer["items"]] == [CANDIDATES[i] for i in order]
             scores = [i["score"] for i in answer["items"]]
             assert np.allclose(scores, expected[order], rtol=0, atol=1e-6)
@@ -46,8 +47,13 @@ def test_k_returns_the_top_k(service: RankingService) -> None:
     with service.client() as client:
         full = client.post("/rank", json={"user_id": "u-2", "candidates": CANDIDATES}).json()
         top = client.post("/rank", json={"user_id": "u-2", "candidates": CANDIDATES, "k": 5})
+        every = client.post("/rank", json={"user_id": "u-2", "candidates": CANDIDATES, "k": 99})
+        few = client.post("/rank", json={"user_id": "u-2", "candidates": CANDIDATES[:3]})
     assert top.status_code == 200
     assert [i["item_id"] for i in top.json()["items"]] == [i["item_id"] for i in full["items"][:5]]
+    # k (or the default 20) above the number of candidates returns them all.
+    assert len(every.json()["items"]) == len(CANDIDATES)
+    assert len(few.json()["items"]) == 3
 
 
 def test_challenger_share_is_deterministic_per_user(
@@ -229,6 +235,7 @@ def test_model_endpoint_and_metrics_describe_what_serves(
 ) -> None:
     info = httpx.get(f"{service.url}/model").json()
     assert info["fallback"] is False
+    assert (info["exploration"], info["default_k"], info["experiment_id"]) == (0.0, 20, None)
     by_alias = {m["alias"]: m for m in info["models"]}
     assert by_alias["champion"]["version"] == rankers.champion_version
     assert by_alias["challenger"]["version"] == rankers.challenger_version

@@ -147,10 +147,12 @@ def test_impression_segments_expand_to_one_row_per_item_per_day(tmp_path: Path, 
     midnight = 20_000 * day
     records = [
         {
-            "request_id": "r1", "ts": midnight - 1, "user_id": "u1", "items": ["a", "b"],
-            "scores": [0.5, 0.25], "model_name": "m", "model_version": "3",
-            "variant": "champion", "brand": "acme",
+            "request_id": "r1", "ts": midnight - 1, "user_id": "u1", "items": ["b", "a"],
+            "scores": [0.25, 0.5], "model_name": "m", "model_version": "3",
+            "variant": "champion", "brand": "acme", "policy": "explore", "propensity": 0.25,
+            "pool": ["a", "b", "c", "d"], "experiment_id": "exp-7",
         },
+        # Written before exploration was logged: no policy, propensity, pool or experiment.
         {
             "request_id": "r2", "ts": midnight + 5, "user_id": "u2", "items": ["c", "a", "é"],
             "scores": [3.0, 2.0, 1.0], "model_name": None, "model_version": None,
@@ -164,15 +166,24 @@ def test_impression_segments_expand_to_one_row_per_item_per_day(tmp_path: Path, 
     assert [name for name, _ in parts] == ["2024-10-03", "2024-10-04"]
     before, after = (table.to_pylist() for _, table in parts)
     assert [(r["event_id"], r["item_id"], r["position"], r["score"]) for r in before] == [
-        ("r1:1", "a", 1, 0.5),
-        ("r1:2", "b", 2, 0.25),
+        ("r1:1", "b", 1, 0.25),
+        ("r1:2", "a", 2, 0.5),
     ]
+    for row in before:
+        assert (row["policy"], row["propensity"], row["experiment_id"]) == (
+            "explore",
+            0.25,
+            "exp-7",
+        )
+        assert row["pool"] == ["a", "b", "c", "d"]
     assert [(r["event_id"], r["item_id"], r["position"]) for r in after] == [
         ("r2:1", "c", 1),
         ("r2:2", "a", 2),
         ("r2:3", "é", 3),
     ]
     assert after[0]["model_name"] is None and after[0]["variant"] == "fallback"
+    for row in after:
+        assert [row[f] for f in ("policy", "propensity", "pool", "experiment_id")] == [None] * 4
     assert parts[0][1].schema.equals(IMPRESSION_SCHEMA)
 
 
