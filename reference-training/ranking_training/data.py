@@ -69,6 +69,9 @@ class LakeData:
         whatever order and files they were read (row hashes, sorted)."""
         digest = hashlib.sha256()
         for frame in (self.impressions, self.feedback, self.catalog):
+            if "pool" in frame:  # lists do not hash: the pool's items joined instead
+                pools = frame["pool"].map(lambda pool: None if pool is None else "\x1f".join(pool))
+                frame = frame.assign(pool=pools)
             rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
             digest.update(np.sort(rows).tobytes())
         digest.update(f"{self.window_start}:{self.window_end}".encode())

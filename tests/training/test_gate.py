@@ -148,12 +148,16 @@ def test_too_little_exploration_with_a_champion_is_its_own_outcome_naming_count_
 
 def test_without_exploration_or_champion_the_biased_ndcg_decides_a_first_champion() -> None:
     rule = GateRule(min_exploration_requests=300)
-    kwargs = {"champion_serves": False, "champion_version": None}
-    wins = decide_without_exploration(
-        0, rule, biased_model={"ndcg@10": 0.5}, biased_popularity={"ndcg@10": 0.4}, **kwargs
-    )
-    loses = decide_without_exploration(
-        0, rule, biased_model={"ndcg@10": 0.4}, biased_popularity={"ndcg@10": 0.5}, **kwargs
+    wins, loses = (
+        decide_without_exploration(
+            0,
+            rule,
+            champion_serves=False,
+            champion_version=None,
+            biased_model={"ndcg@10": model},
+            biased_popularity={"ndcg@10": 0.45},
+        )
+        for model in (0.5, 0.4)
     )
     assert (wins.outcome, wins.tags()["gate.basis"]) == (GateOutcome.CHAMPION, "biased_ndcg")
     assert loses.outcome is GateOutcome.REJECTED
