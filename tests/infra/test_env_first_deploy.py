@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,7 +128,7 @@ def test_kube_state_metrics_exports_the_brand_namespace_labels(
 
 
 def test_a_kubernetes_version_out_of_support_is_refused_with_how_to_check() -> None:
-    raw = {"subscriptionId": "00000000-0000-4000-8000-00000000c0de"}
+    raw: dict[str, Any] = {"subscriptionId": "00000000-0000-4000-8000-00000000c0de"}
     config = {key.removeprefix("recplat:"): value for key, value in stack_file("dev").items()}
     raw.update({key: value for key, value in config.items() if ":" not in key})
     raw["location"] = "westeurope"
