@@ -2,8 +2,13 @@
 
 One run, side by side, same model (LightGBM lambdarank, 31 leaves, 200 trees) registered in a
 real MLflow server on loopback:
-- `ranking-serve` (one uvicorn worker): POST /rank with 100 candidates (features computed
-  in the service from the snapshot, impressions logged);
+- `ranking-serve` (one uvicorn worker): POST /rank with 100 candidates and k = 20 (features
+  computed in the service from the snapshot, impressions logged), at the brand defaults
+  (exploration 0.05) and at the most exploration a brand may set (0.2);
+- with `--before-dir`, the same service from an older checkout (e.g. before exploration:
+  `git worktree add ../bench-before 82d72e3`), run from that checkout's `reference-service`
+  in this venv, with the same requests; every phase runs on each service in turn, so a change
+  of machine load over the run hits all of them alike;
 - `mlflow models serve --env-manager local` (one worker): POST /invocations with the
   equivalent 100 precomputed feature rows (it cannot compute features itself);
 - the floor: `build_features` + `Booster.predict` for the same 100 candidates, in process
@@ -16,7 +21,7 @@ client would cost more per request than the service does and inflate every laten
 phase has a fixed duration. Needs `wrk` (Debian package `wrk`, installed by
 scripts/bootstrap.sh). Prints a table, writes benchmarks/results/service.json.
 
-    uv run python benchmarks/bench_service.py [--seconds 10]
+    uv run python benchmarks/bench_service.py [--seconds 10] [--before-dir ../bench-before]
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ sys.path.insert(0, str(REPO))
 
 RATES = (50, 200, 500)
 CANDIDATES = 100
+K = 20  # the brand default `serving.default_k`, sent explicitly: older services returned all
+EXPLORATION_MAX = 0.2
 CONNECTIONS = 8
 RESULTS = REPO / "benchmarks" / "results" / "service.json"
 
@@ -102,12 +109,28 @@ def wrk_phase(
     return result
 
 
+# One connection, back to back: the service's own per-request latency, warm, as the
+# in-process floor is measured (paced phases add the machine's idle wake-ups on both ends).
+PHASES: list[tuple[str, float | None, int]] = [
+    ("sequential", None, 1),
+    *((str(rate), float(rate), CONNECTIONS) for rate in RATES),
+    ("max", None, CONNECTIONS),
+]
+
+
 def run_load(url: str, bodies: list[str], headers: dict[str, str], seconds: float) -> Any:
-    # One connection, back to back: the service's own per-request latency, warm, as the
-    # in-process floor is measured (paced phases add the machine's idle wake-ups on both ends).
-    results = {"sequential": wrk_phase(url, bodies, headers, seconds, None, connections=1)}
-    results |= {str(rate): wrk_phase(url, bodies, headers, seconds, rate) for rate in RATES}
-    results["max"] = wrk_phase(url, bodies, headers, seconds, None)
+    return run_side_by_side({"one": (url, bodies, headers)}, seconds)["one"]
+
+
+def run_side_by_side(
+    targets: dict[str, tuple[str, list[str], dict[str, str]]], seconds: float
+) -> dict[str, dict[str, Any]]:
+    """Every phase on every target in turn (not target after target), so that a change in the
+    machine's load during the run falls on all targets alike."""
+    results: dict[str, dict[str, Any]] = {name: {} for name in targets}
+    for key, rate, connections in PHASES:
+        for name, (url, bodies, headers) in targets.items():
+            results[name][key] = wrk_phase(url, bodies, headers, seconds, rate, connections)
     return results
 
 
@@ -191,8 +214,17 @@ def wait_http(url: str, timeout: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each phase")
+    parser.add_argument(
+        "--before-dir",
+        type=Path,
+        help="a checkout of an older commit whose ranking service runs alongside as 'before'",
+    )
     args = parser.parse_args()
+    before_dir: Path | None = args.before_dir.resolve() if args.before_dir else None
+    if before_dir is not None and not (before_dir / "reference-service").is_dir():
+        raise SystemExit(f"bench_service: --before-dir {before_dir}: no reference-service in it")
 
+    import httpx
     from ranking_features import build_features
 
     from tests.conftest import free_port, start_mlflow_server
@@ -215,18 +247,34 @@ def main() -> None:
 
     registry_process, registry = start_mlflow_server(workdir / "mlflow")
     processes: list[subprocess.Popen[bytes]] = [registry_process]
-    service = None
+    services: dict[str, RankingService] = {}
     try:
         version = register_ranker(
             registry.tracking_uri, "bench-ranker", booster, snapshot, ("champion",)
         )
-        service = RankingService(
-            workdir / "service",
-            brand="bench",
-            tracking_uri=registry.tracking_uri,
-            lake_uri=f"file://{workdir / 'lake'}",
-            env={"RECPLAT_RELOAD_INTERVAL_S": "30", "RECPLAT_SHIP_INTERVAL_S": "10"},
-        ).start()
+
+        def start_service(name: str, env: dict[str, str], **kwargs: Any) -> None:
+            services[name] = RankingService(
+                workdir / name,
+                brand="bench",
+                tracking_uri=registry.tracking_uri,
+                lake_uri=f"file://{workdir / name / 'lake'}",
+                env={"RECPLAT_RELOAD_INTERVAL_S": "30", "RECPLAT_SHIP_INTERVAL_S": "10", **env},
+                **kwargs,
+            ).start()
+
+        if before_dir is not None:
+            # Its own code first on the path: the venv's .pth entries come after PYTHONPATH.
+            start_service(
+                "before",
+                {"PYTHONPATH": str(before_dir / "reference-service")},
+                command=[sys.executable, "-m", "ranking_service"],
+            )
+            if "exploration" in httpx.get(f"{services['before'].url}/model").json():
+                raise SystemExit(f"bench_service: {before_dir} already serves with exploration")
+        start_service("after", {"RECPLAT_EXPLORATION": "0.05"})
+        start_service("after_exploration_max", {"RECPLAT_EXPLORATION": str(EXPLORATION_MAX)})
+
         mlflow_port = free_port()
         with (workdir / "mlflow-serve.log").open("wb") as log:
             serve = subprocess.Popen(
@@ -255,7 +303,7 @@ def main() -> None:
         processes.append(serve)
         wait_http(f"http://127.0.0.1:{mlflow_port}/ping", 180)
 
-        rank_bodies = [json.dumps({"user_id": u, "candidates": c}) for u, c in requests]
+        rank_bodies = [json.dumps({"user_id": u, "candidates": c, "k": K}) for u, c in requests]
         now = time.time()
         invocation_bodies = [
             json.dumps(
@@ -268,11 +316,16 @@ def main() -> None:
             )
             for u, c in requests[:50]
         ]
-        print("loading ranking-serve ...", flush=True)
-        ours = run_load(
-            f"{service.url}/rank",
-            rank_bodies,
-            {**service.auth, "Content-Type": "application/json"},
+        print(f"loading ranking-serve: {', '.join(services)}, phase by phase ...", flush=True)
+        served = run_side_by_side(
+            {
+                name: (
+                    f"{service.url}/rank",
+                    rank_bodies,
+                    {**service.auth, "Content-Type": "application/json"},
+                )
+                for name, service in services.items()
+            },
             args.seconds,
         )
         print("loading mlflow models serve ...", flush=True)
@@ -283,13 +336,16 @@ def main() -> None:
             json_header,
             args.seconds,
         )
-        handled = service.metric("recplat_rank_latency_seconds_count")
-        handler_s = service.metric("recplat_rank_latency_seconds_sum")
-        # Time inside the /rank handler (features, scoring, logging), apart from HTTP, request
-        # validation and the load generator.
-        ours["handler_mean_ms"] = round(handler_s / max(handled, 1) * 1000, 3)
+        for name, service in services.items():
+            handled = service.metric("recplat_rank_latency_seconds_count")
+            handler_s = service.metric("recplat_rank_latency_seconds_sum")
+            # Time inside the /rank handler (features, scoring, logging), apart from HTTP,
+            # request validation and the load generator.
+            served[name]["handler_mean_ms"] = round(handler_s / max(handled, 1) * 1000, 3)
+            explored = service.metric("recplat_rank_explored_total")
+            served[name]["explored_share"] = round(explored / max(handled, 1), 4)
     finally:
-        if service is not None:
+        for service in services.values():
             service.stop()
         for process in processes:
             if process.poll() is None:
@@ -299,7 +355,15 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
 
-    report(floor, compiled_floor, ours, peer)
+    before_ref = None
+    if before_dir is not None:
+        before_ref = subprocess.run(
+            ["git", "-C", str(before_dir), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip() or str(before_dir)
+    report(floor, compiled_floor, served, peer, before_ref)
 
 
 def snapshot_feature_names() -> tuple[str, ...]:
@@ -308,13 +372,17 @@ def snapshot_feature_names() -> tuple[str, ...]:
     return FEATURE_NAMES
 
 
-def report(floor: dict, compiled_floor: dict, ours: dict, peer: dict) -> None:
+def report(
+    floor: dict, compiled_floor: dict, served: dict, peer: dict, before_ref: str | None
+) -> None:
+    ours = served["after"]
     print(
         f"\n{'load':>10} | {'ranking-serve p50/p90/p99 ms':>30} {'rps':>8} {'err':>4} | "
         f"{'mlflow serve p50/p90/p99 ms':>30} {'rps':>8} {'err':>4}"
     )
     labels = {"sequential": "1c serial", "max": f"max ({CONNECTIONS}c)"}
-    for key in ["sequential", *(str(r) for r in RATES), "max"]:
+    keys = [key for key, _, _ in PHASES]
+    for key in keys:
         a, b = ours[key], peer[key]
         label = labels.get(key, f"{key} rps")
         print(
@@ -340,28 +408,72 @@ def report(floor: dict, compiled_floor: dict, ours: dict, peer: dict) -> None:
         f"{floor_target:.2f} ms ({compiled_target:.2f} ms from the compiled-trees floor); "
         f"mean time in the /rank handler, its batch included: {ours['handler_mean_ms']} ms"
     )
+    before_after = before_after_summary(served, before_ref) if "before" in served else None
+    result = {
+        "candidates": CANDIDATES,
+        "k": K,
+        "model": "lambdarank, 31 leaves, 200 trees",
+        "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "in_process_floor": floor,
+        "in_process_floor_compiled_trees": compiled_floor,
+        # At the brand defaults: exploration 0.05.
+        "ranking_serve": ours,
+        f"ranking_serve_exploration_{EXPLORATION_MAX}": served["after_exploration_max"],
+        "mlflow_models_serve": peer,
+        "load_generator": f"wrk -t1 -c{CONNECTIONS}",
+        "throughput_ratio": round(ratio, 2),
+        "p50_target_ms": round(floor_target, 3),
+        "p50_target_ms_from_compiled_floor": round(compiled_target, 3),
+    }
+    if before_after is not None:
+        result["ranking_serve_before"] = served["before"]
+        result["before_after"] = before_after
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "candidates": CANDIDATES,
-                "model": "lambdarank, 31 leaves, 200 trees",
-                "cpu_count": os.cpu_count(),
-                "load_average": os.getloadavg(),
-                "in_process_floor": floor,
-                "in_process_floor_compiled_trees": compiled_floor,
-                "ranking_serve": ours,
-                "mlflow_models_serve": peer,
-                "load_generator": f"wrk -t1 -c{CONNECTIONS}",
-                "throughput_ratio": round(ratio, 2),
-                "p50_target_ms": round(floor_target, 3),
-                "p50_target_ms_from_compiled_floor": round(compiled_target, 3),
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(REPO)}")
+
+
+def before_after_summary(served: dict, before_ref: str | None) -> dict[str, Any]:
+    """The before/after table (issue 14: exploration and the richer impression records may
+    cost at most 10 % of max throughput and must not raise p99 at 200 rps), printed."""
+    names = {
+        "before": f"before ({before_ref})",
+        "after": "after, exploration 0.05",
+        "after_exploration_max": f"after, exploration {EXPLORATION_MAX}",
+    }
+    print(
+        f"\nbefore/after, same requests (100 candidates, k {K}), phases interleaved:\n"
+        f"{'service':>26} | {'p99 @200 rps':>12} {'p50 @200':>9} | {'max rps':>8} "
+        f"{'p99 @max':>9} | {'1c p50':>7} | {'handler ms':>10} | {'explored':>8}"
+    )
+    for name, label in names.items():
+        r = served[name]
+        print(
+            f"{label:>26} | {r['200']['p99_ms']:>12} {r['200']['p50_ms']:>9} | "
+            f"{r['max']['rps']:>8} {r['max']['p99_ms']:>9} | {r['sequential']['p50_ms']:>7} | "
+            f"{r['handler_mean_ms']:>10} | {r.get('explored_share', 0.0):>8}"
+        )
+    before = served["before"]
+    summary: dict[str, Any] = {"before": before_ref, "k": K, "services": {}}
+    for name in ("after", "after_exploration_max"):
+        after = served[name]
+        cost = 1 - after["max"]["rps"] / before["max"]["rps"]
+        p99_change = after["200"]["p99_ms"] - before["200"]["p99_ms"]
+        summary["services"][name] = {
+            "max_rps_before": before["max"]["rps"],
+            "max_rps_after": after["max"]["rps"],
+            "max_throughput_cost": round(cost, 4),
+            "p99_ms_at_200_before": before["200"]["p99_ms"],
+            "p99_ms_at_200_after": after["200"]["p99_ms"],
+            "p99_ms_at_200_change": round(p99_change, 3),
+            "within_10_percent": cost <= 0.10,
+        }
+        print(
+            f"{names[name]} vs before: max throughput {-cost:+.1%} (limit -10 %), "
+            f"p99 at 200 rps {p99_change:+.2f} ms"
+        )
+    return summary
 
 
 if __name__ == "__main__":

@@ -39,8 +39,12 @@ class RankingService:
         lake_uri: str,
         tracking_uri: str = "",
         env: dict[str, str] | None = None,
+        command: list[str] | None = None,
     ) -> None:
+        """`command` runs instead of `ranking-serve` (it gets `--host` and `--port`), e.g. an
+        older release's code for a benchmark."""
         self.workdir = workdir
+        self.command = command or [str(SERVE)]
         workdir.mkdir(parents=True, exist_ok=True)
         self.api_key = secrets.token_hex(24)
         key_file = workdir / "api-key"
@@ -74,7 +78,7 @@ class RankingService:
         self.port = free_port()
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(SERVE), "--host", "127.0.0.1", "--port", str(self.port)],
+                [*self.command, "--host", "127.0.0.1", "--port", str(self.port)],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
