@@ -100,6 +100,14 @@ class ServiceMetrics:
             ["brand", "alias"],
             registry=r,
         )
+        self.experiment_age = Gauge(
+            "recplat_experiment_age_seconds",
+            "Seconds since the running online experiment started (the served challenger's "
+            "`experiment.started_at` tag); 0 when none runs. The evaluator should decide before "
+            "promotion.max_experiment_days; an alert fires when it has not.",
+            ["brand"],
+            registry=r,
+        )
         self.model_reloads = Counter(
             "recplat_model_reloads",
             "Model versions loaded, warmed up and swapped in.",
@@ -160,6 +168,12 @@ class ServiceMetrics:
                 self.brand, variant
             )
         counter.inc()
+
+    def set_experiment_age(self, started_at: float | None, now: float) -> None:
+        """Export the running experiment's age (0 when no experiment runs)."""
+        self.experiment_age.labels(self.brand).set(
+            max(0.0, now - started_at) if started_at is not None else 0.0
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ SNAPSHOT_ARTIFACT = "features/snapshot.json"
 # training job logs it (`model.ndcg_at_10`, `popularity.*`, `champion.*`), not row counts.
 OFFLINE_METRIC_PREFIXES = ("model.", "popularity.", "champion.", "ndcg", "map", "mrr")
 EXPERIMENT_ID_TAG = "experiment_id"
+EXPERIMENT_STARTED_AT_TAG = "experiment.started_at"
 
 
 class ModelLoadError(RuntimeError):
@@ -72,6 +74,8 @@ class RankingModel:
     # The registry version's `experiment_id` tag: the online experiment this version is the
     # challenger of (issue 15 sets it); impressions log it while the challenger takes traffic.
     experiment_id: str | None = None
+    # Its `experiment.started_at` tag (epoch seconds): how long that experiment has run.
+    experiment_started_at: float | None = None
 
     def predict(
         self, user_id: str, candidates: Sequence[str], recent_items: Sequence[str] = ()
@@ -223,10 +227,23 @@ def load_model_version(client: Any, version: Any, alias: str, tracking_uri: str)
         },
         # The version's own tag only: a run tag of that name would be the training run's.
         experiment_id=version_tags.get(EXPERIMENT_ID_TAG) or None,
+        experiment_started_at=_timestamp(version_tags.get(EXPERIMENT_STARTED_AT_TAG), label),
     )
     model = model.with_compiled_trees()
     model.warm_up()
     return model
+
+
+def _timestamp(text: str | None, label: str) -> float | None:
+    """Epoch seconds of an ISO 8601 tag value; None (logged) when absent or unreadable."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        log.warning("%s: tag %s=%r is not an ISO 8601 time", label, EXPERIMENT_STARTED_AT_TAG, text)
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _open_booster(model_dir: Path, label: str) -> lgb.Booster:

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from ranking_service.metrics import CONTENT_TYPE
 from ranking_service.schemas import HealthResponse, ModelInfoResponse, ServingModelInfo
 from ranking_service.service_state import State
-from ranking_service.variant_split import running_experiment
+from ranking_service.variant_split import experiment_started_at, running_experiment
 
 router = APIRouter()
 
@@ -76,4 +76,5 @@ async def metrics(state: State) -> Response:
     now = time.time()
     for alias, model in (("champion", served.champion), ("challenger", served.challenger)):
         m.model_age.labels(m.brand, alias).set(now - model.registered_at if model else 0)
+    m.set_experiment_age(experiment_started_at(served, state.settings.challenger_traffic), now)
     return Response(m.exposition(), media_type=CONTENT_TYPE)

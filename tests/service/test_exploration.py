@@ -16,10 +16,10 @@ import pyarrow.dataset as ds
 import pytest
 from mlflow import MlflowClient
 from ranking_features import build_features
+from ranking_features.assignment import experiment_bucket
 from ranking_features.events import IMPRESSION_SCHEMA, POLICY_EXPLOIT, POLICY_EXPLORE
 from ranking_service.exploration import Exploration
 from ranking_service.settings import Settings, SettingsError, load_settings
-from ranking_service.variant_split import user_bucket
 
 from recplat.brand import Serving
 from tests.conftest import MlflowServer
@@ -223,7 +223,9 @@ def test_a_share_of_requests_explores_the_models_top_2k_uniformly_and_the_lake_l
     cells = np.zeros((POOL, DEFAULT_K), dtype=int)
     for user, answer in answers:
         variant = answer["model"]["variant"]
-        assert variant == ("challenger" if user_bucket(user) < 0.3 else "champion")
+        assert variant == (
+            "challenger" if experiment_bucket(EXPERIMENT, user) < 0.3 else "champion"
+        )
         model_order, model_scores = orders[user, variant]
         rows = lists[answer["request_id"]]
         items = [i["item_id"] for i in answer["items"]]
