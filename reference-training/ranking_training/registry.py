@@ -2,11 +2,15 @@
 
 Names (DESIGN.md, docs/architecture.md "Promotion gate"): registered model `<brand>-ranker`,
 aliases `challenger` (a version that passed the counterfactual gate, which the online
-experiment of issue 15 judges) and `champion` (what serves). The training job moves
-`champion` only for a brand's first model, when nothing serves yet; a rejected version, or one
-judged on too little exploration, is registered and tagged but never aliased. A version is
-tagged with the fingerprint of its data and configuration, so a rerun on the same data finds
-it and registers nothing new.
+experiment judges) and `champion` (what serves). The training job moves `champion` only for a
+brand's first model, when nothing serves yet; a rejected version, or one judged on too little
+exploration, is registered and tagged but never aliased. A version is tagged with the
+fingerprint of its data and configuration, so a rerun on the same data finds it and registers
+nothing new.
+
+Moving `challenger` starts an online experiment (docs/architecture.md, "Online experiments"):
+the version is tagged with the experiment's id, start and champion first, because the service
+reads a version's tags when it loads it, and only then does the alias move.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,21 @@ FINGERPRINT_TAG = "data_fingerprint"
 SNAPSHOT_ARTIFACT = "features/snapshot.json"
 SPEC_ARTIFACT = "features/spec.json"
 MODEL_ARTIFACT = "model"
+# The online experiment's version tags (docs/architecture.md, "Online experiments").
+EXPERIMENT_ID_TAG = "experiment_id"
+EXPERIMENT_STARTED_AT_TAG = "experiment.started_at"
+EXPERIMENT_CHAMPION_TAG = "experiment.champion_version"
+
+
+def experiments_experiment(brand: str) -> str:
+    """The MLflow experiment of a brand's online experiments: their start and every evaluation
+    (the admin's access job reserves it and lets the brand's writer log runs in it)."""
+    return f"recplat/{brand}/experiments"
+
+
+def experiment_id_for(brand: str, version: str, started_at: datetime) -> str:
+    """`exp-<brand>-v<challenger>-<UTC yyyymmddTHHMMSSZ>`: one per challenger and start."""
+    return f"exp-{brand}-v{version}-{started_at.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
 def find_version_with_fingerprint(
@@ -108,17 +128,81 @@ def log_and_register(
     return client.get_model_version(model_name, version)
 
 
-def apply_gate(client: MlflowClient, model_name: str, version: str, decision: GateDecision) -> None:
+def apply_gate(
+    client: MlflowClient,
+    model_name: str,
+    version: str,
+    decision: GateDecision,
+    now: datetime | None = None,
+) -> None:
     """Tag the version with the gate's outcome and figures; alias it only when it passed:
-    `challenger` for a challenger, `champion` for a brand's first champion. The gate never
-    moves an existing champion (the online experiment does)."""
+    `challenger` for a challenger (which starts its online experiment), `champion` for a
+    brand's first champion. The gate never moves an existing champion (the experiment does)."""
     for key, value in decision.tags().items():
         # MLflow caps tag values at 5000 characters; a reason is far shorter.
         client.set_model_version_tag(model_name, version, key, value[:5000])
     if decision.outcome is GateOutcome.CHALLENGER:
-        client.set_registered_model_alias(model_name, CHALLENGER, version)
+        start_experiment(client, model_name, version, now or datetime.now(UTC))
     elif decision.outcome is GateOutcome.CHAMPION:
         client.set_registered_model_alias(model_name, CHAMPION, version)
+
+
+def start_experiment(
+    client: MlflowClient, model_name: str, version: str, started_at: datetime
+) -> str:
+    """Make `version` the challenger of a new online experiment; return the experiment's id.
+
+    Tags first, alias second: a service that loads the version on the alias move must already
+    see the id it salts the assignment with. The start run goes to the brand's experiments
+    experiment through the client, so the training run that may be active stays untouched.
+    """
+    tags = client.get_model_version(model_name, version).tags or {}
+    brand = tags.get("brand") or model_name.removesuffix("-ranker")
+    try:
+        champion: str | None = client.get_model_version_by_alias(model_name, CHAMPION).version
+    except MlflowException:
+        champion = None
+    experiment_id = experiment_id_for(brand, version, started_at)
+    started = started_at.astimezone(UTC).isoformat(timespec="seconds")
+    start_tags = {
+        EXPERIMENT_ID_TAG: experiment_id,
+        EXPERIMENT_STARTED_AT_TAG: started,
+        EXPERIMENT_CHAMPION_TAG: champion or "none",
+    }
+    for key, value in start_tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    client.set_registered_model_alias(model_name, CHALLENGER, version)
+    run = client.create_run(
+        experiment_id_by_name(client, experiments_experiment(brand)),
+        run_name=experiment_id,
+        tags={"experiment.event": "start", "model_name": model_name},
+    )
+    for key, value in {
+        "experiment_id": experiment_id,
+        "model_name": model_name,
+        "challenger_version": version,
+        "champion_version": champion or "none",
+        "started_at": started,
+    }.items():
+        client.log_param(run.info.run_id, key, value)
+    client.set_terminated(run.info.run_id)
+    return experiment_id
+
+
+def experiment_id_by_name(client: MlflowClient, name: str) -> str:
+    """The id of MLflow experiment `name`, created if missing (on AKS the access job has
+    created it; locally the first writer does)."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    try:
+        return str(client.create_experiment(name))
+    except MlflowException:
+        # Created meanwhile by another writer (two brands' jobs never share one, but reruns do).
+        again = client.get_experiment_by_name(name)
+        if again is None:
+            raise
+        return str(again.experiment_id)
 
 
 def _requirements() -> list[str]:
