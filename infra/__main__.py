@@ -14,6 +14,7 @@ import pulumi
 from infra.brand_names import brand_names
 from infra.brand_stack import BrandStack, BrandStackArgs
 from infra.config import load_stack_config
+from infra.dashboards.brand_dashboard import BrandDashboardArgs
 from infra.environment import Environment, EnvironmentArgs
 from recplat.brand import brands_for_environment, load_brands
 
@@ -31,6 +32,7 @@ environment = Environment(
         brand_lake_containers=[
             brand_names(brand.name, config.stack).lake_container for brand in brands
         ],
+        dashboard_brands=[BrandDashboardArgs.from_brand(brand) for brand in brands],
     ),
 )
 # Each BrandStack reserves its own MLflow names before its workloads start.

@@ -29,6 +29,9 @@ from infra.brand_namespace import create_guard_rails, create_namespace
 from infra.brand_pods import BrandWorkloadContext
 from infra.brand_service import create_service
 from infra.brand_training import create_training
+from infra.dashboards.azure_dashboard import AzureDashboard, AzureDashboardArgs
+from infra.dashboards.brand_dashboard import BrandDashboardArgs, brand_dashboard
+from infra.dashboards.panels import dashboard_json
 from infra.mlflow_access import MlflowAccess, MlflowAccessArgs
 from recplat.brand import Brand
 
@@ -244,6 +247,17 @@ class BrandStack(pulumi.ComponentResource):
         rules = brand_alert_rules(brand, platform.environment)
         self.rule_file = rule_file(names, rules)
         create_rule_group(f"{brand.name}-alerts", names, rules, platform, tags, child)
+        AzureDashboard(
+            f"{brand.name}-dashboard",
+            AzureDashboardArgs(
+                dashboard_name=f"recplat-{platform.environment}-{brand.name}",
+                definition=dashboard_json(brand_dashboard(BrandDashboardArgs.from_brand(brand))),
+                resource_group_name=platform.resource_group_name,
+                location=platform.location,
+                tags=tags,
+            ),
+            opts=child,
+        )
 
         namespace = create_namespace(brand, names, labels, annotations, k8s_child)
         in_namespace = pulumi.ResourceOptions(

@@ -19,6 +19,7 @@ from pulumi_azure_native import authorization, resources
 from infra.brand_inputs import BrandImages, BrandPlatform
 from infra.cluster import Cluster, ClusterArgs
 from infra.config import IngressExposure, StackConfig
+from infra.dashboards.brand_dashboard import BrandDashboardArgs
 from infra.dask_operator import DaskOperator, DaskOperatorArgs
 from infra.database import Database, DatabaseArgs
 from infra.datalake import DataLake, DataLakeArgs
@@ -49,6 +50,8 @@ class EnvironmentArgs:
 
     config: StackConfig
     brand_lake_containers: Sequence[str] = ()
+    dashboard_brands: Sequence[BrandDashboardArgs] = ()
+    """The stack's brands as the platform dashboard shows them."""
 
 
 class Environment(pulumi.ComponentResource):
@@ -107,6 +110,7 @@ class Environment(pulumi.ComponentResource):
                 deployer_object_id=client.object_id,
                 deployer_principal_type=str(config.access.deployer_principal_type),
                 tags=tags,
+                dashboard_brands=args.dashboard_brands,
             ),
             opts=child,
         )

@@ -12,11 +12,14 @@ add-on alone collects nothing: like Microsoft's ARM template for that mode, a da
 collection rule (the ``ContainerInsights`` extension into the Log Analytics
 workspace) and its ``ContainerInsightsExtension`` association on the cluster are
 created here. Whoever deploys gets Grafana Admin, so somebody can open Grafana.
+The platform dashboard (every brand at a glance) is provisioned here too; each brand's own
+dashboard comes with its BrandStack (``infra.dashboards``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,10 @@ from pulumi_azure_native import (
 
 from infra import azure_roles
 from infra.config import MonitoringConfig
+from infra.dashboards.azure_dashboard import AzureDashboard, AzureDashboardArgs
+from infra.dashboards.brand_dashboard import BrandDashboardArgs
+from infra.dashboards.panels import dashboard_json
+from infra.dashboards.platform_dashboard import platform_dashboard
 from infra.environment_names import EnvironmentNames
 from infra.prometheus_collection import (
     SETTINGS_CONFIGMAP,
@@ -109,6 +116,8 @@ class MonitoringArgs:
     deployer_object_id: pulumi.Input[str] | None = None
     """Whoever runs ``pulumi up``: made Grafana Admin, so the first deploy has a Grafana user."""
     deployer_principal_type: str = "User"
+    dashboard_brands: Sequence[BrandDashboardArgs] = ()
+    """The stack's brands, shown on the platform dashboard (none: no platform dashboard)."""
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -301,6 +310,21 @@ class Monitoring(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+
+        if args.dashboard_brands:
+            AzureDashboard(
+                f"{name}-platform-dashboard",
+                AzureDashboardArgs(
+                    dashboard_name=f"recplat-{names.stack}-platform",
+                    definition=dashboard_json(
+                        platform_dashboard(names.stack, args.dashboard_brands)
+                    ),
+                    resource_group_name=rg,
+                    location=location,
+                    tags=tags,
+                ),
+                opts=child,
+            )
 
         self.log_analytics_workspace_id = logs.id
         self.monitor_workspace_id = workspace.id

@@ -42,6 +42,7 @@ TAGGABLE_TYPES = frozenset(
         "monitor:MetricAlert",
         "alertsmanagement:PrometheusRuleGroup",
         "dashboard:Grafana",
+        "dashboard:Dashboard",
     )
 )
 NAMESPACE = "kubernetes:core/v1:Namespace"
