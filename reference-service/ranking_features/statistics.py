@@ -62,13 +62,28 @@ def clustered_ratio(numerators: npt.ArrayLike, denominators: npt.ArrayLike) -> C
             f"clustered_ratio: numerators and denominators must be 1-d and equally long, got "
             f"shapes {y.shape} and {x.shape}"
         )
-    n = len(x)
-    total_x, total_y = float(x.sum()), float(y.sum())
-    if total_x <= 0:
-        return ClusteredRatio(0.0, math.inf, n, total_y, total_x)
-    ratio = total_y / total_x
+    return clustered_ratio_from_sums(
+        clusters=len(x),
+        sum_x=float(x.sum()),
+        sum_y=float(y.sum()),
+        sum_xx=float(x @ x),
+        sum_yy=float(y @ y),
+        sum_xy=float(x @ y),
+    )
+
+
+def clustered_ratio_from_sums(
+    clusters: int, sum_x: float, sum_y: float, sum_xx: float, sum_yy: float, sum_xy: float
+) -> ClusteredRatio:
+    """`clustered_ratio` from the per-user sums it needs (x, y, x^2, y^2 and x*y summed over
+    users), for callers that keep running sums: sum_u (y_u - R x_u)^2 = sum_yy - 2 R sum_xy +
+    R^2 sum_xx. Counts are integers, so the sums are exact in float64 below 2^53."""
+    n = clusters
+    if sum_x <= 0:
+        return ClusteredRatio(0.0, math.inf, n, sum_y, sum_x)
+    ratio = sum_y / sum_x
     if n < 2:
-        return ClusteredRatio(ratio, math.inf, n, total_y, total_x)
-    residuals = y - ratio * x
-    variance = n / (n - 1) * float(residuals @ residuals) / total_x**2
-    return ClusteredRatio(ratio, math.sqrt(variance), n, total_y, total_x)
+        return ClusteredRatio(ratio, math.inf, n, sum_y, sum_x)
+    squares = max(sum_yy - 2 * ratio * sum_xy + ratio * ratio * sum_xx, 0.0)
+    variance = n / (n - 1) * squares / sum_x**2
+    return ClusteredRatio(ratio, math.sqrt(variance), n, sum_y, sum_x)
