@@ -7,8 +7,10 @@ stages get a rich progress bar. Output goes to the given console, so tests can c
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -19,6 +21,10 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+
+if TYPE_CHECKING:
+    from recplat.brand import Brand
+    from recplat.local.workloads import ExperimentsOutcome, WorkloadWiring
 
 
 class StageReporter:
@@ -55,3 +61,25 @@ class StageReporter:
             console=self.console,
             transient=True,
         )
+
+
+def evaluate_experiments_stage(
+    reporter: StageReporter,
+    brands: Mapping[str, tuple[Brand, str]],
+    wiring: WorkloadWiring,
+    log_dir: Path,
+) -> dict[str, ExperimentsOutcome]:
+    """The stage after traffic: `ranking-experiments evaluate` for each brand (its `Brand` and
+    lake URI), one after the other; prints each brand's report, or why it failed."""
+    from recplat.local.workloads import run_experiments
+
+    outcomes: dict[str, ExperimentsOutcome] = {}
+    with reporter.stage("evaluate each brand's online experiment"):
+        for name, (brand, lake_uri) in brands.items():
+            outcome = run_experiments("evaluate", brand, lake_uri, wiring, log_dir)
+            outcomes[name] = outcome
+            prefix = "" if outcome.succeeded else f"{name}: failed: "
+            # Plain text: the report's intervals look like rich markup ("[0.1, 0.2]").
+            for line in (prefix + outcome.report).splitlines():
+                reporter.console.print(f"     {line}", markup=False, highlight=False)
+    return outcomes

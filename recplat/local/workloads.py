@@ -257,3 +257,60 @@ def wait_service_ready(process: StartedProcess, timeout_s: float = SERVICE_READY
             return False
 
     wait_until(ready, timeout_s=timeout_s, what=f"{process.name} to be ready", process=process)
+
+
+EXPERIMENTS_TIMEOUT_S = 300.0
+
+
+def experiments_args(brand: Brand) -> list[str]:
+    """`ranking-experiments` flags from the brand file, as the evaluator CronJob passes them."""
+    return [
+        "--challenger-traffic", str(brand.serving.challenger_traffic),
+        "--max-experiment-days", str(brand.training.promotion.max_experiment_days),
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ExperimentsOutcome:
+    """How one `ranking-experiments` run ended: its report, or why it failed."""
+
+    brand: str
+    succeeded: bool
+    report: str
+    log_path: Path
+
+
+def run_experiments(
+    command: str,
+    brand: Brand,
+    lake_uri: str,
+    wiring: WorkloadWiring,
+    log_dir: Path,
+    *,
+    timeout_s: float = EXPERIMENTS_TIMEOUT_S,
+) -> ExperimentsOutcome:
+    """Run `ranking-experiments <command>` (evaluate or status) for `brand` with the training
+    job's environment, to its end; a failure is an outcome, never an exception. Its output is
+    also appended to `<log_dir>/experiments-<brand>.log`."""
+    import subprocess
+
+    log_path = log_dir / f"experiments-{brand.name}.log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    argv = [*program("ranking-experiments"), command, *experiments_args(brand)]
+    try:
+        completed = subprocess.run(
+            argv,
+            env={**os.environ, **training_env(brand, lake_uri, wiring)},
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return ExperimentsOutcome(brand.name, False, f"timed out after {timeout_s:.0f} s", log_path)
+    with log_path.open("a", encoding="utf-8") as log:
+        log.write(completed.stdout + completed.stderr)
+    if completed.returncode != 0:
+        message = completed.stderr.strip() or f"exit code {completed.returncode}"
+        return ExperimentsOutcome(brand.name, False, message, log_path)
+    return ExperimentsOutcome(brand.name, True, completed.stdout.rstrip(), log_path)
