@@ -16,6 +16,7 @@ _GROUPS: list[tuple[str, str, str]] = [
     ("data", "recplat.data_cli", "Synthetic lake data for demos and tests."),
     ("local", "recplat.local_cli", "Run the whole platform on this machine."),
     ("report", "recplat.report_cli", "Online metrics from the lake, such as CTR per variant."),
+    ("experiments", "recplat.experiments_cli", "Evaluate or show a brand's online experiment."),
 ]
 
 app = typer.Typer(
