@@ -1,19 +1,21 @@
-"""Online click-through rate per serving variant, from the lake's impressions and feedback.
+"""Online click-through rate per model version and variant, from the lake's events.
 
 The unit is a ranking request (one ranked list shown to a user): a request is clicked if at
-least one click event links to its `request_id`. Requests are independent trials, so the
-Wilson score interval is a sound 95 % confidence interval for each variant's CTR (item-level
-rows of one list are not independent). Feedback follows the lake's feedback rules
-(`ranking_features.events`, docs/architecture.md): retries of one event count once (the
+least one click event links to its `request_id`. Rows are per (model version, variant), so a
+champion row never mixes two models (the champion alias moves during a demo), and a version
+that served as challenger and later as champion shows both. Traffic is split per user, and one
+user's requests are correlated, so the 95 % interval is user-clustered: the delta method on the
+ratio of per-user sums (`ranking_features.statistics.clustered_ratio`, the evaluator's
+definition too), not a binomial interval over requests. Feedback follows the lake's feedback
+rules (`ranking_features.events`, docs/architecture.md): retries of one event count once (the
 service ships at least once), and feedback counts only when its request_id, user_id and
 item_id match an impression; the rest is counted as unmatched and ignored, so a client cannot
-click on another user's list, or on an item a list never showed, to move a variant's CTR.
-pyarrow only, no pandas, so the service side can import it.
+click on another user's list, or on an item a list never showed, to move a version's CTR.
+pyarrow and numpy only, no pandas.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
@@ -29,8 +31,7 @@ from ranking_features.events import (
     matches_an_impression,
 )
 from ranking_features.lake import open_lake
-
-Z_95 = 1.959963984540054
+from ranking_features.statistics import clustered_ratio
 
 
 class LakeReadError(ValueError):
@@ -38,17 +39,21 @@ class LakeReadError(ValueError):
 
 
 @dataclass(frozen=True)
-class VariantCtr:
+class VersionCtr:
+    """CTR of one model version in one variant ("-" for the fallback, which has no version)."""
+
+    model_version: str
     variant: str
-    model_versions: str
+    users: int
     requests: int
     clicked_requests: int
     ctr: float
+    # The user-clustered 95 % interval of the CTR.
     ci_low: float
     ci_high: float
     impressions: int
     clicks: int
-    # Feedback naming one of this variant's requests but another user or an unshown item.
+    # Feedback naming one of these requests but another user or an unshown item.
     unmatched_feedback: int
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,28 +62,17 @@ class VariantCtr:
 
 @dataclass(frozen=True)
 class CtrReport:
-    """CTR per variant, and the feedback events left out because they match no impression
-    (including those naming no request that was served)."""
+    """CTR per model version and variant, and the feedback events left out because they match
+    no impression (including those naming no request that was served)."""
 
-    variants: list[VariantCtr]
+    rows: list[VersionCtr]
     unmatched_feedback: int
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "variants": [v.to_dict() for v in self.variants],
+            "rows": [row.to_dict() for row in self.rows],
             "unmatched_feedback": self.unmatched_feedback,
         }
-
-
-def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval of a binomial proportion (0, 0 with no trials)."""
-    if trials <= 0:
-        return 0.0, 0.0
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def read_events(
@@ -102,17 +96,23 @@ def _partition_day(path: str) -> str:
     return ""
 
 
+VARIANT_ORDER = {"champion": 0, "challenger": 1, "fallback": 2}
+NO_VERSION = "-"
+
+
 def online_ctr(
     lake_uri: str, brand: str | None = None, since: date | None = None
-) -> list[VariantCtr]:
-    """CTR per variant over the lake's events (optionally one brand, days >= since)."""
-    return online_ctr_report(lake_uri, brand, since).variants
+) -> list[VersionCtr]:
+    """CTR per model version and variant over the lake's events (optionally one brand, days >=
+    since)."""
+    return online_ctr_report(lake_uri, brand, since).rows
 
 
 def online_ctr_report(
     lake_uri: str, brand: str | None = None, since: date | None = None
 ) -> CtrReport:
-    """CTR per variant and the unmatched feedback count (optionally one brand, days >= since)."""
+    """CTR per model version and variant and the unmatched feedback count (optionally one
+    brand, days >= since)."""
     impressions = read_events(
         lake_uri,
         IMPRESSIONS_DIR,
@@ -126,37 +126,72 @@ def online_ctr_report(
         impressions = impressions.filter(pc.field("brand") == brand)
         if feedback is not None:
             feedback = feedback.filter(pc.field("brand") == brand)
+    impressions = impressions.set_column(
+        impressions.column_names.index("model_version"),
+        "model_version",
+        pc.fill_null(impressions["model_version"], NO_VERSION),
+    )
     matched, unmatched = _split_feedback(feedback, impressions)
     clicks = _unique_clicks(matched)
-    clicked_requests = pc.unique(clicks["request_id"])
-    unmatched_requests = unmatched["request_id"]
+    requests = _requests(impressions, pc.unique(clicks["request_id"]))
 
     results = []
-    for variant in sorted(pc.unique(impressions["variant"]).to_pylist()):
-        rows = impressions.filter(pc.field("variant") == variant)
-        requests = pc.unique(rows["request_id"])
-        clicked = int(pc.sum(pc.is_in(requests, value_set=clicked_requests)).as_py() or 0)
-        shown = pa.table({"request_id": rows["request_id"], "item_id": rows["item_id"]})
-        item_clicks = shown.join(clicks, ["request_id", "item_id"], join_type="inner")
-        versions = sorted(v for v in pc.unique(rows["model_version"]).to_pylist() if v)
-        low, high = wilson_interval(clicked, len(requests))
+    groups = requests.group_by(["model_version", "variant"]).aggregate([]).to_pylist()
+    for group in sorted(groups, key=_row_order):
+        version, variant = group["model_version"], group["variant"]
+        mine = (pc.field("model_version") == version) & (pc.field("variant") == variant)
+        rows = requests.filter(mine)
+        shown = impressions.filter(mine)
+        per_user = rows.group_by("user_id").aggregate([("request_id", "count"), ("clicked", "sum")])
+        ctr = clustered_ratio(
+            per_user["clicked_sum"].to_numpy(), per_user["request_id_count"].to_numpy()
+        )
+        low, high = ctr.interval()
+        pairs = pa.table({"request_id": shown["request_id"], "item_id": shown["item_id"]})
+        item_clicks = pairs.join(clicks, ["request_id", "item_id"], join_type="inner")
         results.append(
-            VariantCtr(
+            VersionCtr(
+                model_version=version,
                 variant=variant,
-                model_versions=",".join(versions) or "-",
-                requests=len(requests),
-                clicked_requests=clicked,
-                ctr=clicked / len(requests) if len(requests) else 0.0,
+                users=per_user.num_rows,
+                requests=rows.num_rows,
+                clicked_requests=round(ctr.numerator),
+                ctr=ctr.estimate,
                 ci_low=low,
                 ci_high=high,
-                impressions=rows.num_rows,
+                impressions=shown.num_rows,
                 clicks=item_clicks.num_rows,
                 unmatched_feedback=int(
-                    pc.sum(pc.is_in(unmatched_requests, value_set=requests)).as_py() or 0
+                    pc.sum(pc.is_in(unmatched["request_id"], value_set=rows["request_id"])).as_py()
+                    or 0
                 ),
             )
         )
     return CtrReport(results, unmatched.num_rows)
+
+
+def _row_order(group: dict[str, str]) -> tuple[int, int, str]:
+    """Variants in serving order, then versions in numeric order (v10 after v9)."""
+    version = group["model_version"]
+    number = int(version) if version.isdigit() else -1
+    return VARIANT_ORDER.get(group["variant"], 3), number, version
+
+
+def _requests(impressions: pa.Table, clicked_requests: pa.Array) -> pa.Table:
+    """One row per request: its user, variant and model version, and whether it was clicked."""
+    requests = impressions.group_by("request_id").aggregate(
+        [("user_id", "min"), ("variant", "min"), ("model_version", "min")]
+    )
+    requests = pa.table(
+        {
+            "request_id": requests["request_id"],
+            "user_id": requests["user_id_min"],
+            "variant": requests["variant_min"],
+            "model_version": requests["model_version_min"],
+        }
+    )
+    clicked = pc.cast(pc.is_in(requests["request_id"], value_set=clicked_requests), pa.int64())
+    return requests.append_column("clicked", clicked)
 
 
 def _split_feedback(feedback: pa.Table | None, impressions: pa.Table) -> tuple[pa.Table, pa.Table]:

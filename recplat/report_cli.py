@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Online metrics from the lake, such as CTR per variant.")
+app = typer.Typer(help="Online metrics from the lake, such as CTR per model version.")
 
 
 def _lake_url(lake: str) -> str:
@@ -28,12 +28,12 @@ def ctr(
     since: str = typer.Option("", help="First day to count, YYYY-MM-DD (default: all days)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Online CTR per serving variant (champion, challenger, fallback) with a 95 % interval.
+    """Online CTR per model version and variant (champion, challenger, fallback), 95 % interval.
 
     A ranking request counts as clicked when any click links to its request_id; the interval
-    is Wilson's. Retries of one event count once (same event_id, type, request, user and
-    item). Feedback whose request_id, user_id and item_id match no impression is left out
-    and counted as unmatched.
+    is user-clustered (delta method over users: traffic is split per user). Retries of one
+    event count once (same event_id, type, request, user and item). Feedback whose request_id,
+    user_id and item_id match no impression is left out and counted as unmatched.
     """
     from recplat.online_ctr import LakeReadError, online_ctr_report
 
@@ -56,13 +56,15 @@ def ctr(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Online CTR per variant ({brand or 'all brands'})")
-    for column in ("variant", "versions", "requests", "clicked", "CTR", "95% CI", "item clicks"):
-        table.add_column(column, justify="left" if column in ("variant", "versions") else "right")
-    for r in report.variants:
+    table = Table(title=f"Online CTR per model version ({brand or 'all brands'})")
+    columns = ("version", "variant", "users", "requests", "clicked", "CTR", "95% CI (users)")
+    for column in (*columns, "item clicks"):
+        table.add_column(column, justify="left" if column in ("version", "variant") else "right")
+    for r in report.rows:
         table.add_row(
+            r.model_version if r.model_version == "-" else f"v{r.model_version}",
             r.variant,
-            r.model_versions,
+            str(r.users),
             str(r.requests),
             str(r.clicked_requests),
             f"{r.ctr:.2%}",

@@ -1,4 +1,4 @@
-"""The demo's report: a table on the terminal, `report.json`, and `ctr.png` (CTR per variant)."""
+"""The demo's report: a table on the terminal, `report.json`, and `ctr.png` (CTR per version)."""
 
 from __future__ import annotations
 
@@ -58,23 +58,24 @@ def summary_table(outcomes: list[BrandOutcome]) -> Table:
 
 
 def ctr_table(outcomes: list[BrandOutcome]) -> Table:
-    """Online CTR per brand and variant, from the lake (`recplat.online_ctr`), with its interval.
+    """Online CTR per brand, model version and variant, from the lake (`recplat.online_ctr`).
 
-    CTR is per ranked list: the share of requests with at least one click (requests are the
-    independent trials the Wilson interval needs); impressions and item clicks are shown too,
-    and the unmatched feedback left out of them: events naming one of the variant's requests
-    with another user or an item the request did not show.
+    CTR is per ranked list: the share of requests with at least one click; its 95 % interval is
+    user-clustered (traffic is split per user, so users, not requests, are independent).
+    Impressions and item clicks are shown too, and the unmatched feedback left out of them:
+    events naming one of the row's requests with another user or an item it did not show.
     """
-    table = Table(title="online CTR per variant (from the lake; CTR = requests with a click)")
-    columns = ("brand", "variant", "versions", "requests", "clicked", "impr.", "clicks")
-    for column in (*columns, "unmatched feedback", "CTR", "95% CI"):
+    table = Table(title="online CTR per model version (from the lake; CTR = requests with a click)")
+    columns = ("brand", "version", "variant", "users", "requests", "clicked", "impr.", "clicks")
+    for column in (*columns, "unmatched feedback", "CTR", "95% CI (users)"):
         table.add_column(column, overflow="fold")
     for outcome in outcomes:
         for row in outcome.online_ctr:
             table.add_row(
                 outcome.brand,
+                _version(row),
                 str(row.get("variant", "-")),
-                str(row.get("model_versions", "-")),
+                str(row.get("users", "-")),
                 str(row.get("requests", "-")),
                 str(row.get("clicked_requests", "-")),
                 str(row.get("impressions", "-")),
@@ -84,6 +85,11 @@ def ctr_table(outcomes: list[BrandOutcome]) -> Table:
                 f"[{_number(_float(row.get('ci_low')))}, {_number(_float(row.get('ci_high')))}]",
             )
     return table
+
+
+def _version(row: dict[str, Any]) -> str:
+    version = str(row.get("model_version", "-"))
+    return version if version == "-" else f"v{version}"
 
 
 def _float(value: Any) -> float | None:
@@ -133,7 +139,8 @@ def _outcome_json(outcome: BrandOutcome) -> dict[str, Any]:
 
 
 def plot_ctr(outcomes: list[BrandOutcome], path: Path) -> None:
-    """A small bar chart of online CTR per brand and variant, with 95% intervals."""
+    """A bar chart of online CTR per brand and model version (variant in the label), with
+    user-clustered 95% intervals: bars of one version share a colour across brands."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,18 +150,28 @@ def plot_ctr(outcomes: list[BrandOutcome], path: Path) -> None:
     values: list[float] = []
     low_err: list[float] = []
     high_err: list[float] = []
+    versions: list[str] = []
     for outcome in outcomes:
         for row in outcome.online_ctr:
             ctr = _float(row.get("ctr")) or 0.0
-            labels.append(f"{outcome.brand}\n{row.get('variant')} v{row.get('model_versions')}")
+            labels.append(f"{outcome.brand}\n{_version(row)}\n{row.get('variant')}")
+            versions.append(_version(row))
             values.append(ctr)
             low_err.append(max(ctr - (_float(row.get("ci_low")) or ctr), 0.0))
             high_err.append(max((_float(row.get("ci_high")) or ctr) - ctr, 0.0))
-    figure, axes = plt.subplots(figsize=(max(4.0, 1.2 * len(labels) + 1), 3.5), dpi=100)
-    axes.bar(range(len(values)), values, yerr=[low_err, high_err], capsize=4, color="#4c72b0")
+    palette = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
+    colour_of = {v: palette[i % len(palette)] for i, v in enumerate(sorted(set(versions)))}
+    figure, axes = plt.subplots(figsize=(max(4.0, 1.2 * len(labels) + 1), 3.8), dpi=100)
+    axes.bar(
+        range(len(values)),
+        values,
+        yerr=[low_err, high_err],
+        capsize=4,
+        color=[colour_of[v] for v in versions],
+    )
     axes.set_xticks(range(len(labels)), labels, fontsize=7)
     axes.set_ylabel("online CTR")
-    axes.set_title("CTR per brand and variant (95% CI)")
+    axes.set_title("CTR per brand and model version (95% CI, clustered by user)")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
