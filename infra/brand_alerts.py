@@ -32,6 +32,9 @@ RATE_WINDOW = "5m"
 FEEDBACK_WINDOW = "1h"
 SHIPPING_WINDOW = "30m"
 EVALUATION_INTERVAL_MINUTES = 1
+EXPERIMENT_OVERDUE_GRACE = timedelta(hours=2)
+"""Past ``promotion.max_experiment_days`` the hourly evaluator stops the experiment on its next
+run and the service drops the challenger on its next reload: two evaluator runs of grace."""
 
 # The `outcome` label of recplat_rank_requests_total (ranking_service.app counts them).
 ATTEMPTED_OUTCOMES = "ok|fallback|error"
@@ -125,6 +128,8 @@ def brand_alert_rules(brand: Brand, environment: str) -> list[AlertRule]:
     all_requests = f"sum(rate(recplat_rank_requests_total{{{selector}}}[{RATE_WINDOW}]))"
     slo_seconds = brand.serving.latency_slo_ms / 1000
     stale_after = 2 * training_interval(brand.training.schedule)
+    max_days = brand.training.promotion.max_experiment_days
+    overdue_after = timedelta(days=max_days) + EXPERIMENT_OVERDUE_GRACE
     rules = [
         AlertRule(
             alert="RecplatRankLatencyP99AboveSlo",
@@ -193,6 +198,22 @@ def brand_alert_rules(brand: Brand, environment: str) -> list[AlertRule]:
             summary=(
                 f"{brand.name}: the champion model is older than twice the training "
                 f"interval ({stale_after})"
+            ),
+        ),
+        # The evaluator CronJob (infra/brand_training.py) ends every experiment by its maximum
+        # duration; one still served past it means the evaluator is not running or failing.
+        AlertRule(
+            alert="RecplatExperimentOverdue",
+            expr=(
+                f"max(recplat_experiment_age_seconds{{{selector}}}) "
+                f"> {int(overdue_after.total_seconds())}"
+            ),
+            for_minutes=30,
+            severity=3,
+            summary=(
+                f"{brand.name}: an online experiment has run past promotion.max_experiment_days "
+                f"({max_days} days); is the experiments CronJob running? See "
+                f"`ranking-experiments status`"
             ),
         ),
         # The event log is a small emptyDir: feedback that cannot ship fills it until the

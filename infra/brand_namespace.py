@@ -70,6 +70,10 @@ class BrandCapacity:
             training.memory
         )
         pods = service_pods + training_pods
+        # The hourly experiment evaluator (sized like the job) may run beside a training run.
+        cpu += cpu_milli(training.cpu)
+        memory += memory_mi(training.memory)
+        pods += 1
         if training.workers:
             cpu += DASK_SCHEDULER_CPU_MILLI
             memory += DASK_SCHEDULER_MEMORY_MI

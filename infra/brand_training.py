@@ -3,6 +3,8 @@
 A CronJob on the brand's ``training.schedule`` runs the training image with the
 environment contract. With ``training.workers > 0`` it trains on a DaskCluster in
 the brand namespace (the Dask operator's CRD), whose scheduler address the job gets.
+A second CronJob runs the online-experiment evaluator (``ranking-experiments evaluate``)
+from the same image, as the same identity and with the same secret, every hour.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ STARTING_DEADLINE_SECONDS = 600
 ACTIVE_DEADLINE_SECONDS = 4 * 3600
 BACKOFF_LIMIT = 2
 JOB_TTL_SECONDS = 24 * 3600
+EXPERIMENTS_SCHEDULE = "17 * * * *"
+"""Hourly, off the hour: a verdict waits at most an hour, and the registry is quiet then."""
+EXPERIMENTS_CRON_JOB = "training-experiments"
+EXPERIMENTS_ACTIVE_DEADLINE_SECONDS = 1800
 DASK_SCHEDULER_PORT = 8786
 DASK_DASHBOARD_PORT = 8787
 
@@ -204,7 +210,86 @@ def create_training(
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=depends_on)),
     )
     created.append(cron_job)
+    created.append(
+        _experiments_cron_job(
+            context,
+            image,
+            [*context.common_env(), *context.mlflow_auth_env(names.mlflow_user)],
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=depends_on)),
+        )
+    )
     return created
+
+
+def _experiments_args(context: BrandWorkloadContext) -> list[str]:
+    """``ranking-experiments evaluate`` flags: the service's share and the longest run."""
+    brand = context.brand
+    return [
+        "ranking-experiments", "evaluate",
+        "--challenger-traffic", str(brand.serving.challenger_traffic),
+        "--max-experiment-days", str(brand.training.promotion.max_experiment_days),
+    ]  # fmt: skip
+
+
+def _experiments_cron_job(
+    context: BrandWorkloadContext,
+    image: str,
+    env: list[core.EnvVarArgs],
+    opts: pulumi.ResourceOptions,
+) -> batch.CronJob:
+    """The evaluator: training's ServiceAccount (workload identity, to read the lake) and
+    MLflow writer secret (to move aliases and log runs), nothing else. Its own component label
+    keeps it off the training-to-Dask network rule; the namespace-wide egress (DNS, MLflow,
+    Azure) is what it needs."""
+    names = context.names
+    pod_labels = {
+        **context.labels,
+        **context.component_labels("experiments"),
+        **workload_identity_labels(),
+    }
+    container = _container(
+        context,
+        "experiments",
+        image,
+        env,
+        args=_experiments_args(context),
+        extra_mounts=[secrets_mount()],
+    )
+    return batch.CronJob(
+        f"{context.brand.name}-experiments-cronjob",
+        metadata=context.metadata(EXPERIMENTS_CRON_JOB, "experiments"),
+        spec=batch.CronJobSpecArgs(
+            schedule=EXPERIMENTS_SCHEDULE,
+            time_zone="Etc/UTC",
+            # Two evaluations at once could both act on one verdict (promote twice, or promote
+            # and stop): one at a time.
+            concurrency_policy="Forbid",
+            starting_deadline_seconds=STARTING_DEADLINE_SECONDS,
+            successful_jobs_history_limit=3,
+            failed_jobs_history_limit=3,
+            job_template=batch.JobTemplateSpecArgs(
+                metadata=meta.ObjectMetaArgs(labels=pod_labels),
+                spec=batch.JobSpecArgs(
+                    # The next hour's run retries; a failing one is seen in the job history.
+                    backoff_limit=1,
+                    active_deadline_seconds=EXPERIMENTS_ACTIVE_DEADLINE_SECONDS,
+                    ttl_seconds_after_finished=JOB_TTL_SECONDS,
+                    template=core.PodTemplateSpecArgs(
+                        metadata=meta.ObjectMetaArgs(labels=pod_labels),
+                        spec=_pod_spec(
+                            context,
+                            container,
+                            restart_policy="Never",
+                            extra_volumes=[
+                                context.secrets_volume(names.training_secret_provider_class)
+                            ],
+                        ),
+                    ),
+                ),
+            ),
+        ),
+        opts=opts,
+    )
 
 
 def _dask_cluster(

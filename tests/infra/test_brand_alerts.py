@@ -18,6 +18,7 @@ import yaml
 
 from infra.brand_alerts import (
     ERROR_RATIO_THRESHOLD,
+    EXPERIMENT_OVERDUE_GRACE,
     FALLBACK_RATIO_THRESHOLD,
     brand_alert_rules,
     rule_file,
@@ -69,6 +70,7 @@ def test_prod_alone_alerts_on_missing_feedback() -> None:
         "RecplatRankRefusedRatioHigh",
         "RecplatFallbackRatioHigh",
         "RecplatModelStale",
+        "RecplatExperimentOverdue",
         "RecplatEventShipFailing",
         "RecplatEventSegmentsQuarantined",
         "RecplatEventsPendingGrowing",
@@ -117,6 +119,12 @@ def _cases(brand: Brand, environment: str) -> dict[str, tuple[list[Any], list[An
     fallbacks = round(100 * FALLBACK_RATIO_THRESHOLD * 2)
     stale = int(2 * training_interval(brand.training.schedule).total_seconds())
     age = {"brand": name, "alias": "champion"}
+    overdue = int(
+        (
+            timedelta(days=brand.training.promotion.max_experiment_days) + EXPERIMENT_OVERDUE_GRACE
+        ).total_seconds()
+    )
+    experiment = {"brand": name}
     cases: dict[str, tuple[list[Any], list[Any]]] = {
         "RecplatRankLatencyP99AboveSlo": (latency(0.0), latency(1.0)),
         "RecplatRankErrorRatioHigh": (
@@ -148,6 +156,15 @@ def _cases(brand: Brand, environment: str) -> dict[str, tuple[list[Any], list[An
         "RecplatModelStale": (
             [_series("recplat_model_age_seconds", age, f"{stale + 3600}+60x120")],
             [_series("recplat_model_age_seconds", age, f"{stale // 4}+60x120")],
+        ),
+        "RecplatExperimentOverdue": (
+            [_series("recplat_experiment_age_seconds", experiment, f"{overdue + 60}+60x120")],
+            # A day before the limit, still running; and then no experiment at all (age 0).
+            [
+                _series(
+                    "recplat_experiment_age_seconds", experiment, f"{overdue - 86_400}+60x60 0x60"
+                )
+            ],
         ),
         "RecplatEventShipFailing": (
             [_series("recplat_event_ship_failures_total", segments, "0+1x120")],
@@ -274,5 +291,46 @@ def test_a_flood_of_refused_requests_pages_no_one_but_server_errors_do(tmp_path:
     assert refused.severity > max(
         rule.severity for rule in rules if rule.alert == "RecplatRankErrorRatioHigh"
     ), "refused requests are informational, less severe than server errors"
+    run = _promtool_test(tmp_path, tests)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_an_experiment_past_its_maximum_duration_alerts_once_the_evaluator_had_its_chance(
+    tmp_path: Path,
+) -> None:
+    # newsroom allows 14 days (the schema's default): 14 days plus the grace is the line.
+    brand = next(brand for brand, env in EXAMPLES if brand.name == "newsroom" and env == "prod")
+    limit = brand.training.promotion.max_experiment_days * 86_400
+    rules_path = _write_rules(tmp_path, brand, "prod")
+    (rule,) = [r for r in brand_alert_rules(brand, "prod") if r.alert == "RecplatExperimentOverdue"]
+    firing = {
+        "exp_labels": {"brand": "newsroom", "severity": str(rule.severity)},
+        "exp_annotations": {"summary": rule.summary},
+    }
+    age = {"brand": "newsroom"}
+    cases = [
+        # Just past max_experiment_days: the evaluator's next runs stop it; no alert yet.
+        (f"{limit + 60}+60x100", []),
+        # Three hours past it: the evaluator has not acted.
+        (f"{limit + 3 * 3600}+60x100", [firing]),
+    ]
+    tests = {
+        "rule_files": [rules_path.name],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [_series("recplat_experiment_age_seconds", age, values)],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "45m",
+                        "alertname": "RecplatExperimentOverdue",
+                        "exp_alerts": alerts,
+                    }
+                ],
+            }
+            for values, alerts in cases
+        ],
+    }
     run = _promtool_test(tmp_path, tests)
     assert run.returncode == 0, run.stdout + run.stderr

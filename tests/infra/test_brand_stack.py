@@ -202,7 +202,7 @@ def test_every_brand_gets_the_full_set_of_resources(prod: dict[str, PlannedResou
             "Namespace": 1, "ResourceQuota": 1, "LimitRange": 1, "ServiceAccount": 2,
             "SecretProviderClass": 2, "MlflowAccess": 1, "Deployment": 1, "Service": 1,
             "HorizontalPodAutoscaler": 1, "PodDisruptionBudget": 1, "Ingress": 1,
-            "PodMonitor": 1, "CronJob": 1,
+            "PodMonitor": 1, "CronJob": 2,
         }.items():  # fmt: skip
             assert per_brand[(brand, kind)] == count, f"{brand}: expected {count} {kind}"
     # streamly trains on 4 Dask workers in prod; newsroom trains in the job's pod.
@@ -361,7 +361,8 @@ def test_secrets_reach_service_and_training_only_as_mounted_files(
         (c.name, c.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"])
         for c in of_type(prod, "CronJob")
     ]
-    assert len(pods) == 4
+    # Per brand: the service, the training job and the experiment evaluator.
+    assert len(pods) == 6
     for name, pod in pods:
         container = pod["containers"][0]
         env = {item["name"]: item for item in container["env"]}
@@ -436,8 +437,10 @@ def test_service_and_training_follow_the_brand_file(prod: dict[str, PlannedResou
     assert env["MLFLOW_TRACKING_URI"] == "http://mlflow.mlflow.svc.cluster.local:5000"
     assert env["RECPLAT_GIT_SHA"] == DIGEST, "model versions must name the code that trained them"
     quota = prod["streamly-quota"].inputs["spec"]["hard"]
-    # 9 service pods (max 8 + 1 surge) at 500m, job + 4 workers at 2 CPU, scheduler 500m.
-    assert quota["requests.cpu"] == f"{9 * 500 + 5 * 2000 + 500}m"
+    # 9 service pods (max 8 + 1 surge) at 500m, job + 4 workers at 2 CPU, scheduler 500m, and
+    # the experiment evaluator, sized like the job, which may run beside it.
+    assert quota["requests.cpu"] == f"{9 * 500 + 5 * 2000 + 500 + 2000}m"
+    assert quota["pods"] == str(9 + 5 + 1 + 1)
 
 
 def test_the_service_reads_the_brands_serving_settings_in_aks_and_locally(
@@ -557,6 +560,8 @@ def test_training_args_are_what_ranking_train_accepts(prod: dict[str, PlannedRes
     from ranking_training.__main__ import build_parser
 
     for cron_job in of_type(prod, "CronJob"):
+        if cron_job.name.endswith("-experiments-cronjob"):
+            continue
         pod = cron_job.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
         command, *args = pod["containers"][0]["args"]
         assert command == "ranking-train", cron_job.name
@@ -629,3 +634,35 @@ def test_the_access_job_reruns_when_a_password_is_rotated() -> None:
     assert job_name(names, versions) != job_name(brand_names("beta", "dev"), versions)
     longest = brand_names("b" * 24, "prod")
     assert len(job_name(longest, versions)) <= 63
+
+
+def test_each_brand_evaluates_its_experiments_hourly_as_its_training_identity(
+    prod: dict[str, PlannedResource],
+) -> None:
+    from ranking_training.experiment_job import build_parser
+
+    for brand in ("newsroom", "streamly"):
+        training = prod[f"{brand}-training-cronjob"].inputs
+        evaluator = prod[f"{brand}-experiments-cronjob"]
+        spec = evaluator.inputs["spec"]
+        assert (spec["schedule"], spec["concurrencyPolicy"]) == ("17 * * * *", "Forbid")
+        job = spec["jobTemplate"]["spec"]["template"]
+        pod, train_pod = job["spec"], training["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        # Training's identity and secret, nothing more: no API key, no other account.
+        assert pod["serviceAccountName"] == train_pod["serviceAccountName"] == "training"
+        assert pod["volumes"] == train_pod["volumes"]
+        assert job["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+        assert job["metadata"]["labels"]["app.kubernetes.io/name"] == "experiments"
+        (container,) = pod["containers"]
+        (train_container,) = train_pod["containers"]
+        assert container["image"] == train_container["image"], evaluator.name
+        env = {item["name"]: item["value"] for item in container["env"]}
+        train_env = {item["name"]: item["value"] for item in train_container["env"]}
+        assert env == {k: v for k, v in train_env.items() if k != "RECPLAT_GIT_SHA"}
+        command, subcommand, *args = container["args"]
+        assert (command, subcommand) == ("ranking-experiments", "evaluate")
+        parsed = build_parser().parse_args([subcommand, *args])
+        merged = next(b for b in EXAMPLE_BRANDS if b.name == brand).for_environment("prod")
+        assert parsed.challenger_traffic == merged.serving.challenger_traffic
+        assert parsed.max_experiment_days == merged.training.promotion.max_experiment_days
+        assert f"{brand}-mlflow-access" in evaluator.depends_on, evaluator.name
