@@ -13,16 +13,23 @@ what a real brand never sees, and the features do not mirror it:
   feature the model may find useless.
 
 Day 0 is the history's first day. The world runs `DAYS_AFTER_HISTORY` day past the history,
-the day after it: the history ends yesterday by default, so that is the day `recplat local
-demo` runs, and the items arriving then are new to every model.
+the day after it: a history that ends yesterday (`recplat data synth`'s default) leaves
+today's arriving items new to every model.
 
-`generate` plays a uniformly random logging policy against the world for `params.days` days
-and writes impressions, click and conversion feedback and catalog in the lake layout of
-DESIGN.md. No service logged it, so its rows carry no `policy`, `propensity` or `pool`: the
-counterfactual gate finds no exploration in it (logged as exploration, the history's ~500
-requests a day gave intervals of +-0.4 clicks per request, and the gate rejected every first
-model). It reports the oracle NDCG@10: ranking
-the logged lists by the true attraction, scored on the logged labels.
+`generate` plays a logging policy against the world for `params.days` days and writes
+impressions, click and conversion feedback and catalog in the lake layout of DESIGN.md. It
+reports the oracle NDCG@10: ranking the logged lists by the true attraction, scored on the
+logged labels. Two logging policies (`LoggingPolicy`):
+
+- `popularity` logs as the ranking service does (docs/architecture.md, "Impressions and
+  exploration"): each request sends `candidates` available items, which the policy ranks by
+  their clicks on the days before (the brand's previous system, before any model); a share
+  `exploration` of requests shows a uniformly random k-permutation of its top m = min(2k, n)
+  with propensity 1/m and the pool logged, the rest its top k in order (propensity 1). This
+  is the history the counterfactual gate can judge on, and the one the local platform writes.
+- `random` shows k random available items: no service logged it, so its rows carry no
+  `policy`, `propensity` or `pool` and the gate finds no exploration in it. A quick fixture
+  for tests of the plumbing.
 
 `GroundTruth` rebuilds deterministically from its parameters, which are saved as
 `synthetic/groundtruth.json` in the lake, so the local traffic simulator
@@ -37,9 +44,12 @@ import uuid
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from ranking_features.events import EXPLORATION_POOL_FACTOR, POLICY_EXPLOIT, POLICY_EXPLORE
+from ranking_training.counterfactual import sample_uniform_top_m
 
 from recplat.simulation.lake import TrafficSettings, WorldLake
 from recplat.simulation.truth import World, WorldParams
@@ -63,6 +73,13 @@ GROUNDTRUTH_FORMAT_VERSION = 2
 SECONDS_PER_DAY = 86_400
 
 
+class LoggingPolicy(StrEnum):
+    """Who served the synthetic history (module docstring)."""
+
+    POPULARITY = "popularity"
+    RANDOM = "random"
+
+
 @dataclass(frozen=True)
 class SynthParams:
     """Everything the synthetic history is a deterministic function of."""
@@ -76,11 +93,29 @@ class SynthParams:
     end_date: str = ""
     requests_per_user_per_day: float = 0.5
     list_size: int = 10
+    logging_policy: str = LoggingPolicy.RANDOM.value
+    # Popularity policy: candidates per request, and the share of requests explored.
+    candidates: int = 30
+    exploration: float = 0.0
 
     @property
     def start(self) -> datetime:
         end = datetime.fromisoformat(self.end_date).replace(tzinfo=UTC)
         return end - timedelta(days=self.days - 1)
+
+    def check(self) -> None:
+        """Refuse settings no service would log, naming the field."""
+        policies = [p.value for p in LoggingPolicy]
+        if self.logging_policy not in policies:
+            raise ValueError(
+                f"logging_policy: expected one of {policies}, got {self.logging_policy!r}"
+            )
+        if not 0 <= self.exploration <= 1:
+            raise ValueError(f"exploration: expected a share in [0, 1], got {self.exploration}")
+        if self.logging_policy == LoggingPolicy.POPULARITY and self.candidates < self.list_size:
+            raise ValueError(
+                f"candidates: expected >= list_size ({self.list_size}), got {self.candidates}"
+            )
 
     def world_params(self) -> WorldParams:
         """The brand's world: its users and items, the history's days and the day after."""
@@ -203,31 +238,34 @@ class SyntheticData:
     truth: GroundTruth
 
 
+@dataclass(frozen=True, eq=False)
+class _Served:
+    """What a logging policy served and the users did: one row per request, k slots each."""
+
+    user: np.ndarray
+    shown: np.ndarray  # requests x k, item rows in the order shown
+    request_ts: np.ndarray
+    clicked: np.ndarray
+    converted: np.ndarray
+    model_name: str
+    # Popularity policy only: explored requests, per-slot propensities, each request's pool.
+    explore: np.ndarray | None = None
+    propensity: np.ndarray | None = None
+    pools: np.ndarray | None = None  # requests x m, item rows in the policy's order
+
+
 def generate(params: SynthParams) -> SyntheticData:
-    """Play a uniformly random ranking policy against the world for `params.days` days."""
+    """Play `params.logging_policy` against the world for `params.days` days."""
+    params.check()
     truth = GroundTruth.from_params(params)
     world = truth.world
     rng = np.random.default_rng([params.seed, 2])
-    start = params.start.timestamp()
-    list_size = min(params.list_size, params.items)
-
-    users, lists, times = [], [], []
-    for day in range(params.days):
-        day_start = start + day * SECONDS_PER_DAY
-        eligible = np.flatnonzero(world.item_arrival_day <= day)
-        n_requests = rng.poisson(params.users * params.requests_per_user_per_day)
-        if len(eligible) < list_size or n_requests == 0:
-            continue
-        users.append(rng.choice(params.users, n_requests, p=world.user_activity))
-        times.append(np.sort(np.floor(rng.uniform(day_start, day_start + 86_399, n_requests))))
-        # Candidates are distinct within a list, as the service's API requires.
-        lists.append(
-            np.stack([rng.choice(eligible, list_size, replace=False) for _ in range(n_requests)])
-        )
-    user = np.concatenate(users)
-    shown = np.concatenate(lists)
-    request_ts = np.concatenate(times)
-    clicked, converted = world.sample_clicks(user, shown, rng)
+    if params.logging_policy == LoggingPolicy.POPULARITY:
+        served = _serve_popularity(truth, rng)
+    else:
+        served = _serve_random(truth, rng)
+    user, shown, request_ts = served.user, served.shown, served.request_ts
+    clicked, converted = served.clicked, served.converted
     # A cascade scans top-down, so a list's clicks come in position order.
     click_ts = request_ts[:, None] + np.cumsum(
         np.floor(1.0 + rng.exponential(CLICK_DELAY_S, shown.shape)), axis=1
@@ -235,7 +273,7 @@ def generate(params: SynthParams) -> SyntheticData:
     conversion_ts = click_ts + np.floor(1.0 + rng.exponential(CONVERSION_DELAY_S, shown.shape))
 
     request_ids = [uuid.UUID(int=int(key)).hex for key in rng.integers(0, 2**63, len(user))]
-    tables = _tables(truth, request_ids, user, shown, request_ts)
+    tables = _tables(truth, request_ids, served)
     feedback = _feedback(
         truth,
         request_ids,
@@ -249,46 +287,155 @@ def generate(params: SynthParams) -> SyntheticData:
     oracle = ranking_metrics(
         labels.ravel(),
         world.attraction_logit(user[:, None], shown).ravel(),
-        np.full(len(user), list_size),
+        np.full(len(user), shown.shape[1]),
     )
     return SyntheticData(tables[0], feedback, tables[1], oracle, truth)
 
 
+def _day_requests(
+    truth: GroundTruth, day: int, min_items: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """One day's requests: (users, sorted times, the items available that day), or None when
+    the day has none (no request, or too few items)."""
+    params, world = truth.params, truth.world
+    day_start = params.start.timestamp() + day * SECONDS_PER_DAY
+    day_end = day_start + 86_399
+    eligible = np.flatnonzero(world.item_arrival_day <= day)
+    n_requests = rng.poisson(params.users * params.requests_per_user_per_day)
+    if len(eligible) < min_items or n_requests == 0:
+        return None
+    users = rng.choice(params.users, n_requests, p=world.user_activity)
+    times = np.sort(np.floor(rng.uniform(day_start, day_end, n_requests)))
+    return users, times, eligible
+
+
+def _serve_random(truth: GroundTruth, rng: np.random.Generator) -> _Served:
+    """Lists of k items drawn uniformly from those available: a policy that knows nothing."""
+    params = truth.params
+    list_size = min(params.list_size, params.items)
+    users, lists, times = [], [], []
+    for day in range(params.days):
+        requests = _day_requests(truth, day, list_size, rng)
+        if requests is None:
+            continue
+        day_users, day_times, eligible = requests
+        users.append(day_users)
+        times.append(day_times)
+        # Candidates are distinct within a list, as the service's API requires.
+        lists.append(np.stack([rng.choice(eligible, list_size, replace=False) for _ in day_users]))
+    user, shown = np.concatenate(users), np.concatenate(lists)
+    clicked, converted = truth.world.sample_clicks(user, shown, rng)
+    return _Served(
+        user, shown, np.concatenate(times), clicked, converted, "synthetic-random-policy"
+    )
+
+
+def _serve_popularity(truth: GroundTruth, rng: np.random.Generator) -> _Served:
+    """Each request's candidates ranked by their clicks on the days before, explored as the
+    service explores (module docstring); clicks are drawn day by day, so they feed the next
+    day's ranking."""
+    params, world = truth.params, truth.world
+    k = params.list_size
+    clicks_so_far = np.zeros(params.items)
+    parts: dict[str, list[np.ndarray]] = {
+        name: [] for name in ("user", "shown", "ts", "clicked", "converted", "explore", "p", "pool")
+    }
+    for day in range(params.days):
+        requests = _day_requests(truth, day, k, rng)
+        if requests is None:
+            continue
+        users, times, eligible = requests
+        count = min(params.candidates, len(eligible))
+        picks = np.argpartition(rng.random((len(users), len(eligible))), count - 1, axis=1)
+        candidates = eligible[picks[:, :count]]
+        # Stable: ties (items nobody clicked yet) keep the candidates' random order.
+        order = np.argsort(-clicks_so_far[candidates], axis=1, kind="stable")
+        ranked = np.take_along_axis(candidates, order, axis=1)
+        m = min(EXPLORATION_POOL_FACTOR * k, count)
+        explore = rng.random(len(users)) < params.exploration
+        shown = ranked[:, :k].copy()
+        propensity = np.ones(shown.shape)
+        if explore.any():
+            shown[explore], propensity[explore] = sample_uniform_top_m(ranked[explore, :m], k, rng)
+        clicked, converted = world.sample_clicks(users, shown, rng)
+        np.add.at(clicks_so_far, shown[clicked], 1.0)
+        for name, value in (
+            ("user", users),
+            ("shown", shown),
+            ("ts", times),
+            ("clicked", clicked),
+            ("converted", converted),
+            ("explore", explore),
+            ("p", propensity),
+            # Pools differ in width only when a day has fewer than 2k candidates.
+            ("pool", _pad(ranked[:, :m], EXPLORATION_POOL_FACTOR * k)),
+        ):
+            parts[name].append(value)
+    joined = {name: np.concatenate(values) for name, values in parts.items()}
+    return _Served(
+        joined["user"],
+        joined["shown"],
+        joined["ts"],
+        joined["clicked"],
+        joined["converted"],
+        "synthetic-popularity-policy",
+        explore=joined["explore"],
+        propensity=joined["p"],
+        pools=joined["pool"],
+    )
+
+
+def _pad(rows: np.ndarray, width: int) -> np.ndarray:
+    """`rows` widened to `width` columns with -1 (no item)."""
+    padded = np.full((len(rows), width), -1, dtype=np.int64)
+    padded[:, : rows.shape[1]] = rows
+    return padded
+
+
 def _tables(
-    truth: GroundTruth,
-    request_ids: list[str],
-    user: np.ndarray,
-    shown: np.ndarray,
-    request_ts: np.ndarray,
+    truth: GroundTruth, request_ids: list[str], served: _Served
 ) -> tuple[pa.Table, pa.Table]:
-    """The impressions (one row per shown item) and the catalog."""
+    """The impressions (one row per shown item, with the service's exploration fields when a
+    policy that explores served them) and the catalog."""
     import pyarrow as pa
     from ranking_features.events import CATALOG_SCHEMA, IMPRESSION_SCHEMA
 
     params = truth.params
     item_ids = np.array(truth.item_ids(), dtype=object)
+    user, shown = served.user, served.shown
     n_requests, list_size = shown.shape
     n_rows = shown.size
     request_id = np.repeat(np.array(request_ids, dtype=object), list_size)
     position = np.tile(np.arange(1, list_size + 1), n_requests)
-    no_value = pa.nulls(n_rows)
+    policy: Any = pa.nulls(n_rows)
+    propensity: Any = pa.nulls(n_rows)
+    pool: Any = pa.nulls(n_rows)
+    if served.explore is not None and served.propensity is not None and served.pools is not None:
+        explore = np.repeat(served.explore, list_size)
+        policy = np.where(explore, POLICY_EXPLORE, POLICY_EXPLOIT)
+        propensity = served.propensity.ravel()
+        pools = [
+            list(item_ids[row[row >= 0]]) if explored else None
+            for row, explored in zip(served.pools, served.explore, strict=True)
+        ]
+        pool = pa.array([pools[r] for r in np.repeat(np.arange(n_requests), list_size)])
     impressions = pa.table(
         {
             "event_id": [f"{r}-{p}" for r, p in zip(request_id, position, strict=True)],
             "request_id": request_id,
-            "ts": _timestamps(np.repeat(request_ts, list_size)),
+            "ts": _timestamps(np.repeat(served.request_ts, list_size)),
             "user_id": [truth.user_id(u) for u in np.repeat(user, list_size)],
             "item_id": item_ids[shown.ravel()],
             "position": position.astype(np.int32),
             "score": np.zeros(n_rows),
-            "model_name": np.full(n_rows, "synthetic-random-policy"),
+            "model_name": np.full(n_rows, served.model_name),
             "model_version": np.full(n_rows, "0"),
             "variant": np.full(n_rows, "champion"),
             "brand": np.full(n_rows, params.brand),
-            "policy": no_value,
-            "propensity": no_value,
-            "pool": no_value,
-            "experiment_id": no_value,
+            "policy": policy,
+            "propensity": propensity,
+            "pool": pool,
+            "experiment_id": pa.nulls(n_rows),
         },
         schema=IMPRESSION_SCHEMA,
     )

@@ -3,10 +3,11 @@
 Stages: start the platform; send traffic (ranking requests, clicks from each brand's hidden
 world, `recplat.synthetic.GroundTruth`, by a simulated client that remembers its users' clicks
 and sends them as `recent_items`); wait until the feedback is in the lake; retrain every brand
-on it; read the new challenger and the gate's decision from the registry; wait until each
-running service serves the version that changed (without a restart); send traffic again; read
-online CTR per variant from the lake; write the report; stop everything. Any failure or Ctrl-C stops
-all processes the demo started.
+on it; read the counterfactual gate's decision and figures from the new version's tags
+(docs/architecture.md, "Promotion gate"); wait until each running service serves the version
+the gate aliased, if any (without a restart); send traffic again; read online CTR per variant
+from the lake; write the report; stop everything. Any failure or Ctrl-C stops all processes
+the demo started.
 """
 
 from __future__ import annotations
@@ -38,6 +39,48 @@ FEEDBACK_LANDING_TIMEOUT_S = 90.0
 MODEL_SWITCH_TIMEOUT_S = 90.0
 
 
+# The gate's outcomes (the version tag `gate`) and the alias each one moves.
+ALIAS_OF_OUTCOME = {"champion": "champion", "challenger": "challenger"}
+
+
+@dataclass(frozen=True)
+class GateRecord:
+    """What the gate decided about one registered version, from the version's tags."""
+
+    version: str
+    outcome: str  # champion | challenger | rejected | insufficient_exploration
+    reason: str
+    basis: str  # counterfactual | biased_ndcg | none
+    # The run's gate figures: `ope.*` (SNIPS and IPS, differences with .low/.high) and
+    # `gate.exploration_requests`.
+    figures: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """The decision with its SNIPS figures, on one line."""
+        figures = self.figures
+        explore = int(figures.get("gate.exploration_requests", 0))
+        if self.basis != "counterfactual":
+            return f"v{self.version} {self.outcome} ({self.basis}, {explore} explore requests)"
+        values = ", ".join(
+            f"{target} {figures[f'ope.{target}.snips']:.3f}"
+            for target in ("new", "champion", "popularity")
+            if f"ope.{target}.snips" in figures
+        )
+        differences = "; ".join(
+            f"new - {baseline} {_interval(figures, f'ope.new_minus_{baseline}.snips')}"
+            for baseline in ("popularity", "champion")
+            if f"ope.new_minus_{baseline}.snips" in figures
+        )
+        return (
+            f"v{self.version} {self.outcome} on {explore} explore requests: SNIPS reward per "
+            f"request {values}; {differences}"
+        )
+
+
+def _interval(figures: dict[str, float], name: str) -> str:
+    return f"{figures[name]:+.3f} [{figures[f'{name}.low']:+.3f}, {figures[f'{name}.high']:+.3f}]"
+
+
 @dataclass
 class BrandOutcome:
     """What happened to one brand during the demo; the report is made of these."""
@@ -54,6 +97,9 @@ class BrandOutcome:
     new_version_ndcg: float | None = None
     challenger: str | None = None
     champion_after: str | None = None
+    # The first training's gate (its champion, or why none) and the retrain's.
+    first_gate: GateRecord | None = None
+    retrain_gate: GateRecord | None = None
     gate: str = ""
     switched_alias: str | None = None
     switch_seconds: float | None = None
@@ -92,6 +138,8 @@ def _loop(
         outcomes[name].first_training = record.training_message
         outcomes[name].champion_before = record.model_version
         outcomes[name].ndcg_before = record.ndcg_at_10
+        first = latest_version(tracking_uri, f"{name}-ranker")
+        outcomes[name].first_gate = gate_record(tracking_uri, name, first) if first else None
     serving = [name for name, record in state.brands.items() if record.service_url]
     # The day the traffic starts: online CTR counts the served models' events from it on.
     traffic_day = datetime.now(UTC).date()
@@ -115,6 +163,8 @@ def _loop(
         result = outcomes[name]
         result.retraining = outcome.message
         _read_gate(tracking_uri, name, previous[name], result)
+        if result.retrain_gate is not None:
+            reporter.console.print(f"     {name}: gate {result.retrain_gate.summary()}")
 
     _wait_for_switch(platform, serving, outcomes, reporter)
     after = TrafficOptions(
@@ -212,6 +262,7 @@ def _wait_for_feedback(
 
 
 def _read_gate(tracking_uri: str, name: str, previous: str | None, result: BrandOutcome) -> None:
+    """The retrain's version, the gate's decision on it (its tags), and where the aliases are."""
     model = f"{name}-ranker"
     newest = latest_version(tracking_uri, model)
     challenger = alias_summary(tracking_uri, model, "challenger")
@@ -222,19 +273,56 @@ def _read_gate(tracking_uri: str, name: str, previous: str | None, result: Brand
         result.gate = f"no new version registered ({result.retraining})"
         return
     result.new_version = newest
-    if challenger is not None and challenger.version == newest:
-        result.new_version_ndcg = challenger.ndcg_at_10
-    if champion is not None and champion.version == newest:
-        result.gate = f"promoted: v{newest} is the new champion"
-        result.switched_alias = "champion"
-    else:
-        kept = f"v{champion.version}" if champion else "none"
-        served = result.challenger == newest
-        # The counterfactual gate may register a version and serve it nowhere (rejected, or
-        # too little exploration to judge); the retraining message says which and why.
-        role = "is challenger" if served else "is not served"
-        result.gate = f"not promoted: champion stays {kept}; v{newest} {role}"
-        result.switched_alias = "challenger" if served else None
+    gate = gate_record(tracking_uri, name, newest)
+    result.retrain_gate = gate
+    kept = f"champion v{champion.version}" if champion else "no champion"
+    if gate is None:
+        result.gate = f"v{newest} has no gate tag; {kept}"
+        result.problems.append(
+            f"{model} v{newest}: no `gate` tag; was it trained by ranking-train?"
+        )
+        return
+    alias = ALIAS_OF_OUTCOME.get(gate.outcome)
+    aliased = {"champion": result.champion_after, "challenger": result.challenger}
+    if alias is not None and aliased[alias] != newest:
+        result.problems.append(f"gate {gate.outcome}, but the {alias} alias is not on v{newest}")
+        alias = None
+    if alias is not None:
+        summary = challenger if alias == "challenger" else champion
+        result.new_version_ndcg = summary.ndcg_at_10 if summary else None
+    result.switched_alias = alias
+    # The counterfactual gate registers every version; only champion and challenger serve.
+    served = f"v{newest} serves as {alias}" if alias else f"v{newest} is not served"
+    result.gate = f"{gate.outcome}: {served}; {kept}. {gate.reason}"
+
+
+def gate_record(tracking_uri: str, name: str, version: str) -> GateRecord | None:
+    """The gate's decision on `version` of the brand's model, from its version tags (None when
+    it has no `gate` tag)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        tags = client.get_model_version(f"{name}-ranker", version).tags
+    except MlflowException:
+        return None
+    if "gate" not in tags:
+        return None
+    figures = {}
+    for key, value in tags.items():
+        if key.startswith("ope.") or key == "gate.exploration_requests":
+            try:
+                figures[key] = float(value)
+            except ValueError:
+                continue
+    return GateRecord(
+        version=version,
+        outcome=tags["gate"],
+        reason=tags.get("gate.reason", ""),
+        basis=tags.get("gate.basis", ""),
+        figures=figures,
+    )
 
 
 def _wait_for_switch(
@@ -272,8 +360,8 @@ def _wait_for_switch(
 def online_ctr_rows(lake_uri: str, since: date) -> list[dict[str, object]]:
     """Online CTR per variant from the lake's events of days >= `since` (`recplat.online_ctr`).
 
-    `since` is the demo's day: the synthetic history before it was logged by a random policy,
-    not by a served model, so it says nothing about the variants' CTR.
+    `since` is the demo's day. The synthetic history (up to the platform's start) was served by
+    a popularity policy, not by a registered model, so only the model variants' rows count.
     """
     from recplat.online_ctr import LakeReadError, online_ctr
 

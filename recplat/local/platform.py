@@ -54,12 +54,24 @@ class StorageMode(StrEnum):
 
 @dataclass(frozen=True)
 class SynthSize:
-    """How much synthetic history a brand with an empty lake gets: small, so training is quick."""
+    """How much synthetic history a brand with an empty lake gets, and how it was served.
 
-    users: int = 500
+    The history, ending yesterday, is served by a popularity ranker that explores the brand's
+    `serving.exploration` share of requests as the service does (`recplat.synthetic`). Its
+    volume is set by the counterfactual gate, not by training (LightGBM fits it in seconds):
+    the first training's gate judges on the explore requests of the history's last day, and
+    needs `promotion.min_exploration_requests` of them with intervals narrow enough to decide:
+    10 000 requests a day explored at 0.2 (the example brands' dev share) give about 2000.
+    """
+
+    users: int = 1000
     items: int = 200
-    days: int = 10
-    requests_per_user_per_day: float = 1.0
+    # Train, early-stopping and gate windows: one day each, and a day of warm-up.
+    days: int = 4
+    requests_per_user_per_day: float = 10.0
+    # As the simulator sends them (`TrafficOptions`): candidates per request, items shown.
+    candidates: int = 30
+    list_size: int = 10
 
 
 @dataclass(frozen=True)
@@ -238,10 +250,11 @@ def _refuse_if_running(state_dir: Path) -> None:
 def _synthesise_missing(
     platform: RunningPlatform, size: SynthSize, reporter: StageReporter
 ) -> None:
+    import pyarrow.compute as pc
     from ranking_features.events import CATALOG_PATH
     from ranking_features.lake import open_lake
 
-    from recplat.synthetic import SynthParams, default_end_date, generate, write_lake
+    from recplat.synthetic import LoggingPolicy, SynthParams, default_end_date, generate, write_lake
 
     empty = []
     for name, record in platform.state.brands.items():
@@ -263,13 +276,20 @@ def _synthesise_missing(
                 seed=zlib.crc32(name.encode()) % 10_000,
                 end_date=default_end_date(),
                 requests_per_user_per_day=size.requests_per_user_per_day,
+                list_size=size.list_size,
+                logging_policy=LoggingPolicy.POPULARITY.value,
+                candidates=size.candidates,
+                exploration=platform.brands[name].serving.exploration,
             )
             data = generate(params)
             write_lake(data, platform.state.brands[name].lake_uri)
             oracle = data.oracle.get("ndcg@10")
+            explored = pc.sum(pc.equal(data.impressions["policy"], "explore")).as_py() or 0
             bar.console.print(
-                f"     {name}: {data.impressions.num_rows} impressions, "
-                f"{data.feedback.num_rows} feedback events, {data.catalog.num_rows} items"
+                f"     {name}: {data.impressions.num_rows} impressions "
+                f"({explored // size.list_size} explore requests, share "
+                f"{params.exploration}), {data.feedback.num_rows} feedback events, "
+                f"{data.catalog.num_rows} items"
                 + (f", oracle NDCG@10 {oracle:.3f}" if oracle is not None else "")
             )
             bar.advance(task)

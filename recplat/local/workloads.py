@@ -75,14 +75,20 @@ def training_args(brand: Brand, wiring: WorkloadWiring, data_to: date | None = N
     """`ranking-train` flags from the brand file, as the CronJob passes them.
 
     `ranking-train` reads its settings from flags, not from variables, so the brand's lookback,
-    promotion rule and LightGBM parameters reach it only this way. `data_to` pins the window's
-    last day; without it the job's default (today) applies, as on AKS.
+    label delay, gate settings and LightGBM parameters reach it only this way (`brand` is the
+    brand merged for the platform's environment, so its overrides apply). `data_to` pins the
+    window's last day; without it the job's default (today) applies, as on AKS.
     """
     training = brand.training
+    promotion = training.promotion
     args = [
         "--lookback-days", str(training.lookback_days),
-        "--promotion-metric", training.promotion.metric.value,
-        "--min-gain", str(training.promotion.min_gain),
+        "--label-delay-hours", str(training.label_delay_hours),
+        "--promotion-metric", promotion.metric.value,
+        "--min-gain", str(promotion.min_gain),
+        "--conversion-weight", str(promotion.conversion_weight),
+        "--margin", str(promotion.margin),
+        "--min-exploration-requests", str(promotion.min_exploration_requests),
         # Locally there is no Dask cluster: every brand trains in its own process.
         "--workers", "0",
         "--num-threads", str(wiring.threads_per_job),
