@@ -19,7 +19,8 @@ from recplat.local.state import PlatformState, load_state
 
 UP_TIMEOUT_S = 600
 
-# Small and quick: few boosting rounds; min_gain 0 so an equally good retrain is promoted.
+# Small and quick: few boosting rounds. Explores and judges like the example brands' dev
+# (exploration 0.2, no label delay), so the counterfactual gate has data to decide on.
 BRAND_TEMPLATE = """\
 name: {name}
 display_name: {name} test brand
@@ -30,8 +31,10 @@ serving:
   replicas: {{min: 1, max: 1}}
   max_candidates: 50
   challenger_traffic: 0.2
+  exploration: 0.2
 training:
   lookback_days: 14
+  label_delay_hours: 0
   lightgbm:
     num_leaves: 31
     num_boost_round: 200

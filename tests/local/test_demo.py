@@ -27,17 +27,29 @@ def test_demo_runs_the_loop_and_writes_the_report(tmp_path: Path) -> None:
     report = json.loads((state_dir / "report" / "report.json").read_text())
     assert [brand["brand"] for brand in report["brands"]] == ["alpha", "bravo"]
     for brand in report["brands"]:
-        assert brand["champion_before"] == "1", brand
+        first, retrain = brand["first_gate"], brand["retrain_gate"]
+        # v1 had no champion to beat: the gate made it champion or rejected it.
+        assert first["version"] == "1" and first["outcome"] in {"champion", "rejected"}, first
+        assert brand["champion_before"] == ("1" if first["outcome"] == "champion" else None)
         assert brand["feedback_sent"] > 0
         assert brand["feedback_in_lake"] == brand["feedback_sent"]
         assert brand["new_version"] == "2", brand
-        assert brand["gate"].startswith(("promoted", "not promoted")), brand["gate"]
-        if brand["switched_alias"] is not None:  # the gate served the new version somewhere
+        outcome = retrain["outcome"]
+        assert brand["gate"].startswith(f"{outcome}: "), brand["gate"]
+        assert f"gate {outcome}" in brand["retraining"], brand["retraining"]
+        # Every counterfactual decision shows the figures it rests on.
+        if retrain["basis"] == "counterfactual":
+            assert "ope.new_minus_popularity.snips.low" in retrain["figures"], retrain
+            assert "SNIPS" in retrain["reason"], retrain["reason"]
+            assert f"{brand['brand']}: gate v2 {outcome} on " in result.stdout
+        if outcome in {"champion", "challenger"}:  # the gate served the new version
+            assert brand["switched_alias"] == outcome, brand
             assert brand["switch_seconds"] is not None, brand["problems"]
         else:
-            assert brand["gate"].endswith(f"v{brand['new_version']} is not served"), brand
-            assert "gate " in brand["retraining"], brand["retraining"]
-        assert {row["variant"] for row in brand["online_ctr"]} >= {"champion"}
+            assert brand["switched_alias"] is None, brand
+            assert "v2 is not served" in brand["gate"], brand
+        variants = {row["variant"] for row in brand["online_ctr"]}
+        assert variants >= {"champion" if brand["champion_after"] else "fallback"}, variants
         assert all(row["impressions"] > 0 for row in brand["online_ctr"])
     assert (state_dir / "report" / "ctr.png").read_bytes().startswith(b"\x89PNG")
     assert not (state_dir / "state.json").exists(), "the demo left a platform recorded"
