@@ -50,9 +50,9 @@ class PanelQuery:
 
     @property
     def expects_data(self) -> bool:
-        """True when every metric it reads is exported; False when one is only planned."""
+        """False when it reads a metric declared but not exported yet (its panel waits for it)."""
         return all(
-            family is not None and family.exported
+            family is None or family.exported
             for family in (_SERIES_FAMILY.get(name) for name in self.metrics)
         )
 
