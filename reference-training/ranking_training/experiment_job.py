@@ -45,10 +45,12 @@ EXPERIMENT_OUTCOME_TAG = "experiment"
 EXPERIMENT_DECISION_TAG = "experiment.decision"
 EXPERIMENT_EVALUATED_AT_TAG = "experiment.evaluated_at"
 EXPERIMENT_REASON_TAG = "experiment.reason"
-# A cron job should fail fast on a dead tracking server, not retry for minutes.
-MLFLOW_RETRY_DEFAULTS = {
+# A cron job should fail fast on a dead tracking server, not retry for minutes; and its stdout
+# is the report (or JSON), so MLflow must not print run links into it.
+MLFLOW_ENV_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 
 
@@ -119,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name, value in MLFLOW_RETRY_DEFAULTS.items():
+    for name, value in MLFLOW_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
     try:
         configure_mlflow_credentials()
