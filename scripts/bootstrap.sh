@@ -12,11 +12,11 @@ if ! command -v uv >/dev/null 2>&1 && [ ! -x "$HOME/.local/bin/uv" ]; then
   python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
 fi
 
-# System tools: promtool (alert rule tests), podman/runc/debootstrap (image
-# tests), iproute2 (ss for testinfra), wrk (load for benchmarks/bench_service.py).
+# System tools: prometheus and promtool (dashboard query and alert rule tests),
+# podman/runc/debootstrap (image tests), iproute2 (ss for testinfra), wrk (load for benchmarks/bench_service.py).
 # Installed only where we may.
 need_apt=()
-command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ "${RECPLAT_WITH_CONTAINERS:-1}" = 1 ]; then
   command -v podman >/dev/null 2>&1 || need_apt+=(podman)
   command -v runc >/dev/null 2>&1 || need_apt+=(runc)
