@@ -23,6 +23,7 @@ from recplat.plan_diff import ENVIRONMENT_GROUP, PlanDiff, compare_plans, run_pl
 
 REPO = Path(__file__).resolve().parents[2]
 LIFECYCLE_TYPE = "azure-native:storage:ManagementPolicy"
+PLATFORM_DASHBOARD_TYPE = "azure-native:dashboard:DashboardDefinition"
 NEW_BRAND = """\
 name: gardenhub
 display_name: Garden Hub
@@ -41,13 +42,22 @@ def _plans(stack: str, *brand_dirs: Path) -> list[Plan]:
 
 
 def _assert_only_brand_lists_changed(diff: PlanDiff, brand: str) -> None:
-    """The environment may change only where it lists brands: the lake's lifecycle rule.
+    """The environment may change only where it lists brands: the lake's lifecycle rule and
+    the platform dashboard.
 
     A brand's MLflow users and names are reserved by its own BrandStack (MlflowAccess), so
     adding or removing a brand touches no other brand's or the environment's MLflow objects.
     """
     for change in diff.groups.get(ENVIRONMENT_GROUP, []):
         assert change.action == "change", f"{change.urn} must not {change.action}"
+        if change.type == PLATFORM_DASHBOARD_TYPE:
+            # The platform dashboard shows every brand (its p99 against its own SLO).
+            assert [item.path for item in change.inputs] == ["properties.serializedData"]
+            before_text, after_text = (str(change.inputs[0].before), str(change.inputs[0].after))
+            assert (f'brand=\\"{brand}\\"' in before_text) != (
+                f'brand=\\"{brand}\\"' in after_text
+            ), change.inputs
+            continue
         assert change.type == LIFECYCLE_TYPE, (
             f"{change.urn} must not change when a brand is added or removed"
         )
