@@ -5,9 +5,10 @@ world, `recplat.synthetic.GroundTruth`, by a simulated client that remembers its
 and sends them as `recent_items`); wait until the feedback is in the lake; retrain every brand
 on it; read the counterfactual gate's decision and figures from the new version's tags
 (docs/architecture.md, "Promotion gate"); wait until each running service serves the version
-the gate aliased, if any (without a restart); send traffic again; read online CTR per variant
-from the lake; write the report; stop everything. Any failure or Ctrl-C stops all processes
-the demo started.
+the gate aliased, if any (without a restart); send traffic again; evaluate each running online
+experiment (`ranking-experiments evaluate`, docs/architecture.md, "Online experiments"); read
+online CTR per version and variant from the lake; write the report; stop everything. Any
+failure or Ctrl-C stops all processes the demo started.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from recplat.local.simulator import (
     TrafficResult,
     simulate_brand,
 )
-from recplat.local.stages import StageReporter
+from recplat.local.stages import StageReporter, evaluate_experiments_stage
 from recplat.local.status import service_model
 from recplat.local.workloads import read_api_key
 
@@ -175,6 +176,13 @@ def _loop(
     )
     _traffic_phase(platform, clients, outcomes, after, reporter, "after the switch")
     _wait_for_feedback(platform, serving, outcomes, reporter)
+    # What the hourly CronJob does on AKS: judge each running online experiment on the lake.
+    evaluate_experiments_stage(
+        reporter,
+        {name: (platform.brands[name], state.brands[name].lake_uri) for name in state.brands},
+        platform.wiring,
+        platform.log_dir,
+    )
     with reporter.stage("online CTR per variant from the lake"):
         for name in serving:
             outcomes[name].online_ctr = online_ctr_rows(state.brands[name].lake_uri, traffic_day)
