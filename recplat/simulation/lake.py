@@ -8,19 +8,32 @@ requests shows a uniformly random k-permutation of the scorer's top `pool_factor
 (propensity 1/m, the pool logged), the rest the scorer's top k in order (propensity 1). Clicks
 and conversions come from the world's cascade; each becomes a feedback event with the
 request_id, user_id and item_id of its impression, so the lake's feedback rules match it.
+
+The traffic is what a real client sends and a real service computes from it, so that training
+rebuilds exactly the vectors the logging model scored (docs/architecture.md, "Sessions"):
+- the client (`ClickHistory`) sends each user's session, the latest `SESSION_LENGTH` clicks
+  before the request, newest last. A user's requests of one day are served in rounds (every
+  user's first request, then every second one, ...), so a request sees the clicks its user's
+  earlier requests drew, as it would online;
+- a model scores with its own, frozen snapshot (`model_scorer`), as the service does: the one
+  its training run logged, never refreshed;
+- ties keep the order the client sent the candidates in (the service's stable sort): the
+  served order is deterministic given the request, but only the logged pool records it, since
+  training orders a request's rows by item id.
 The catalog holds every item of the world, with a category (the item's strongest of the first
 `categories` latent factors: a feature that carries some, not all, of the taste) and
 `published_at` (its arrival day).
 
-`WorldLake.true_reward` is the truth to check a decision against: the exact expected reward
-per request (clicks + w x conversions in the top k, from the cascade's probabilities) of serving
-a scorer's top k on the world's requests of some days, no click noise.
+`WorldLake.true_rewards` is the truth to check a decision against: the exact expected reward
+of each request (clicks + w x conversions in the top k, from the cascade's probabilities) of
+serving a scorer's top k on fresh requests of some days, no click noise.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -28,6 +41,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from ranking_features import FeatureSnapshot, build_feature_matrix
+from ranking_features.definition import SESSION_LENGTH
 from ranking_features.events import (
     CATALOG_PATH,
     CATALOG_SCHEMA,
@@ -80,8 +94,43 @@ class RequestBatch:
     times: np.ndarray  # requests: epoch seconds
     users: np.ndarray  # requests: world user index
     user_ids: list[str]
-    candidates: np.ndarray  # requests x candidates: world item index
+    candidates: np.ndarray  # requests x candidates: world item index, in the client's order
     candidate_ids: np.ndarray  # requests x candidates: item id
+    # Per request: the session the client sends (item ids, newest last); empty when unknown.
+    recent_items: list[tuple[str, ...]] = field(default_factory=list)
+
+    def take(self, rows: np.ndarray, recent_items: list[tuple[str, ...]]) -> RequestBatch:
+        """The requests `rows` of this batch, with the sessions the client sends for them."""
+        return RequestBatch(
+            day=self.day,
+            times=self.times[rows],
+            users=self.users[rows],
+            user_ids=[self.user_ids[r] for r in rows],
+            candidates=self.candidates[rows],
+            candidate_ids=self.candidate_ids[rows],
+            recent_items=recent_items,
+        )
+
+
+class ClickHistory:
+    """The simulated client's record of its users' clicks, which it sends as sessions: a
+    request's session is its user's latest `SESSION_LENGTH` clicks with a time strictly before
+    the request's, newest last (what training rebuilds from the lake's click feedback)."""
+
+    def __init__(self) -> None:
+        self._clicks: dict[int, list[tuple[float, str]]] = {}
+
+    def record(self, users: np.ndarray, times: np.ndarray, item_ids: np.ndarray) -> None:
+        for user, ts, item_id in zip(users, times, item_ids, strict=True):
+            insort(self._clicks.setdefault(int(user), []), (float(ts), str(item_id)))
+
+    def sessions(self, users: np.ndarray, times: np.ndarray) -> list[tuple[str, ...]]:
+        out = []
+        for user, ts in zip(users, times, strict=True):
+            clicks = self._clicks.get(int(user), [])
+            end = bisect_left(clicks, (float(ts), ""))
+            out.append(tuple(item for _, item in clicks[max(0, end - SESSION_LENGTH) : end]))
+        return out
 
 
 Scorer = Callable[[RequestBatch], np.ndarray]
@@ -100,7 +149,8 @@ def random_scorer(seed: int) -> Scorer:
 
 def model_scorer(booster: Any, snapshot: FeatureSnapshot) -> Scorer:
     """A LightGBM ranker served as the service serves it: features from `ranking_features`
-    with the model's own snapshot, no session (the caller sends no recent items)."""
+    with the snapshot its training run logged (frozen: the service never refreshes it) and the
+    session the client sends."""
 
     def scores(batch: RequestBatch) -> np.ndarray:
         n, c = batch.candidate_ids.shape
@@ -110,7 +160,7 @@ def model_scorer(booster: Any, snapshot: FeatureSnapshot) -> Scorer:
             request_times=batch.times,
             row_request=np.repeat(np.arange(n), c),
             row_items=list(batch.candidate_ids.ravel()),
-            recent_items=[()] * n,
+            recent_items=batch.recent_items or [()] * n,
         )
         return np.asarray(booster.predict(features), dtype=np.float64).reshape(n, c)
 
@@ -170,8 +220,9 @@ class WorldLake:
         _write(lake_uri, CATALOG_PATH, table)
 
     def requests(self, day: int, n: int, rng: np.random.Generator) -> RequestBatch:
-        """`n` requests of `day`: users by activity, candidates a random sample of the items
-        available that day (what a client's candidate generation would send)."""
+        """`n` requests of `day` in time order: users by activity, candidates a random sample
+        of the items available that day, in the order a client's candidate generation sends
+        them (random)."""
         users = rng.choice(self.world.params.users, n, p=self.world.user_activity)
         available = np.flatnonzero(self.world.available()[day])
         count = min(self.traffic.candidates, len(available))
@@ -188,70 +239,120 @@ class WorldLake:
             candidate_ids=self.item_ids()[candidates],
         )
 
-    def play(self, scorer: Scorer, days: range, lake_uri: str, seed: int) -> PlayedDays:
+    def play(
+        self,
+        scorer: Scorer,
+        days: range,
+        lake_uri: str,
+        seed: int,
+        clicks: ClickHistory | None = None,
+        model_version: str | None = None,
+    ) -> PlayedDays:
         """Serve `days` with `scorer` (exploring as the service does), write the impressions
-        and feedback of each day to the lake, and the catalog."""
+        (logged as `model_version`) and feedback of each day to the lake, and the catalog.
+        `clicks` is the client's record of earlier clicks; it is updated with the new ones."""
         self.write_catalog(lake_uri)
+        clicks = ClickHistory() if clicks is None else clicks
         rng = np.random.default_rng(seed)
         totals = np.zeros(5, dtype=np.int64)
         for day in days:
             batch = self.requests(day, self.traffic.requests_per_day, rng)
-            ranked = _ranked(batch.candidates, scorer(batch))
-            k = self.traffic.k
-            m = min(self.traffic.pool_factor * k, ranked.shape[1])
-            explore = rng.random(len(ranked)) < self.traffic.exploration
-            shown = ranked[:, :k].copy()
-            propensity = np.ones(shown.shape)
-            if explore.any():
-                sampled, p = sample_uniform_top_m(ranked[explore, :m], k, rng)
-                shown[explore], propensity[explore] = sampled, p
-            clicked, converted = self.world.sample_clicks(batch.users, shown, rng)
-            pools = [
-                list(self.item_ids()[ranked[r, :m]]) if explore[r] else None
-                for r in range(len(ranked))
+            served = self._serve_day(batch, scorer, clicks, rng)
+            request_ids = [
+                f"{self.traffic.brand}-d{day:03d}-r{r:06d}" for r in range(len(batch.times))
             ]
-            request_ids = [f"{self.traffic.brand}-d{day:03d}-r{r:06d}" for r in range(len(ranked))]
-            impressions = self._impressions(batch, request_ids, shown, propensity, explore, pools)
-            feedback = self._feedback(batch, request_ids, shown, clicked, converted, rng)
+            impressions = self._impressions(batch, request_ids, served, model_version)
+            feedback = self._feedback(batch, request_ids, served)
             _write_partitioned(lake_uri, IMPRESSIONS_DIR, impressions, f"day{day:03d}")
             _write_partitioned(lake_uri, FEEDBACK_DIR, feedback, f"day{day:03d}")
             totals += [
-                len(ranked),
-                int(explore.sum()),
-                shown.size,
-                int(clicked.sum()),
-                int(converted.sum()),
+                len(batch.times),
+                int(served.explore.sum()),
+                served.shown.size,
+                int(served.clicked.sum()),
+                int(served.converted.sum()),
             ]
         return PlayedDays(*(int(t) for t in totals))
 
-    def true_reward(
+    def _serve_day(
+        self,
+        batch: RequestBatch,
+        scorer: Scorer,
+        clicks: ClickHistory,
+        rng: np.random.Generator,
+    ) -> _ServedDay:
+        """A day's requests served in rounds: round j holds every user's (j+1)-th request, so
+        each request's session has the clicks of its user's earlier requests before it."""
+        n, k = len(batch.times), self.traffic.k
+        m = min(self.traffic.pool_factor * k, batch.candidates.shape[1])
+        day = _ServedDay.empty(n, k)
+        _, inverse = np.unique(batch.users, return_inverse=True)
+        # Requests are in time order, so a request's round is how many of its user's came before.
+        by_user = np.argsort(inverse, kind="stable")
+        starts = np.r_[0, np.flatnonzero(np.diff(inverse[by_user])) + 1]
+        rounds = np.empty(n, dtype=np.int64)
+        rounds[by_user] = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
+        for round_ in range(int(rounds.max()) + 1 if n else 0):
+            rows = np.flatnonzero(rounds == round_)
+            sub = batch.take(rows, clicks.sessions(batch.users[rows], batch.times[rows]))
+            ranked = _ranked(sub.candidates, scorer(sub))
+            explore = rng.random(len(rows)) < self.traffic.exploration
+            shown = ranked[:, :k].copy()
+            propensity = np.ones(shown.shape)
+            if explore.any():
+                shown[explore], propensity[explore] = sample_uniform_top_m(
+                    ranked[explore, :m], k, rng
+                )
+            clicked, converted = self.world.sample_clicks(sub.users, shown, rng)
+            # Feedback arrives in scan order, the click before its conversion.
+            click_ts = (
+                sub.times[:, None] + 30.0 * np.arange(1, k + 1) + rng.uniform(0, 20, (len(rows), k))
+            )
+            day.shown[rows], day.propensity[rows], day.explore[rows] = shown, propensity, explore
+            day.clicked[rows], day.converted[rows] = clicked, converted
+            day.click_ts[rows] = click_ts
+            for r, row in enumerate(rows):
+                day.pools[row] = list(self.item_ids()[ranked[r, :m]]) if explore[r] else None
+            request, position = np.nonzero(clicked)
+            clicks.record(
+                sub.users[request],
+                click_ts[request, position],
+                self.item_ids()[shown[request, position]],
+            )
+        return day
+
+    def true_rewards(
         self,
         scorer: Scorer,
         days: range,
         requests_per_day: int,
         seed: int,
         conversion_weight: float = 0.0,
-    ) -> float:
-        """Exact expected reward per request of serving `scorer`'s top k (no exploration) on
-        `requests_per_day` fresh requests of each day; same seed, same requests for any scorer."""
+        clicks: ClickHistory | None = None,
+    ) -> np.ndarray:
+        """Exact expected reward of each of `requests_per_day` fresh requests of each day when
+        served `scorer`'s top k (no exploration); same seed, same requests for any scorer, so
+        two scorers' rewards pair up. Sessions come from `clicks` (the client's record)."""
         rng = np.random.default_rng(seed)
         rewards = []
         for day in days:
             batch = self.requests(day, requests_per_day, rng)
+            if clicks is not None:
+                batch = batch.take(
+                    np.arange(len(batch.times)), clicks.sessions(batch.users, batch.times)
+                )
             shown = _ranked(batch.candidates, scorer(batch))[:, : self.traffic.k]
             rewards.append(self.world.expected_reward(batch.users, shown, conversion_weight))
-        return float(np.concatenate(rewards).mean())
+        return np.concatenate(rewards)
 
     def _impressions(
         self,
         batch: RequestBatch,
         request_ids: list[str],
-        shown: np.ndarray,
-        propensity: np.ndarray,
-        explore: np.ndarray,
-        pools: list[list[str] | None],
+        served: _ServedDay,
+        model_version: str | None,
     ) -> pa.Table:
-        n, k = shown.shape
+        n, k = served.shown.shape
         rows = np.repeat(np.arange(n), k)
         position = np.tile(np.arange(1, k + 1), n)
         request = np.asarray(request_ids, dtype=object)[rows]
@@ -261,42 +362,37 @@ class WorldLake:
                 "request_id": request,
                 "ts": _timestamps(batch.times[rows]),
                 "user_id": np.asarray(batch.user_ids, dtype=object)[rows],
-                "item_id": self.item_ids()[shown.ravel()],
+                "item_id": self.item_ids()[served.shown.ravel()],
                 "position": position.astype(np.int32),
                 "score": pa.nulls(n * k, pa.float64()),
                 "model_name": [f"{self.traffic.brand}-ranker"] * (n * k),
-                "model_version": pa.nulls(n * k, pa.string()),
+                "model_version": pa.array([model_version] * (n * k), pa.string()),
                 "variant": ["champion"] * (n * k),
                 "brand": [self.traffic.brand] * (n * k),
-                "policy": np.where(explore[rows], POLICY_EXPLORE, POLICY_EXPLOIT),
-                "propensity": propensity.ravel(),
-                "pool": pa.array([pools[r] for r in rows], pa.list_(pa.string())),
+                "policy": np.where(served.explore[rows], POLICY_EXPLORE, POLICY_EXPLOIT),
+                "propensity": served.propensity.ravel(),
+                "pool": pa.array([served.pools[r] for r in rows], pa.list_(pa.string())),
                 "experiment_id": pa.nulls(n * k, pa.string()),
             },
             schema=IMPRESSION_SCHEMA,
         )
 
     def _feedback(
-        self,
-        batch: RequestBatch,
-        request_ids: list[str],
-        shown: np.ndarray,
-        clicked: np.ndarray,
-        converted: np.ndarray,
-        rng: np.random.Generator,
+        self, batch: RequestBatch, request_ids: list[str], served: _ServedDay
     ) -> pa.Table:
         columns: dict[str, list[Any]] = {
             k: [] for k in ("event_id", "request_id", "ts", "user_id", "item_id", "type")
         }
-        for kind, mask, delay in (("click", clicked, 30.0), ("conversion", converted, 600.0)):
+        for kind, mask, delay in (
+            ("click", served.clicked, 0.0),
+            ("conversion", served.converted, 600.0),
+        ):
             request, position = np.nonzero(mask)
-            items = self.item_ids()[shown[request, position]]
+            items = self.item_ids()[served.shown[request, position]]
             ids = np.asarray(request_ids, dtype=object)[request]
             columns["event_id"] += [f"{r}:{i}:{kind}" for r, i in zip(ids, items, strict=True)]
             columns["request_id"] += list(ids)
-            columns["ts"] += list(
-                batch.times[request] + delay * (1 + position) + rng.uniform(0, 60, len(request))
-            )
+            columns["ts"] += list(served.click_ts[request, position] + delay)
             columns["user_id"] += [batch.user_ids[r] for r in request]
             columns["item_id"] += list(items)
             columns["type"] += [kind] * len(request)
@@ -304,6 +400,31 @@ class WorldLake:
         return pa.table(
             {**columns, "brand": [self.traffic.brand] * len(columns["type"])},
             schema=FEEDBACK_SCHEMA,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class _ServedDay:
+    """What one day's requests were shown and did (requests x k), filled round by round."""
+
+    shown: np.ndarray
+    propensity: np.ndarray
+    explore: np.ndarray  # requests
+    pools: list[list[str] | None]
+    clicked: np.ndarray
+    converted: np.ndarray
+    click_ts: np.ndarray  # when each position would be clicked (epoch seconds)
+
+    @classmethod
+    def empty(cls, n: int, k: int) -> _ServedDay:
+        return cls(
+            shown=np.zeros((n, k), dtype=np.int64),
+            propensity=np.ones((n, k)),
+            explore=np.zeros(n, dtype=bool),
+            pools=[None] * n,
+            clicked=np.zeros((n, k), dtype=bool),
+            converted=np.zeros((n, k), dtype=bool),
+            click_ts=np.zeros((n, k)),
         )
 
 

@@ -43,7 +43,7 @@ from ranking_training.errors import DataError
 # Columns training needs; the other schema columns are optional to it.
 IMPRESSION_COLUMNS = ("event_id", "request_id", "ts", "user_id", "item_id", "position")
 # Read when present (the counterfactual gate's exploration slice), null in older files.
-EXPLORATION_COLUMNS = ("policy", "propensity", "pool")
+EXPLORATION_COLUMNS = ("policy", "propensity", "pool", "model_version")
 FEEDBACK_COLUMNS = ("event_id", "request_id", "ts", "user_id", "item_id", "type")
 CATALOG_COLUMNS = ("item_id", "category", "published_at")
 

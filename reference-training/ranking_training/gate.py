@@ -9,6 +9,9 @@ and its expected reward in the top k (clicks + conversion_weight x conversions, 
 matched by the lake's feedback rules) is estimated with IPS and SNIPS
 (`ranking_training.counterfactual`), with a paired bootstrap interval over users.
 
+The champion, on the requests its own version logged, is taken as it served (`as_served`): its
+order is in the logged pool.
+
 The rule (`decide_counterfactual`), on SNIPS differences with a two-sided `level` interval:
 - the new model must beat popularity: lower bound of (new - popularity) > 0;
 - with a champion serving, the new model may not be worse than it by more than the margin:
@@ -93,6 +96,8 @@ class ExplorationSlice:
     k: int
     # Explore requests left out: no propensity in (0, 1], no pool, or a shown item not in it.
     unusable_requests: int
+    # Per request: the registry version that ranked it (None when the lake has no version).
+    request_model_versions: np.ndarray | None = None
 
     @property
     def n_requests(self) -> int:
@@ -136,6 +141,9 @@ def exploration_slice(data: LakeData, start: float, end: float) -> ExplorationSl
         pools=[np.asarray(pool, dtype=object) for pool in first["pool"]],
         k=int(log.position.max()),
         unusable_requests=unusable,
+        request_model_versions=(
+            first["model_version"].astype(object).to_numpy() if "model_version" in first else None
+        ),
     )
 
 
@@ -174,8 +182,11 @@ def pool_features(
     order = np.argsort(exploration.request_ts, kind="stable")
     sizes = np.array([len(exploration.pools[r]) for r in order], dtype=np.int64)
     row_request = np.repeat(order, sizes)
+    # Each pool in item id order, not the logged (model) order: ties in score are broken by row
+    # order, and the model's order would hand every tied target the logging policy's ranking
+    # (as `build_training_matrix` orders a request's rows, for the same reason).
     items = (
-        np.concatenate([exploration.pools[r] for r in order])
+        np.concatenate([np.sort(exploration.pools[r]) for r in order])
         if len(order)
         else np.array([], dtype=object)
     )
@@ -203,6 +214,29 @@ def target_positions(
     return align_positions(
         exploration.log, pool.row_request[shown], pool.row_item[shown], ranks[shown]
     )
+
+
+def as_served(exploration: ExplorationSlice, version: str, rescored: np.ndarray) -> np.ndarray:
+    """The champion's positions per log row: on the explore requests its own `version` ranked,
+    the shown item's place in the first k of the logged pool, which is the champion's order as
+    it served (its frozen snapshot, the client's session, its tie-break); elsewhere `rescored`,
+    its ranking of the pool recomputed with the training features (`target_positions`).
+
+    Rescoring alone would judge a champion the service never ran: serving scores with the
+    snapshot of the champion's own training run, the gate with the snapshot of each request's
+    day, so the two orders drift apart as the champion ages (and differ on unknown items)."""
+    versions = exploration.request_model_versions
+    if versions is None:
+        return rescored
+    log = exploration.log
+    assert log.item_ids is not None
+    own = np.flatnonzero(versions[log.request] == version)
+    positions = np.array(rescored, dtype=np.int64, copy=True)
+    for row in own:
+        top = exploration.pools[log.request[row]][: exploration.k]
+        match = np.flatnonzero(top == log.item_ids[log.item[row]])
+        positions[row] = match[0] + 1 if len(match) else 0
+    return positions
 
 
 @dataclass(frozen=True)

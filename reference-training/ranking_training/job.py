@@ -38,6 +38,7 @@ from ranking_training.gate import (
     GateDecision,
     GateRule,
     Scorer,
+    as_served,
     decide_counterfactual,
     decide_without_exploration,
     estimate_targets,
@@ -264,6 +265,10 @@ def _judge(
     if champion is not None and champion.booster is not None:
         scorers[CHAMPION_TARGET] = _booster_scorer(champion.booster)
     positions = {name: target_positions(exploration, pool, s) for name, s in scorers.items()}
+    if champion_version is not None and CHAMPION_TARGET in positions:
+        positions[CHAMPION_TARGET] = as_served(
+            exploration, champion_version, positions[CHAMPION_TARGET]
+        )
     return decide_counterfactual(
         estimate_targets(exploration, positions, rule),
         rule,
