@@ -12,6 +12,7 @@ import hashlib
 import re
 import uuid
 from dataclasses import dataclass, fields
+from enum import StrEnum
 
 # Deterministic namespace for role assignment GUIDs: the same subscription, brand,
 # environment and role always give the same assignment name, so a re-run never duplicates
@@ -24,6 +25,22 @@ BRAND_LABEL = "recplat.io/brand"
 OWNER_LABEL = "recplat.io/owner"
 COST_CENTER_LABEL = "recplat.io/cost-center"
 NAMESPACE_COST_LABELS = (BRAND_LABEL, OWNER_LABEL, COST_CENTER_LABEL)
+
+SECRET_SUFFIX_BYTES = 4
+"""Random bytes behind each brand's secret-name suffix (``BrandNames.secret_name``): 8 hex
+characters, drawn once when the brand is created (infra/brand_stack.py)."""
+_LONGEST_SECRET_SUFFIX = "f" * (2 * SECRET_SUFFIX_BYTES)
+
+
+class BrandSecret(StrEnum):
+    """A brand's Key Vault secrets, by purpose; the value is the middle of its name."""
+
+    API_KEY = "api-key"
+    MLFLOW_PASSWORD = "mlflow-password"  # noqa: S105 - a purpose, not a secret
+    """The brand's MLflow writer (training, evaluator)."""
+    MLFLOW_READER_PASSWORD = "mlflow-reader-password"  # noqa: S105 - a purpose, not a secret
+    """The brand's read-only MLflow user (serving)."""
+
 
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS_1035_LABEL = r"[a-z]([-a-z0-9]*[a-z0-9])?"
@@ -64,7 +81,8 @@ NAME_LIMITS: dict[str, NameLimit] = {
     "mlflow_access_job": NameLimit(_DNS_LABEL, 52),
     "ingress": NameLimit(_DNS_LABEL, 63),
     # Azure: user-assigned identity 3-128, federated credential 3-120, blob container
-    # 3-63 lowercase with no doubled dash, Key Vault secret 1-127, rule group 1-260.
+    # 3-63 lowercase with no doubled dash, Key Vault secret 1-127 (checked with the longest
+    # suffix), rule group 1-260.
     "identity": NameLimit(r"[A-Za-z0-9][A-Za-z0-9_-]*", 128, 3),
     "service_identity": NameLimit(r"[A-Za-z0-9][A-Za-z0-9_-]*", 128, 3),
     "service_federation": NameLimit(r"[A-Za-z0-9][A-Za-z0-9_-]*", 120, 3),
@@ -104,9 +122,6 @@ class BrandNames:
     service_federation: str
     training_federation: str
     lake_container: str
-    api_key_secret: str
-    mlflow_password_secret: str
-    mlflow_reader_password_secret: str
     rule_group: str
 
     @property
@@ -116,18 +131,28 @@ class BrandNames:
 
     @property
     def mlflow_user(self) -> str:
-        """The brand's MLflow writer (training, evaluator); password ``mlflow_password_secret``."""
+        """The brand's MLflow writer (training, evaluator); password ``MLFLOW_PASSWORD``."""
         return f"brand-{self.brand}"
 
     @property
     def mlflow_reader(self) -> str:
-        """The brand's read-only MLflow user (serving); ``mlflow_reader_password_secret``."""
+        """The brand's read-only MLflow user (serving); password ``MLFLOW_READER_PASSWORD``."""
         return f"brand-{self.brand}-reader"
 
     @property
     def dask_scheduler_address(self) -> str:
         """The scheduler Service the Dask operator creates for ``dask_cluster``."""
         return f"tcp://{self.dask_cluster}-scheduler.{self.namespace}.svc.cluster.local:8786"
+
+    def secret_name(self, secret: BrandSecret, suffix: str) -> str:
+        """``brand-<brand>-<purpose>-<suffix>``: the Key Vault name of one of the brand's secrets.
+
+        Key Vault keeps a deleted secret's name for the retention period, and with purge
+        protection nobody can free it sooner; a fixed name would make a removed and re-added
+        brand fail to create its secrets. The suffix is drawn when the brand is created, so
+        a re-added brand gets fresh names while an update keeps them.
+        """
+        return f"brand-{self.brand}-{secret}-{suffix}"
 
     def role_assignment_name(self, role: str, subscription_id: str) -> str:
         """A GUID stable for this subscription, brand, environment and role.
@@ -141,12 +166,18 @@ class BrandNames:
         return str(uuid.uuid5(_ROLE_ASSIGNMENT_NAMESPACE, key))
 
     def limited(self) -> dict[str, str]:
-        """Every name that has a limit in ``NAME_LIMITS``, keyed like it."""
-        return {
+        """Every name that has a limit in ``NAME_LIMITS``, keyed like it; secret names with
+        the longest suffix they can get."""
+        derived = {
             field.name: getattr(self, field.name)
             for field in fields(self)
             if field.name in NAME_LIMITS
         }
+        for secret in BrandSecret:
+            derived[f"{secret.name.lower()}_secret"] = self.secret_name(
+                secret, _LONGEST_SECRET_SUFFIX
+            )
+        return derived
 
 
 def brand_names(brand: str, environment: str) -> BrandNames:
@@ -174,9 +205,6 @@ def brand_names(brand: str, environment: str) -> BrandNames:
         service_federation=f"fic-{brand}-ranking",
         training_federation=f"fic-{brand}-training",
         lake_container=f"brand-{brand}",
-        api_key_secret=f"brand-{brand}-api-key",
-        mlflow_password_secret=f"brand-{brand}-mlflow-password",
-        mlflow_reader_password_secret=f"brand-{brand}-mlflow-reader-password",
         rule_group=f"recplat-{environment}-{brand}-slo",
     )
     for field_name, value in names.limited().items():

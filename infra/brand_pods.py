@@ -7,13 +7,13 @@ written once and cannot drift between workloads.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.brand_names import BrandNames
+from infra.brand_names import BrandNames, BrandSecret
 from recplat.brand import Brand
 
 core = k8s.core.v1
@@ -35,6 +35,8 @@ class BrandWorkloadContext:
 
     brand: Brand
     names: BrandNames
+    secret_names: Mapping[BrandSecret, pulumi.Input[str]]
+    """The Key Vault names of the brand's secrets (``BrandNames.secret_name``)."""
     environment: str
     labels: dict[str, str]
     tracking_uri: pulumi.Input[str]
@@ -101,12 +103,20 @@ class BrandWorkloadContext:
         )
 
 
-def secret_objects_parameter(*secrets: tuple[str, str]) -> str:
-    """The CSI driver's ``objects`` parameter: each Key Vault secret as a file named by alias."""
-    return "array:\n" + "".join(
-        f"  - |\n    objectName: {secret}\n    objectType: secret\n    objectAlias: {alias}\n"
-        for secret, alias in secrets
-    )
+def secret_objects_parameter(*secrets: tuple[pulumi.Input[str], str]) -> pulumi.Output[str]:
+    """The CSI driver's ``objects`` parameter: each Key Vault secret as a file named by alias.
+
+    Brand secret names carry a generated suffix, so they are known only once it is.
+    """
+    aliases = [alias for _, alias in secrets]
+
+    def objects(names: list[str]) -> str:
+        return "array:\n" + "".join(
+            f"  - |\n    objectName: {name}\n    objectType: secret\n    objectAlias: {alias}\n"
+            for name, alias in zip(names, aliases, strict=True)
+        )
+
+    return pulumi.Output.all(*(secret for secret, _ in secrets)).apply(objects)
 
 
 def secret_provider_class(
@@ -116,7 +126,7 @@ def secret_provider_class(
     client_id: pulumi.Input[str],
     key_vault_name: pulumi.Input[str],
     tenant_id: pulumi.Input[str],
-    secrets: Sequence[tuple[str, str]],
+    secrets: Sequence[tuple[pulumi.Input[str], str]],
     opts: pulumi.ResourceOptions,
 ) -> k8s.apiextensions.CustomResource:
     """A SecretProviderClass that mounts ``secrets`` (Key Vault name, file alias) as files,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.brand_names import BrandSecret
 from infra.brand_namespace import SERVICE_PORT
 from infra.brand_pods import (
     API_KEY_OBJECT,
@@ -76,8 +77,8 @@ def create_service(
         key_vault_name=key_vault_name,
         tenant_id=tenant_id,
         secrets=[
-            (names.api_key_secret, API_KEY_OBJECT),
-            (names.mlflow_reader_password_secret, MLFLOW_PASSWORD_OBJECT),
+            (context.secret_names[BrandSecret.API_KEY], API_KEY_OBJECT),
+            (context.secret_names[BrandSecret.MLFLOW_READER_PASSWORD], MLFLOW_PASSWORD_OBJECT),
         ],
         opts=opts,
     )

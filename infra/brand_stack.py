@@ -9,6 +9,7 @@ MLflow password, alert rules) and wires in the Kubernetes side built by ``brand_
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import pulumi
@@ -21,7 +22,9 @@ from infra.brand_names import (
     BRAND_LABEL,
     COST_CENTER_LABEL,
     OWNER_LABEL,
+    SECRET_SUFFIX_BYTES,
     BrandNames,
+    BrandSecret,
     brand_names,
     label_value,
 )
@@ -157,20 +160,28 @@ class BrandStack(pulumi.ComponentResource):
         )
         # The API key (callers of the service) and the passwords of the brand's two MLflow
         # users (the writer for training, the reader for serving) live in Key Vault only;
-        # pods read them as files.
-        secrets: dict[str, azure_native.keyvault.Secret] = {}
-        for secret_name, length in (
-            (names.api_key_secret, API_KEY_LENGTH),
-            (names.mlflow_password_secret, MLFLOW_PASSWORD_LENGTH),
-            (names.mlflow_reader_password_secret, MLFLOW_PASSWORD_LENGTH),
+        # pods read them as files. Their names end in a suffix drawn with the brand: Key Vault
+        # keeps a deleted secret's name for its retention period (unpurgeable under purge
+        # protection), so a brand removed and added again needs names it never had.
+        suffix = random.RandomId(
+            f"{brand.name}-secret-suffix", byte_length=SECRET_SUFFIX_BYTES, opts=child
+        )
+        secret_names: dict[BrandSecret, pulumi.Output[str]] = {
+            secret: suffix.hex.apply(functools.partial(names.secret_name, secret))
+            for secret in BrandSecret
+        }
+        secrets: dict[BrandSecret, azure_native.keyvault.Secret] = {}
+        for secret, length in (
+            (BrandSecret.API_KEY, API_KEY_LENGTH),
+            (BrandSecret.MLFLOW_PASSWORD, MLFLOW_PASSWORD_LENGTH),
+            (BrandSecret.MLFLOW_READER_PASSWORD, MLFLOW_PASSWORD_LENGTH),
         ):
-            purpose = secret_name.removeprefix(f"brand-{brand.name}-")
             value = random.RandomPassword(
-                f"{brand.name}-{purpose}", length=length, special=False, opts=child
+                f"{brand.name}-{secret}", length=length, special=False, opts=child
             )
-            secrets[secret_name] = azure_native.keyvault.Secret(
-                f"{brand.name}-{purpose}-secret",
-                secret_name=secret_name,
+            secrets[secret] = azure_native.keyvault.Secret(
+                f"{brand.name}-{secret}-secret",
+                secret_name=secret_names[secret],
                 vault_name=platform.key_vault_name,
                 resource_group_name=platform.resource_group_name,
                 properties=azure_native.keyvault.SecretPropertiesArgs(
@@ -183,8 +194,8 @@ class BrandStack(pulumi.ComponentResource):
             platform.storage_account_id, "/blobServices/default/containers/", names.lake_container
         )
 
-        def secret_scope(secret_name: str) -> pulumi.Output[str]:
-            return pulumi.Output.concat(platform.key_vault_id, "/secrets/", secret_name)
+        def secret_scope(secret: BrandSecret) -> pulumi.Output[str]:
+            return pulumi.Output.concat(platform.key_vault_id, "/secrets/", secret_names[secret])
 
         def grant(
             role_name: str,
@@ -220,27 +231,27 @@ class BrandStack(pulumi.ComponentResource):
             grant("training-lake-reader", training, STORAGE_BLOB_DATA_READER, container_scope,
                   "training reads its own lake container only", container),
             grant("api-key-reader", service, KEY_VAULT_SECRETS_USER,
-                  secret_scope(names.api_key_secret), "the service reads its API key only",
-                  secrets[names.api_key_secret]),
+                  secret_scope(BrandSecret.API_KEY), "the service reads its API key only",
+                  secrets[BrandSecret.API_KEY]),
             grant("mlflow-reader-password-reader", service, KEY_VAULT_SECRETS_USER,
-                  secret_scope(names.mlflow_reader_password_secret),
+                  secret_scope(BrandSecret.MLFLOW_READER_PASSWORD),
                   "the service reads its read-only MLflow password only",
-                  secrets[names.mlflow_reader_password_secret]),
+                  secrets[BrandSecret.MLFLOW_READER_PASSWORD]),
             grant("mlflow-password-reader", training, KEY_VAULT_SECRETS_USER,
-                  secret_scope(names.mlflow_password_secret),
+                  secret_scope(BrandSecret.MLFLOW_PASSWORD),
                   "training reads its MLflow writer password only",
-                  secrets[names.mlflow_password_secret]),
+                  secrets[BrandSecret.MLFLOW_PASSWORD]),
         ]  # fmt: skip
         # The brand's MLflow access Job (infra/mlflow_access.py) sets both passwords on the
         # brand's MLflow users, so the server's identity may read these two secrets too. The
         # grants live here so that they come and go with the brand.
         server_reads = [
             grant(f"mlflow-server-reads-{purpose}", platform.mlflow_identity_principal_id,
-                  KEY_VAULT_SECRETS_USER, secret_scope(secret_name),
-                  f"the MLflow server sets brand {brand.name}'s {purpose}", secrets[secret_name])
-            for purpose, secret_name in (
-                ("password", names.mlflow_password_secret),
-                ("reader-password", names.mlflow_reader_password_secret),
+                  KEY_VAULT_SECRETS_USER, secret_scope(secret),
+                  f"the MLflow server sets brand {brand.name}'s {purpose}", secrets[secret])
+            for purpose, secret in (
+                ("password", BrandSecret.MLFLOW_PASSWORD),
+                ("reader-password", BrandSecret.MLFLOW_READER_PASSWORD),
             )
         ]  # fmt: skip
 
@@ -286,6 +297,10 @@ class BrandStack(pulumi.ComponentResource):
             f"{brand.name}-mlflow-access",
             MlflowAccessArgs(
                 names=names,
+                password_secret_names=(
+                    secret_names[BrandSecret.MLFLOW_PASSWORD],
+                    secret_names[BrandSecret.MLFLOW_READER_PASSWORD],
+                ),
                 image=platform.mlflow_image,
                 identity_client_id=platform.mlflow_identity_client_id,
                 key_vault_name=platform.key_vault_name,
@@ -295,10 +310,7 @@ class BrandStack(pulumi.ComponentResource):
                     secrets[secret].properties.apply(
                         lambda properties: properties.secret_uri_with_version
                     )
-                    for secret in (
-                        names.mlflow_password_secret,
-                        names.mlflow_reader_password_secret,
-                    )
+                    for secret in (BrandSecret.MLFLOW_PASSWORD, BrandSecret.MLFLOW_READER_PASSWORD)
                 ],
                 ready=(*platform.mlflow_access_ready, *server_reads),
             ),
@@ -307,6 +319,7 @@ class BrandStack(pulumi.ComponentResource):
         context = BrandWorkloadContext(
             brand=brand,
             names=names,
+            secret_names=secret_names,
             environment=platform.environment,
             labels=labels,
             tracking_uri=platform.mlflow_tracking_uri,
@@ -349,7 +362,7 @@ class BrandStack(pulumi.ComponentResource):
                 "serviceIdentityClientId": self.service_identity_client_id,
                 "trainingIdentityClientId": self.training_identity_client_id,
                 "lakeUri": self.lake_uri,
-                "apiKeySecretName": names.api_key_secret,
+                "apiKeySecretName": secret_names[BrandSecret.API_KEY],
                 "mlflowUser": names.mlflow_user,
                 "mlflowReader": names.mlflow_reader,
             }

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.brand_names import BrandSecret
 from infra.brand_namespace import DASK_SCHEDULER_CPU_MILLI, DASK_SCHEDULER_MEMORY_MI, cpu_milli
 from infra.brand_pods import (
     MLFLOW_PASSWORD_OBJECT,
@@ -28,6 +29,7 @@ from infra.brand_pods import (
     secrets_mount,
     workload_identity_labels,
 )
+from recplat.brand import ranking_train_flags
 
 core, meta, batch = k8s.core.v1, k8s.meta.v1, k8s.batch.v1
 
@@ -45,20 +47,18 @@ DASK_DASHBOARD_PORT = 8787
 
 
 def _training_args(context: BrandWorkloadContext) -> list[str]:
-    """``ranking-train`` flags from the brand file; the env contract carries the rest."""
+    """``ranking-train`` flags from the merged brand file, as the local platform passes them
+    (``recplat.brand.ranking_train_flags``), plus how it runs here; the env contract carries
+    the rest."""
     training = context.brand.training
     # The image's entrypoint is tini; these replace its CMD, so they name the command.
     args = [
         "ranking-train",
-        "--lookback-days", str(training.lookback_days),
-        "--promotion-metric", training.promotion.metric.value,
-        "--min-gain", str(training.promotion.min_gain),
+        *ranking_train_flags(training),
         "--workers", str(training.workers),
         # LightGBM defaults to every core of the node; pin it to what the pod may use.
         "--num-threads", str(max(1, math.ceil(cpu_milli(training.cpu) / 1000))),
     ]  # fmt: skip
-    for name, value in training.lightgbm.model_dump().items():
-        args += ["--" + name.replace("_", "-"), str(value)]
     if training.workers:
         args += ["--dask-scheduler", context.names.dask_scheduler_address]
     return args
@@ -149,7 +149,7 @@ def create_training(
         client_id=context.training_identity_client_id,
         key_vault_name=key_vault_name,
         tenant_id=tenant_id,
-        secrets=[(names.mlflow_password_secret, MLFLOW_PASSWORD_OBJECT)],
+        secrets=[(context.secret_names[BrandSecret.MLFLOW_PASSWORD], MLFLOW_PASSWORD_OBJECT)],
         opts=opts,
     )
     created: list[pulumi.Resource] = [account, provider_class]

@@ -88,6 +88,8 @@ class MlflowAccessArgs:
     """Inputs of ``MlflowAccess``: the brand and how the Job reaches MLflow and its secrets."""
 
     names: BrandNames
+    password_secret_names: tuple[pulumi.Input[str], pulumi.Input[str]]
+    """The Key Vault names of the brand's writer and reader passwords, in that order."""
     image: str
     """The MLflow server's image (it has python3)."""
     identity_client_id: pulumi.Input[str]
@@ -110,6 +112,7 @@ class MlflowAccess(pulumi.ComponentResource):
     ) -> None:
         super().__init__("recplat:mlflow:MlflowAccess", name, None, opts)
         names = args.names
+        writer_password, reader_password = args.password_secret_names
         in_cluster = pulumi.ResourceOptions(
             parent=self, provider=args.provider, depends_on=list(args.ready)
         )
@@ -123,8 +126,8 @@ class MlflowAccess(pulumi.ComponentResource):
             tenant_id=args.tenant_id,
             secrets=[
                 (ADMIN_PASSWORD_SECRET, ADMIN_PASSWORD_FILE),
-                (names.mlflow_password_secret, names.mlflow_user),
-                (names.mlflow_reader_password_secret, names.mlflow_reader),
+                (writer_password, names.mlflow_user),
+                (reader_password, names.mlflow_reader),
             ],
             opts=in_cluster,
         )

@@ -3,7 +3,7 @@
 Pulumi's mocks echo a resource's inputs; this adds what Azure would compute:
 ARM ids in the ``/subscriptions/<id>/resourceGroups/<rg>/providers/...`` shape,
 the cluster's OIDC issuer, identities' principal and client ids, login servers,
-endpoints, a user kubeconfig, and secret values for generated passwords. Every
+endpoints, a user kubeconfig, secret values for generated passwords, and random ids. Every
 value is derived from the resource's URN, so two plans of one tree are identical
 (which is what makes ``recplat plan --diff`` meaningful).
 """
@@ -218,6 +218,15 @@ class AzureMocks(pulumi.runtime.Mocks):
                 result=pulumi.Output.secret(value), bcryptHash=pulumi.Output.secret("$2a$10$mock")
             )
             return stable_guid(key), outputs
+        if resource_type == "random:index/randomId:RandomId":
+            raw = hashlib.sha256(key.encode()).digest()[: int(inputs["byteLength"])]
+            outputs.update(
+                hex=raw.hex(),
+                b64Url=base64.urlsafe_b64encode(raw).decode().rstrip("="),
+                b64Std=base64.b64encode(raw).decode(),
+                dec=str(int.from_bytes(raw, "big")),
+            )
+            return outputs["b64Url"], outputs
         if resource_type.startswith("kubernetes:") and "metadata" in inputs:
             metadata = dict(inputs["metadata"] or {})
             metadata.setdefault("uid", stable_guid(key))

@@ -184,6 +184,30 @@ class Training(_Strict):
         return schedule
 
 
+def ranking_train_flags(training: Training) -> list[str]:
+    """The ``ranking-train`` flags the brand file decides: window, label delay, gate, LightGBM.
+
+    ``ranking-train`` takes its settings as flags only; the AKS CronJob
+    (infra/brand_training.py) and the local platform (recplat/local/workloads.py) both start
+    from this list, so neither can train with the job's defaults. How the job runs (workers,
+    threads, Dask scheduler, window end) is theirs to add. Pass the brand merged for its
+    environment, so overrides apply.
+    """
+    promotion = training.promotion
+    flags = [
+        "--lookback-days", str(training.lookback_days),
+        "--label-delay-hours", str(training.label_delay_hours),
+        "--promotion-metric", promotion.metric.value,
+        "--min-gain", str(promotion.min_gain),
+        "--conversion-weight", str(promotion.conversion_weight),
+        "--margin", str(promotion.margin),
+        "--min-exploration-requests", str(promotion.min_exploration_requests),
+    ]  # fmt: skip
+    for name, value in training.lightgbm.model_dump().items():
+        flags += ["--" + name.replace("_", "-"), str(value)]
+    return flags
+
+
 class BrandSettings(_Strict):
     """What a brand file holds, without the per-environment overrides."""
 

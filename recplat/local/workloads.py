@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from recplat.brand import Brand
+from recplat.brand import Brand, ranking_train_flags
 from recplat.local.processes import (
     LOOPBACK,
     LocalPlatformError,
@@ -79,22 +79,12 @@ def training_args(brand: Brand, wiring: WorkloadWiring, data_to: date | None = N
     brand merged for the platform's environment, so its overrides apply). `data_to` pins the
     window's last day; without it the job's default (today) applies, as on AKS.
     """
-    training = brand.training
-    promotion = training.promotion
     args = [
-        "--lookback-days", str(training.lookback_days),
-        "--label-delay-hours", str(training.label_delay_hours),
-        "--promotion-metric", promotion.metric.value,
-        "--min-gain", str(promotion.min_gain),
-        "--conversion-weight", str(promotion.conversion_weight),
-        "--margin", str(promotion.margin),
-        "--min-exploration-requests", str(promotion.min_exploration_requests),
+        *ranking_train_flags(brand.training),
         # Locally there is no Dask cluster: every brand trains in its own process.
         "--workers", "0",
         "--num-threads", str(wiring.threads_per_job),
     ]  # fmt: skip
-    for name, value in training.lightgbm.model_dump().items():
-        args += ["--" + name.replace("_", "-"), str(value)]
     if data_to is not None:
         args += ["--to", data_to.isoformat()]
     return args

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra.brand_names import NAME_LIMITS, brand_names, label_value
+from infra.brand_names import NAME_LIMITS, BrandSecret, brand_names, label_value
 from recplat.brand import BRAND_NAME_PATTERN
 
 SUBSCRIPTION = "00000000-0000-4000-8000-00000000c0de"
@@ -32,13 +32,16 @@ def test_the_longest_brand_name_leaves_headroom_everywhere() -> None:
     assert names.namespace == "brand-" + "x" * 24
     assert len(names.lake_container) == 30 <= 63
     assert len(names.identity) == len("id-recplat-prod-") + 24 <= 128
-    assert len(names.api_key_secret) == 38 <= 127
+    # brand-<24>-mlflow-reader-password-<8 hex>
+    assert len(names.limited()["mlflow_reader_password_secret"]) == 62 <= 127
 
 
 def test_brands_never_share_an_azure_name_or_role_assignment() -> None:
     first, second = brand_names("alpha", "prod"), brand_names("beta", "prod")
-    for field in ("namespace", "identity", "lake_container", "api_key_secret", "rule_group"):
+    for field in ("namespace", "identity", "lake_container", "rule_group"):
         assert getattr(first, field) != getattr(second, field), field
+    for secret in BrandSecret:
+        assert first.secret_name(secret, "00c0ffee") != second.secret_name(secret, "00c0ffee")
     assignments = {
         names.role_assignment_name(role, SUBSCRIPTION)
         for names in (first, second, brand_names("alpha", "dev"))

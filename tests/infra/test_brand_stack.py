@@ -8,6 +8,7 @@ layer alone. The full program (environment + brands) is covered by
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import os
@@ -27,7 +28,7 @@ import yaml
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.brand_names import NAME_LIMITS, brand_names
+from infra.brand_names import NAME_LIMITS, SECRET_SUFFIX_BYTES, brand_names
 from recplat.brand import Brand, brands_for_environment, load_brands
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,10 +61,12 @@ class PlannedResource:
 
 
 class _Mocks(pulumi.runtime.Mocks):
-    """Outputs shaped like Azure's: ids, names and principal/client ids from the inputs."""
+    """Outputs shaped like Azure's: ids, names and principal/client ids from the inputs; random
+    ids drawn from ``random_seed`` and the resource name, as a new ``pulumi up`` would draw."""
 
-    def __init__(self, planned: dict[str, PlannedResource]) -> None:
+    def __init__(self, planned: dict[str, PlannedResource], random_seed: str = "") -> None:
         self.planned = planned
+        self.random_seed = random_seed
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.planned.setdefault(args.name, PlannedResource(args.typ, args.name, {})).inputs = dict(
@@ -76,6 +79,9 @@ class _Mocks(pulumi.runtime.Mocks):
                 principalId=f"principal-{args.inputs['resourceName']}",
                 clientId=f"client-{args.inputs['resourceName']}",
             )
+        if args.typ == "random:index/randomId:RandomId":
+            drawn = hashlib.sha256(f"{self.random_seed}/{args.name}".encode()).digest()
+            outputs.update(hex=drawn[: int(args.inputs["byteLength"])].hex())
         return f"{args.name}-id", outputs
 
     def call(
@@ -85,7 +91,11 @@ class _Mocks(pulumi.runtime.Mocks):
 
 
 def plan_brands(
-    brands: Iterable[Brand], environment: str, *, dask_enabled: bool = True
+    brands: Iterable[Brand],
+    environment: str,
+    *,
+    dask_enabled: bool = True,
+    random_seed: str = "",
 ) -> dict[str, PlannedResource]:
     """Run one BrandStack per brand under the mocks; every resource by logical name."""
     import pulumi_kubernetes as k8s
@@ -144,7 +154,9 @@ def plan_brands(
                 pulumi.ResourceOptions(transformations=[record]),
             )
 
-    pulumi.runtime.set_mocks(_Mocks(planned), project="recplat", stack=environment, preview=False)
+    pulumi.runtime.set_mocks(
+        _Mocks(planned, random_seed), project="recplat", stack=environment, preview=False
+    )
     _sync_await(run_pulumi_func(program))
     return planned
 
@@ -189,6 +201,12 @@ def of_type(planned: dict[str, PlannedResource], suffix: str) -> list[PlannedRes
     return [resource for resource in planned.values() if resource.type.endswith(suffix)]
 
 
+def drawn_secret_name(brand: str, purpose: str, random_seed: str = "") -> str:
+    """The Key Vault name ``_Mocks`` makes a brand's secret of ``purpose`` get."""
+    drawn = hashlib.sha256(f"{random_seed}/{brand}-secret-suffix".encode()).digest()
+    return f"brand-{brand}-{purpose}-{drawn[:SECRET_SUFFIX_BYTES].hex()}"
+
+
 def test_every_brand_gets_the_full_set_of_resources(prod: dict[str, PlannedResource]) -> None:
     per_brand = Counter(
         (owner_brand(r, ["newsroom", "streamly"]), r.kind)
@@ -198,7 +216,8 @@ def test_every_brand_gets_the_full_set_of_resources(prod: dict[str, PlannedResou
     for brand in ("newsroom", "streamly"):
         for kind, count in {
             "UserAssignedIdentity": 2, "FederatedIdentityCredential": 2, "RoleAssignment": 7,
-            "BlobContainer": 1, "RandomPassword": 3, "Secret": 3, "PrometheusRuleGroup": 1,
+            "BlobContainer": 1, "RandomPassword": 3, "RandomId": 1, "Secret": 3,
+            "PrometheusRuleGroup": 1,
             "Namespace": 1, "ResourceQuota": 1, "LimitRange": 1, "ServiceAccount": 2,
             "SecretProviderClass": 2, "MlflowAccess": 1, "Deployment": 1, "Service": 1,
             "HorizontalPodAutoscaler": 1, "PodDisruptionBudget": 1, "Ingress": 1,
@@ -257,7 +276,10 @@ def test_role_assignments_stay_inside_their_brand(dev: dict[str, PlannedResource
     )
     for brand in ("newsroom", "shopsmart", "streamly"):
         container = f"{STORAGE_ID}/blobServices/default/containers/brand-{brand}"
-        secret = f"{VAULT_ID}/secrets/brand-{brand}"
+
+        def secret(purpose: str, brand: str = brand) -> str:
+            return f"{VAULT_ID}/secrets/{drawn_secret_name(brand, purpose)}"
+
         held = {
             principal: sorted(
                 (a.inputs["scope"], a.inputs["roleDefinitionId"].rsplit("/", 1)[-1])
@@ -274,19 +296,75 @@ def test_role_assignments_stay_inside_their_brand(dev: dict[str, PlannedResource
         # the read-only MLflow user. Never the writer's password.
         assert held[f"principal-id-recplat-dev-{brand}-ranking"] == sorted([
             (container, contributor),
-            (f"{secret}-api-key", KEY_VAULT_SECRETS_USER),
-            (f"{secret}-mlflow-reader-password", KEY_VAULT_SECRETS_USER),
+            (secret("api-key"), KEY_VAULT_SECRETS_USER),
+            (secret("mlflow-reader-password"), KEY_VAULT_SECRETS_USER),
         ]), brand  # fmt: skip
         # Training: reads the lake and the MLflow writer's password; no API key.
         assert held[f"principal-id-recplat-dev-{brand}"] == sorted([
             (container, reader),
-            (f"{secret}-mlflow-password", KEY_VAULT_SECRETS_USER),
+            (secret("mlflow-password"), KEY_VAULT_SECRETS_USER),
         ]), brand  # fmt: skip
         # The MLflow server sets both users' passwords, so it reads both, nothing else.
         assert held[MLFLOW_PRINCIPAL] == sorted([
-            (f"{secret}-mlflow-password", KEY_VAULT_SECRETS_USER),
-            (f"{secret}-mlflow-reader-password", KEY_VAULT_SECRETS_USER),
+            (secret("mlflow-password"), KEY_VAULT_SECRETS_USER),
+            (secret("mlflow-reader-password"), KEY_VAULT_SECRETS_USER),
         ]), brand  # fmt: skip
+
+
+def _secret_objects(provider_class: PlannedResource) -> dict[str, str]:
+    """A SecretProviderClass's Key Vault objects: file alias -> secret name."""
+    array = yaml.safe_load(provider_class.inputs["spec"]["parameters"]["objects"])["array"]
+    return {o["objectAlias"]: o["objectName"] for o in map(yaml.safe_load, array)}
+
+
+def test_a_re_added_brand_gets_secret_names_key_vault_never_held() -> None:
+    """Under purge protection a deleted secret's name stays taken for the retention period
+    (issue 16): a brand removed and added again draws a new suffix, and every reference to its
+    secrets (role scopes, SecretProviderClasses) follows the names it drew; pods don't change."""
+    newsroom = next(b for b in EXAMPLE_BRANDS if b.name == "newsroom").for_environment("prod")
+    first, again = (
+        plan_brands([newsroom], "prod", random_seed=seed) for seed in ("first", "re-added")
+    )
+    drawn: list[set[str]] = []
+    for planned in (first, again):
+        secrets = {
+            purpose: planned[f"newsroom-{purpose}-secret"].inputs["secretName"]
+            for purpose in ("api-key", "mlflow-password", "mlflow-reader-password")
+        }
+        suffixes = {name.rsplit("-", 1)[1] for name in secrets.values()}
+        assert len(suffixes) == 1 and re.fullmatch(r"[0-9a-f]{8}", suffixes.pop()), secrets
+        for purpose, name in secrets.items():
+            assert name.startswith(f"brand-newsroom-{purpose}-"), name
+        scopes = {
+            a.name.removeprefix("newsroom-"): a.inputs["scope"].split("/secrets/", 1)[1]
+            for a in of_type(planned, "RoleAssignment")
+            if "/secrets/" in a.inputs["scope"]
+        }
+        assert scopes == {
+            "api-key-reader": secrets["api-key"],
+            "mlflow-reader-password-reader": secrets["mlflow-reader-password"],
+            "mlflow-password-reader": secrets["mlflow-password"],
+            "mlflow-server-reads-password": secrets["mlflow-password"],
+            "mlflow-server-reads-reader-password": secrets["mlflow-reader-password"],
+        }
+        classes = {c.name: _secret_objects(c) for c in of_type(planned, "SecretProviderClass")}
+        assert classes == {
+            "newsroom-ranking-api-key": {
+                "api-key": secrets["api-key"],
+                "mlflow-password": secrets["mlflow-reader-password"],
+            },
+            "newsroom-training-mlflow": {"mlflow-password": secrets["mlflow-password"]},
+            "newsroom-mlflow-access-secret-provider": {
+                "admin-password": "mlflow-admin-password",
+                "brand-newsroom": secrets["mlflow-password"],
+                "brand-newsroom-reader": secrets["mlflow-reader-password"],
+            },
+        }
+        drawn.append(set(secrets.values()))
+    assert not drawn[0] & drawn[1], f"a re-added brand reused a deleted secret name: {drawn}"
+    for kind in ("apps/v1:Deployment", "CronJob"):
+        for workload in of_type(first, kind):
+            assert workload.inputs == again[workload.name].inputs, workload.name
 
 
 def test_no_two_brands_share_a_name(dev: dict[str, PlannedResource]) -> None:
@@ -392,16 +470,16 @@ def test_secrets_reach_service_and_training_only_as_mounted_files(
         if class_name == "ranking-api-key":
             assert spec["parameters"]["clientID"] == f"client-id-recplat-prod-{brand}-ranking"
             assert objects == [
-                {"objectName": f"brand-{brand}-api-key", "objectType": "secret",
+                {"objectName": drawn_secret_name(brand, "api-key"), "objectType": "secret",
                  "objectAlias": "api-key"},
-                {"objectName": f"brand-{brand}-mlflow-reader-password", "objectType": "secret",
-                 "objectAlias": "mlflow-password"},
+                {"objectName": drawn_secret_name(brand, "mlflow-reader-password"),
+                 "objectType": "secret", "objectAlias": "mlflow-password"},
             ]  # fmt: skip
         else:
             assert class_name == "training-mlflow"
             assert spec["parameters"]["clientID"] == f"client-id-recplat-prod-{brand}"
             assert objects == [
-                {"objectName": f"brand-{brand}-mlflow-password", "objectType": "secret",
+                {"objectName": drawn_secret_name(brand, "mlflow-password"), "objectType": "secret",
                  "objectAlias": "mlflow-password"},
             ]  # fmt: skip
     for secret in of_type(prod, "keyvault:Secret"):
@@ -410,7 +488,9 @@ def test_secrets_reach_service_and_training_only_as_mounted_files(
 
 def test_azure_resources_carry_brand_and_environment_tags(prod: dict[str, PlannedResource]) -> None:
     tagged = [r for r in prod.values() if r.type.startswith("azure-native:") and "tags" in r.inputs]
-    assert {r.kind for r in tagged} == {"UserAssignedIdentity", "Secret", "PrometheusRuleGroup"}
+    assert {r.kind for r in tagged} == {
+        "UserAssignedIdentity", "Secret", "PrometheusRuleGroup", "Dashboard"
+    }  # fmt: skip
     for resource in tagged:
         tags = resource.inputs["tags"]
         for key in ("environment", "managed-by", "project", "brand", "owner", "cost-center"):
@@ -471,9 +551,11 @@ def test_the_service_reads_the_brands_serving_settings_in_aks_and_locally(
         event_log_dir=tmp_path / "log",
         options=ServiceOptions(),
     )
-    # newsroom's dev override sets challenger_traffic 0.5; the rest is the brand file's.
+    # newsroom's dev override sets challenger_traffic 0.5 and exploration 0.2; the rest is
+    # the brand file's.
     assert {name: local.get(name) for name in serving_env} == serving_env | {
-        "RECPLAT_CHALLENGER_TRAFFIC": "0.5"
+        "RECPLAT_CHALLENGER_TRAFFIC": "0.5",
+        "RECPLAT_EXPLORATION": "0.2",
     }
 
 
@@ -556,21 +638,69 @@ def test_a_dask_brand_needs_the_dask_operator() -> None:
         plan_brands([streamly], "prod", dask_enabled=False)
 
 
+def _train_args(planned: dict[str, PlannedResource], brand: str) -> list[str]:
+    """The training CronJob's ``ranking-train`` flags, the command checked and dropped."""
+    cron_job = planned[f"{brand}-training-cronjob"]
+    pod = cron_job.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    command, *args = pod["containers"][0]["args"]
+    assert command == "ranking-train", cron_job.name
+    return [str(arg) for arg in args]
+
+
+def _assert_parsed_as_brand(args: list[str], brand: Brand, where: str) -> None:
+    """``ranking-train`` parses ``args`` to every setting of the merged ``brand``."""
+    from ranking_training.__main__ import build_parser
+
+    parsed = build_parser().parse_args(args)  # exits (SystemExit) on an unknown flag
+    training, promotion = brand.training, brand.training.promotion
+    expected = {
+        "lookback_days": training.lookback_days,
+        "label_delay_hours": training.label_delay_hours,
+        "promotion_metric": promotion.metric.value,
+        "min_gain": promotion.min_gain,
+        "conversion_weight": promotion.conversion_weight,
+        "margin": promotion.margin,
+        "min_exploration_requests": promotion.min_exploration_requests,
+        **training.lightgbm.model_dump(),
+    }
+    assert {key: getattr(parsed, key) for key in expected} == expected, where
+
+
 def test_training_args_are_what_ranking_train_accepts(prod: dict[str, PlannedResource]) -> None:
     from ranking_training.__main__ import build_parser
 
-    for cron_job in of_type(prod, "CronJob"):
-        if cron_job.name.endswith("-experiments-cronjob"):
-            continue
-        pod = cron_job.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-        command, *args = pod["containers"][0]["args"]
-        assert command == "ranking-train", cron_job.name
-        parsed = build_parser().parse_args(args)  # exits (SystemExit) on an unknown flag
-        brand = next(b for b in EXAMPLE_BRANDS if cron_job.name.startswith(b.name))
-        training = brand.for_environment("prod").training
-        assert parsed.lookback_days == training.lookback_days
-        assert parsed.num_leaves == training.lightgbm.num_leaves
-        assert parsed.workers == training.workers
+    for brand in brands_for_environment(EXAMPLE_BRANDS, "prod"):
+        args = _train_args(prod, brand.name)
+        _assert_parsed_as_brand(args, brand, brand.name)
+        assert build_parser().parse_args(args).workers == brand.training.workers, brand.name
+
+
+def test_aks_and_the_local_platform_train_with_the_same_brand_settings() -> None:
+    """The gate's settings reach the CronJob as they reach a local run; none of them may fall
+    back to the job's defaults on AKS."""
+    from recplat.local.workloads import WorkloadWiring, training_args
+
+    newsroom = next(b for b in EXAMPLE_BRANDS if b.name == "newsroom")
+    data = newsroom.model_dump(mode="json")
+    data["training"]["label_delay_hours"] = 12
+    data["training"]["promotion"] |= {
+        "conversion_weight": 2.5, "margin": 0.03, "min_exploration_requests": 750,
+    }  # fmt: skip
+    brand = Brand.model_validate(data).for_environment("prod")
+    aks = _train_args(plan_brands([brand], "prod"), "newsroom")
+    _assert_parsed_as_brand(aks, brand, "AKS CronJob")
+    wiring = WorkloadWiring(environment="prod", tracking_uri="http://mlflow", storage_env={})
+    local = training_args(brand, wiring)
+    _assert_parsed_as_brand(local, brand, "local platform")
+    # Beyond the brand's settings, only how the job runs differs (threads, workers).
+    how_it_runs = {"--workers", "--num-threads", "--dask-scheduler"}
+
+    def settings(args: list[str]) -> dict[str, str]:
+        pairs = dict(zip(args[::2], args[1::2], strict=True))
+        return {flag: value for flag, value in pairs.items() if flag not in how_it_runs}
+
+    assert settings(aks) == settings(local)
+    assert settings(aks)["--conversion-weight"] == "2.5"
 
 
 def test_no_brand_workload_starts_before_its_mlflow_names_are_reserved(
@@ -613,8 +743,8 @@ def test_the_mlflow_access_job_reserves_each_brand_as_admin_from_mounted_secrets
         ]
         assert [(o["objectName"], o["objectAlias"]) for o in objects] == [
             ("mlflow-admin-password", "admin-password"),
-            (f"brand-{brand}-mlflow-password", f"brand-{brand}"),
-            (f"brand-{brand}-mlflow-reader-password", f"brand-{brand}-reader"),
+            (drawn_secret_name(brand, "mlflow-password"), f"brand-{brand}"),
+            (drawn_secret_name(brand, "mlflow-reader-password"), f"brand-{brand}-reader"),
         ]
         assert "secretObjects" not in provider_class["spec"]
         # It runs only once the server may read both passwords it sets.
