@@ -303,7 +303,9 @@ def test_validate_reports_every_problem_of_a_file_in_one_pass(tmp_path: Path) ->
         .replace("latency_slo_ms: 100", "latency_slo: 100")
         .replace("owner: retail-data@recplat.dev", "owner: retail-data")
         .replace("  workers: 0\n", "  workers: 0\n  workers: 1\n")
-    ) + "overrides:\n  dev:\n    serving: {replicas: {max: 0}}\n"
+        .replace("      exploration: 0.2\n", "      exploration: 0.2\n      replicas: {max: 0}\n")
+    )
+    assert "replicas: {max: 0}" in text, "the example's dev override changed; update this test"
     path.write_text(text)
     lines = text.splitlines()
     first_workers = lines.index("  workers: 0") + 1
