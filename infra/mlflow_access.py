@@ -25,7 +25,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.brand_names import BrandNames
-from infra.brand_pods import secret_provider_class
+from infra.brand_pods import (
+    container_security_context,
+    pod_security_context,
+    secret_provider_class,
+)
 from infra.mlflow_server import (
     ACCESS_JOB_LABELS,
     ADMIN_PASSWORD_SECRET,
@@ -43,7 +47,6 @@ ACCESS_JOB_PROGRAM = Path(__file__).with_name("mlflow_access_job.py").read_text(
 """The Job's program, run with the MLflow image's python3 (standard library only)."""
 SECRETS_DIR = "/mnt/secrets"
 ADMIN_PASSWORD_FILE = "admin-password"  # noqa: S105 - a file name, not a secret
-RUN_AS_USER = 10001
 BACKOFF_LIMIT = 3
 ACTIVE_DEADLINE_SECONDS = 900
 
@@ -147,16 +150,7 @@ class MlflowAccess(pulumi.ComponentResource):
                 requests={"cpu": "50m", "memory": "64Mi"},
                 limits={"cpu": "200m", "memory": "128Mi"},
             ),
-            security_context=core.SecurityContextArgs(
-                run_as_non_root=True,
-                run_as_user=RUN_AS_USER,
-                run_as_group=RUN_AS_USER,
-                read_only_root_filesystem=True,
-                allow_privilege_escalation=False,
-                privileged=False,
-                capabilities=core.CapabilitiesArgs(drop=["ALL"]),
-                seccomp_profile=core.SeccompProfileArgs(type="RuntimeDefault"),
-            ),
+            security_context=container_security_context(),
             volume_mounts=[
                 core.VolumeMountArgs(name="secrets", mount_path=SECRETS_DIR, read_only=True)
             ],
@@ -180,13 +174,7 @@ class MlflowAccess(pulumi.ComponentResource):
                         service_account_name=SERVICE_ACCOUNT,
                         automount_service_account_token=False,
                         restart_policy="Never",
-                        security_context=core.PodSecurityContextArgs(
-                            run_as_non_root=True,
-                            run_as_user=RUN_AS_USER,
-                            run_as_group=RUN_AS_USER,
-                            fs_group=RUN_AS_USER,
-                            seccomp_profile=core.SeccompProfileArgs(type="RuntimeDefault"),
-                        ),
+                        security_context=pod_security_context(),
                         containers=[container],
                         volumes=[
                             core.VolumeArgs(
