@@ -25,7 +25,7 @@ from ranking_features.mlflow_credentials import (
     configure_mlflow_credentials,
 )
 
-from ranking_training.config import LightGBMSettings, TrainingConfig
+from ranking_training.config import LightGBMSettings, TrainingConfig, zoned_time
 from ranking_training.errors import TrainingError
 
 _T = TypeVar("_T")
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--run-at",
-        type=_datetime,
+        type=zoned_time,
         help="the run's time, ISO 8601 with a zone (default now); label maturity counts from it",
     )
     for spec in fields(LightGBMSettings):
@@ -229,18 +229,6 @@ def _date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {text!r}") from None
-
-
-def _datetime(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an ISO 8601 time such as 2025-01-31T12:00:00+00:00, got {text!r}"
-        ) from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"expected a time zone (e.g. +00:00 or Z), got {text!r}")
-    return moment
 
 
 def _git_sha() -> str:

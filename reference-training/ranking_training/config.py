@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -81,3 +82,16 @@ class TrainingConfig:
     @property
     def experiment(self) -> str:
         return f"recplat/{self.brand}"
+
+
+def zoned_time(text: str) -> datetime:
+    """A command-line time: ISO 8601 with a time zone (the jobs' `--run-at`, `--now`)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time such as 2025-01-31T12:00:00+00:00, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"expected a time zone (e.g. +00:00 or Z), got {text!r}")
+    return moment

@@ -36,6 +36,7 @@ from ranking_features.mlflow_credentials import (
     configure_mlflow_credentials,
 )
 
+from ranking_training.config import zoned_time
 from ranking_training.errors import TrainingError
 
 PROGRAM = "ranking-experiments"
@@ -112,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"{DEFAULT_MAX_EXPERIMENT_DAYS})",
     )
     parser.add_argument(
-        "--now", type=_datetime, help="the evaluation's time, ISO 8601 with a zone (default now)"
+        "--now", type=zoned_time, help="the evaluation's time, ISO 8601 with a zone (default now)"
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
@@ -479,18 +480,6 @@ def _float(variable: str, text: str) -> float:
         return float(text)
     except ValueError:
         raise ValueError(f"{variable}: a number, got {text!r}") from None
-
-
-def _datetime(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an ISO 8601 time such as 2025-01-31T12:00:00+00:00, got {text!r}"
-        ) from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"expected a time zone (e.g. +00:00 or Z), got {text!r}")
-    return moment
 
 
 if __name__ == "__main__":
