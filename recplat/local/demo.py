@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from recplat.local.demo_report import dashboard_images_stage
 from recplat.local.lake_events import missing_event_ids
 from recplat.local.model_registry import alias_summary, latest_version
 from recplat.local.platform import RunningPlatform, UpOptions, stop_all, train_all, up, wipe_data
@@ -186,6 +187,7 @@ def _loop(
     with reporter.stage("online CTR per variant from the lake"):
         for name in serving:
             outcomes[name].online_ctr = online_ctr_rows(state.brands[name].lake_uri, traffic_day)
+    dashboard_images_stage(reporter, state, platform.brands)
     return list(outcomes.values())
 
 

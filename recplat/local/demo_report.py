@@ -1,15 +1,29 @@
-"""The demo's report: a table on the terminal, `report.json`, and `ctr.png` (CTR per version)."""
+"""The demo's report: a table on the terminal, `report.json`, `ctr.png` (CTR per version), and
+one image per dashboard (`dashboard-<uid>.png`) drawn from the local Prometheus.
+
+The dashboard images are drawn while the platform still runs (the demo's last step): every
+panel of the dashboards infra provisions for these brands, queried over the demo's time range
+as Grafana queries it (`recplat.local.prometheus_panels`), laid out on Grafana's grid.
+"""
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from recplat.local.demo import BrandOutcome
+if TYPE_CHECKING:
+    from recplat.brand import Brand
+    from recplat.local.demo import BrandOutcome
+    from recplat.local.stages import StageReporter
+    from recplat.local.state import PlatformState
+
+DASHBOARD_IMAGE_PREFIX = "dashboard-"
 
 
 def _number(value: float | None, digits: int = 4) -> str:
@@ -104,6 +118,7 @@ def write_report(
     json_path = report_dir / "report.json"
     document = {
         "brands": [_outcome_json(outcome) for outcome in outcomes],
+        "dashboards": sorted(p.name for p in report_dir.glob(f"{DASHBOARD_IMAGE_PREFIX}*.png")),
         "stage_seconds": {name: round(seconds, 2) for name, seconds in stage_seconds.items()},
         "total_seconds": round(sum(stage_seconds.values()), 2),
     }
@@ -175,3 +190,42 @@ def plot_ctr(outcomes: list[BrandOutcome], path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+
+
+def write_dashboard_images(
+    state: PlatformState, brands: Mapping[str, Brand], report_dir: Path
+) -> dict[str, Path]:
+    """Every dashboard (the platform's and one per brand) drawn from the running platform's
+    Prometheus over its whole run so far, one PNG each; returns them by dashboard title."""
+    from recplat.local.processes import LocalPlatformError
+    from recplat.local.prometheus import PROCESS_NAME
+    from recplat.local.prometheus_api import PrometheusApi
+    from recplat.local.prometheus_dashboard_images import draw_dashboard
+    from recplat.local.prometheus_panels import Window, local_dashboards, query_dashboard
+
+    started = next((p.create_time for p in state.processes if p.name == PROCESS_NAME), None)
+    if state.prometheus_url is None or started is None:
+        raise LocalPlatformError(
+            f"the platform in {state.state_dir} runs no Prometheus, so there is nothing to draw "
+            "the dashboards from; restart it with `recplat local up`"
+        )
+    api = PrometheusApi(state.prometheus_url)
+    window = Window(start=started, end=time.time())
+    images = {}
+    for uid, model in local_dashboards(brands).items():
+        dashboard = query_dashboard(api, model, window)
+        path = report_dir / f"{DASHBOARD_IMAGE_PREFIX}{uid}.png"
+        images[dashboard.title] = draw_dashboard(dashboard, path)
+    return images
+
+
+def dashboard_images_stage(
+    reporter: StageReporter, state: PlatformState, brands: Mapping[str, Brand]
+) -> dict[str, Path]:
+    """The demo's step: draw every dashboard into the report folder, next to `ctr.png`."""
+    report_dir = Path(state.state_dir) / "report"
+    with reporter.stage("draw every dashboard panel from the local Prometheus"):
+        images = write_dashboard_images(state, brands, report_dir)
+        for title, path in images.items():
+            reporter.console.print(f"     {title}: {path}", markup=False, highlight=False)
+    return images

@@ -1,10 +1,11 @@
 """`recplat local up` and `down`: start the whole platform on this machine, and stop it.
 
 `up` starts, in order: the storage (a local folder, or Azurite), one MLflow tracking server,
-synthetic data for brands whose lake is empty, one training run per brand (a failed brand
-is reported and the others continue), and one ranking service per trained brand. Every
-process it starts is recorded in the state file at once, so `down` (or Ctrl-C, or a failure
-half-way) stops exactly those, by process id.
+one Prometheus with the brands' alert rules (`recplat.local.prometheus`), synthetic data for
+brands whose lake is empty, one training run per brand (a failed brand is reported and the
+others continue), and one ranking service per trained brand, each added to Prometheus's
+scrape targets as it starts. Every process it starts is recorded in the state file at once,
+so `down` (or Ctrl-C, or a failure half-way) stops exactly those, by process id.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ from recplat.local.processes import (
     StartedProcess,
     is_same_process,
     stop_process,
+)
+from recplat.local.prometheus import (
+    PrometheusFiles,
+    add_scrape_target,
+    prometheus_url,
+    start_prometheus,
+    wait_prometheus_ready,
 )
 from recplat.local.stages import StageReporter
 from recplat.local.state import BrandRecord, PlatformState, load_state, remove_state
@@ -162,6 +170,11 @@ def _start(options: UpOptions, state: PlatformState, reporter: StageReporter) ->
         state.add_process(server.process)
         state.mlflow_url = server.tracking_uri
         state.save()
+    with reporter.stage("start Prometheus with every brand's alert rules"):
+        prometheus = start_prometheus(PrometheusFiles.of(state_dir), brands, log_dir)
+        state.add_process(prometheus)
+        state.prometheus_url = prometheus_url(prometheus)
+        state.save()
 
     platform = RunningPlatform(
         state=state,
@@ -173,9 +186,11 @@ def _start(options: UpOptions, state: PlatformState, reporter: StageReporter) ->
         ),
     )
     _synthesise_missing(platform, options.synth, reporter)
-    with reporter.stage("wait for the MLflow tracking server"):
+    with reporter.stage("wait for the MLflow tracking server and Prometheus"):
         wait_mlflow_ready(server)
         reporter.console.print(f"     MLflow UI: {server.tracking_uri}")
+        wait_prometheus_ready(prometheus)
+        reporter.console.print(f"     Prometheus: {state.prometheus_url}")
     train_all(platform, reporter, options.training_concurrency, title="train every brand")
     _start_services(platform, options.service, reporter)
     return platform
@@ -391,6 +406,8 @@ def _start_services(
             platform.state.add_process(process)
             record.service_url = service_url(process)
             record.api_key_file = str(key_file)
+            assert process.port is not None
+            add_scrape_target(PrometheusFiles.of(platform.state_dir), process.name, process.port)
             started.append(process)
         platform.state.save()
         for process in started:
@@ -421,5 +438,5 @@ def down(state_dir: Path) -> list[str]:
 def wipe_data(state_dir: Path) -> None:
     """Forget lakes, registry and logs of a stopped platform, for a fresh start (the demo)."""
     _refuse_if_running(state_dir.resolve())
-    for part in ("lake", "mlflow", "azurite", "logs", "services", "keys", "report"):
+    for part in ("lake", "mlflow", "azurite", "logs", "services", "keys", "report", "prometheus"):
         shutil.rmtree(state_dir / part, ignore_errors=True)

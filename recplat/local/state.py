@@ -65,6 +65,7 @@ class PlatformState(BaseModel):
     storage: str
     brands_dir: str = ""
     mlflow_url: str | None = None
+    prometheus_url: str | None = None
     azurite_blob_endpoint: str | None = None
     processes: list[ProcessRecord] = Field(default_factory=list)
     brands: dict[str, BrandRecord] = Field(default_factory=dict)

@@ -1,8 +1,10 @@
-"""`recplat local status`: what runs, whether it is healthy, and which model each brand serves.
+"""`recplat local status`: what runs, whether it is healthy, which model each brand serves,
+and which alerts are pending or firing.
 
 Everything is observed, not remembered: process liveness from the pid (and its create
 time), health from each server's own endpoints, the serving model from the service's
-`GET /model`.
+`GET /model`, alerts from the local Prometheus's `/api/v1/alerts` (the rules infra deploys,
+evaluated on the local services' metrics).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from rich.table import Table
 
 from recplat.local.commands import lake_argument, shell_path
 from recplat.local.mlflow_tracking import mlflow_is_healthy
-from recplat.local.processes import is_same_process
+from recplat.local.processes import LocalPlatformError, is_same_process
+from recplat.local.prometheus import PROCESS_NAME as PROMETHEUS
+from recplat.local.prometheus import prometheus_is_ready
+from recplat.local.prometheus_api import ActiveAlert, PrometheusApi
 from recplat.local.state import PlatformState
 
 
@@ -122,6 +127,8 @@ def process_statuses(state: PlatformState) -> list[ProcessStatus]:
         health = "stopped"
         if running and record.name == "mlflow" and state.mlflow_url:
             health = "healthy" if mlflow_is_healthy(state.mlflow_url) else "not answering"
+        elif running and record.name == PROMETHEUS and state.prometheus_url:
+            health = "ready" if prometheus_is_ready(state.prometheus_url) else "not answering"
         elif running and record.name.startswith("service-") and record.port:
             health = _http_health(f"http://127.0.0.1:{record.port}/readyz")
         elif running:
@@ -143,6 +150,65 @@ def brand_statuses(state: PlatformState) -> list[BrandStatus]:
             BrandStatus(name, record.service_url, health, serving, record.training_message)
         )
     return statuses
+
+
+@dataclass(frozen=True)
+class AlertsStatus:
+    """The local Prometheus's alerts now: how many rules it evaluates, which are active."""
+
+    rules: int
+    active: list[ActiveAlert]
+    problem: str | None = None
+
+
+def alerts_status(state: PlatformState) -> AlertsStatus | None:
+    """Pending and firing alerts of the local Prometheus (None when the platform has none)."""
+    if state.prometheus_url is None:
+        return None
+    api = PrometheusApi(state.prometheus_url, timeout_s=5.0)
+    try:
+        rules = sum(len(names) for names in api.alerting_rules().values())
+        active = api.alerts()
+    except LocalPlatformError as error:
+        return AlertsStatus(0, [], str(error))
+    # Firing first, then by brand and name.
+    active.sort(key=lambda a: (a.state != "firing", a.labels.get("brand", ""), a.name))
+    return AlertsStatus(rules, active)
+
+
+def print_alerts(console: Console, alerts: AlertsStatus) -> None:
+    """A table of the active alerts, or one line saying none is active and how many rules
+    were evaluated."""
+    if alerts.problem:
+        console.print(f"alerts: unknown: {alerts.problem}", markup=False, highlight=False)
+        return
+    if not alerts.active:
+        console.print(
+            f"alerts: none firing or pending ({alerts.rules} alerting rules evaluated)",
+            markup=False,
+        )
+        return
+    table = Table(title=f"alerts ({alerts.rules} alerting rules evaluated)")
+    for column in ("state", "alert", "brand", "value", "since (UTC)", "summary"):
+        table.add_column(column, overflow="fold")
+    for alert in alerts.active:
+        state = "[red]firing[/]" if alert.state == "firing" else "[yellow]pending[/]"
+        table.add_row(
+            state,
+            alert.name,
+            alert.labels.get("brand", "-"),
+            _short_value(alert.value),
+            alert.active_since[:19].replace("T", " "),
+            alert.summary,
+        )
+    console.print(table)
+
+
+def _short_value(value: str) -> str:
+    try:
+        return f"{float(value):.4g}"
+    except ValueError:
+        return value
 
 
 def print_status(console: Console, state: PlatformState) -> None:
@@ -177,3 +243,8 @@ def print_status(console: Console, state: PlatformState) -> None:
             console.print(line, markup=False, highlight=False, soft_wrap=True)
     if state.mlflow_url:
         console.print(f"MLflow UI: {state.mlflow_url}", markup=False, highlight=False)
+    if state.prometheus_url:
+        console.print(f"Prometheus: {state.prometheus_url}", markup=False, highlight=False)
+    alerts = alerts_status(state)
+    if alerts is not None:
+        print_alerts(console, alerts)

@@ -128,6 +128,9 @@ def print_summary(
         _print_plain(console, *lines)
     if state.mlflow_url:
         _print_plain(console, f"MLflow UI: {state.mlflow_url}")
+    if state.prometheus_url:
+        url = state.prometheus_url
+        _print_plain(console, f"Prometheus: {url} (alerts: {url}/alerts)")
     if first is not None:
         _print_plain(
             console, f"{first.brand}'s catalog holds items such as {', '.join(first.item_ids)}"
