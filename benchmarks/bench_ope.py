@@ -1,4 +1,4 @@
-"""Benchmark of the counterfactual estimators (IPS, SNIPS) against the simulator's known truth.
+"""Benchmark of the counterfactual estimators (IPS, SNIPS, PBM) against the simulator's known truth.
 
 For each seed, a fresh `recplat.simulation.truth.World`; its champion (a model with logit noise
 1.0) logs exploration traffic: each request shows a uniformly random 10-permutation of the
@@ -12,8 +12,10 @@ paired new-minus-champion interval is reported as the gate would use it: how oft
 bound is above 0 (the truth: the new model is better).
 
 Two worlds side by side: the default cascade (a click stops the scan half the time, so clicks
-at a position depend on the items above it, which the item-position estimator ignores), and
-its position-based control (stop_after_click = 1 - patience), where the estimators are unbiased.
+at a position depend on the items above it, which all three estimators ignore), and its
+position-based control (stop_after_click = 1 - patience), where the estimators are unbiased.
+PBM, the examination-corrected estimator the gate decides on, uses every explore impression of
+an item; IPS and SNIPS only those at the position the target gives it.
 
     uv run --locked python benchmarks/bench_ope.py [--seeds 20 --replicates 200]
 
@@ -50,7 +52,7 @@ WORLDS = {
     "position-based": WorldParams(stop_after_click=0.1, patience=0.9),
 }
 TARGETS = ("champion", "new, re-ranks champion top 20", "new, own top 10")
-ESTIMATORS: tuple[Estimator, ...] = ("ips", "snips")
+ESTIMATORS: tuple[Estimator, ...] = ("ips", "snips", "pbm")
 
 
 def main() -> None:

@@ -53,28 +53,28 @@ class GateRecord:
     outcome: str  # champion | challenger | rejected | insufficient_exploration
     reason: str
     basis: str  # counterfactual | biased_ndcg | none
-    # The run's gate figures: `ope.*` (SNIPS and IPS, differences with .low/.high) and
+    # The run's gate figures: `ope.*` (PBM, SNIPS and IPS, differences with .low/.high) and
     # `gate.exploration_requests`.
     figures: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
-        """The decision with its SNIPS figures, on one line."""
+        """The decision with the figures of the estimator it rests on (PBM), on one line."""
         figures = self.figures
         explore = int(figures.get("gate.exploration_requests", 0))
         if self.basis != "counterfactual":
             return f"v{self.version} {self.outcome} ({self.basis}, {explore} explore requests)"
         values = ", ".join(
-            f"{target} {figures[f'ope.{target}.snips']:.3f}"
+            f"{target} {figures[f'ope.{target}.pbm']:.3f}"
             for target in ("new", "champion", "popularity")
-            if f"ope.{target}.snips" in figures
+            if f"ope.{target}.pbm" in figures
         )
         differences = "; ".join(
-            f"new - {baseline} {_interval(figures, f'ope.new_minus_{baseline}.snips')}"
+            f"new - {baseline} {_interval(figures, f'ope.new_minus_{baseline}.pbm')}"
             for baseline in ("popularity", "champion")
-            if f"ope.new_minus_{baseline}.snips" in figures
+            if f"ope.new_minus_{baseline}.pbm" in figures
         )
         return (
-            f"v{self.version} {self.outcome} on {explore} explore requests: SNIPS reward per "
+            f"v{self.version} {self.outcome} on {explore} explore requests: PBM reward per "
             f"request {values}; {differences}"
         )
 

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-Estimator = Literal["ips", "snips"]
+Estimator = Literal["ips", "snips", "pbm"]
 IntervalMethod = Literal["percentile", "bca"]
 Resampling = Literal["multinomial", "poisson"]
 
@@ -208,17 +208,46 @@ def align_positions(
 
 
 @dataclass(frozen=True, eq=False)
-class _UserSums:
-    """Per-user sums a policy's estimate is a function of; rows are the users in the log."""
+class _PositionSums:
+    """Per-user sums the item-position estimators (IPS, SNIPS) are functions of; rows are the
+    users in the log."""
 
     reward: np.ndarray  # users x k: sum of w * reward per position
     weight: np.ndarray  # users x k: sum of w per position
     requests: np.ndarray  # users: exploration requests
+    estimator: str
+
+    def value(self, user_weights: np.ndarray) -> Any:
+        """The estimate with the users weighted by `user_weights` (replicates x users)."""
+        return _value(
+            user_weights @ self.reward,
+            user_weights @ self.weight,
+            user_weights @ self.requests,
+            self.estimator,
+        )
 
 
 def _user_sums(
-    log: ExplorationLog, target_position: np.ndarray, k: int, conversion_weight: float
-) -> _UserSums:
+    log: ExplorationLog,
+    target_position: np.ndarray,
+    k: int,
+    conversion_weight: float,
+    estimator: str = "snips",
+) -> _PositionSums | _ExaminationSums:
+    target_position = _checked_target(log, target_position, k)
+    if estimator == "pbm":
+        return _examination_sums(log, target_position, k, conversion_weight)
+    matched = (target_position == log.position) & (log.position <= k)
+    weight = matched / log.propensity
+    cell = log.user * k + np.minimum(log.position, k) - 1
+    size = log.n_users * k
+    reward = np.bincount(cell, weight * log.reward(conversion_weight), size).reshape(-1, k)
+    weights = np.bincount(cell, weight, size).reshape(-1, k)
+    requests, present = _requests_per_user(log)
+    return _PositionSums(reward[present], weights[present], requests[present], estimator)
+
+
+def _checked_target(log: ExplorationLog, target_position: np.ndarray, k: int) -> np.ndarray:
     target_position = np.asarray(target_position, dtype=np.int64)
     if len(target_position) != len(log.request):
         raise ExplorationLogError(
@@ -229,15 +258,75 @@ def _user_sums(
         raise ExplorationLogError("exploration log: request_id: expected requests, got none")
     if k < 1:
         raise ValueError(f"k: expected a cut-off >= 1, got {k}")
-    matched = (target_position == log.position) & (log.position <= k)
-    weight = matched / log.propensity
-    cell = log.user * k + np.minimum(log.position, k) - 1
-    size = log.n_users * k
-    reward = np.bincount(cell, weight * log.reward(conversion_weight), size).reshape(-1, k)
-    weights = np.bincount(cell, weight, size).reshape(-1, k)
+    return target_position
+
+
+def _requests_per_user(log: ExplorationLog) -> tuple[np.ndarray, np.ndarray]:
     requests = np.bincount(log.request_user, minlength=log.n_users).astype(np.float64)
-    present = requests > 0
-    return _UserSums(reward[present], weights[present], requests[present])
+    return requests, requests > 0
+
+
+@dataclass(frozen=True, eq=False)
+class _ExaminationSums:
+    """Per-user sums of the examination-corrected estimator ("pbm", module docstring)."""
+
+    reward: np.ndarray  # users x k: sum of reward / P(shown) by target position q
+    exposure: np.ndarray  # users x (k * L): sum of 1 / P(shown) by (q, logged position p)
+    clicks: np.ndarray  # users x L: clicks by logged position (examination)
+    shows: np.ndarray  # users x L: rows by logged position
+    requests: np.ndarray  # users
+    k: int
+
+    def value(self, user_weights: np.ndarray) -> Any:
+        reward = user_weights @ self.reward
+        shows = user_weights @ self.shows
+        depth = shows.shape[-1]
+        exposure = (user_weights @ self.exposure).reshape(*reward.shape, depth)
+        examination = np.divide(
+            user_weights @ self.clicks, shows, out=np.zeros_like(shows), where=shows > 0
+        )
+        # Examination at the target's positions; a position deeper than any logged one has
+        # no estimate, and counts 0.
+        at_target = np.zeros_like(reward)
+        reach = min(self.k, depth)
+        at_target[..., :reach] = examination[..., :reach]
+        expected = np.einsum("...qp,...p->...q", exposure, examination)
+        per_position = np.divide(
+            reward * at_target, expected, out=np.zeros_like(reward), where=expected > 0
+        )
+        return per_position.sum(axis=-1)
+
+
+def _examination_sums(
+    log: ExplorationLog, target_position: np.ndarray, k: int, conversion_weight: float
+) -> _ExaminationSums:
+    depth = int(log.position.max())
+    # P(the request showed this item at any position): the propensity times the request's
+    # list length, for schemes whose propensity is the same at every position (module
+    # docstring); a uniform k-permutation of m gives k / m.
+    length = np.bincount(log.request, minlength=log.n_requests)[log.request]
+    inverse_shown = 1.0 / np.minimum(log.propensity * length, 1.0)
+    targeted = (target_position >= 1) & (target_position <= k)
+    q = np.where(targeted, target_position, 1) - 1
+    users = log.n_users
+    reward = np.bincount(
+        log.user * k + q, targeted * inverse_shown * log.reward(conversion_weight), users * k
+    ).reshape(users, k)
+    exposure = np.bincount(
+        (log.user * k + q) * depth + log.position - 1, targeted * inverse_shown, users * k * depth
+    ).reshape(users, k * depth)
+    cell = log.user * depth + log.position - 1
+    clicks = np.bincount(cell, log.clicked, users * depth).reshape(users, depth)
+    shows = np.bincount(cell, minlength=users * depth).astype(np.float64).reshape(users, depth)
+    requests, present = _requests_per_user(log)
+    return _ExaminationSums(
+        reward[present],
+        exposure[present],
+        clicks[present],
+        shows[present],
+        requests[present],
+        k,
+    )
 
 
 def _value(reward: np.ndarray, weight: np.ndarray, requests: np.ndarray, estimator: str) -> Any:
@@ -250,27 +339,35 @@ def _value(reward: np.ndarray, weight: np.ndarray, requests: np.ndarray, estimat
 
 @dataclass(frozen=True, eq=False)
 class PolicyValue:
-    """IPS and SNIPS of one target policy, with the diagnostics a gate should log."""
+    """IPS, SNIPS and the examination-corrected estimate of one target policy, with the
+    diagnostics a gate should log."""
 
     ips: float
     snips: float
+    pbm: float
     requests: int
     matched_rows: int
     # Per position: sum of weights / N. Its expectation is 1 under the support condition, so a
     # value well below 1 says the target puts items where the exploration never showed them.
     weight_per_request: np.ndarray
 
+    def get(self, estimator: str) -> float:
+        return float(getattr(self, estimator))
+
 
 def estimate_policy_value(
     log: ExplorationLog, target_position: np.ndarray, k: int, conversion_weight: float = 0.0
 ) -> PolicyValue:
-    """IPS and SNIPS of the target's expected reward per request in the top k."""
+    """IPS, SNIPS and PBM of the target's expected reward per request in the top k."""
     sums = _user_sums(log, target_position, k, conversion_weight)
+    assert isinstance(sums, _PositionSums)
     reward, weight, requests = sums.reward.sum(0), sums.weight.sum(0), sums.requests.sum()
+    examination = _user_sums(log, target_position, k, conversion_weight, "pbm")
     matched = (np.asarray(target_position) == log.position) & (log.position <= k)
     return PolicyValue(
         ips=float(_value(reward, weight, requests, "ips")),
         snips=float(_value(reward, weight, requests, "snips")),
+        pbm=float(examination.value(np.ones((1, len(sums.requests))))[0]),
         requests=int(requests),
         matched_rows=int(matched.sum()),
         weight_per_request=weight / max(requests, 1.0),
@@ -289,6 +386,13 @@ def snips(
 ) -> float:
     """Self-normalised IPS, normalised per position by that position's weight sum."""
     return estimate_policy_value(log, target_position, k, conversion_weight).snips
+
+
+def pbm(
+    log: ExplorationLog, target_position: np.ndarray, k: int, conversion_weight: float = 0.0
+) -> float:
+    """The examination-corrected estimate (module docstring, "Examination-corrected")."""
+    return estimate_policy_value(log, target_position, k, conversion_weight).pbm
 
 
 @dataclass(frozen=True)
@@ -321,7 +425,7 @@ def bootstrap_interval(
     seed: int = 0,
 ) -> Interval:
     """Interval for one target's value, resampling users (all their requests together)."""
-    terms = [(_user_sums(log, target_position, k, conversion_weight), 1.0)]
+    terms = [(_user_sums(log, target_position, k, conversion_weight, estimator), 1.0)]
     return _bootstrap(terms, estimator, level, replicates, method, resampling, seed)
 
 
@@ -342,30 +446,25 @@ def paired_bootstrap_interval(
     """Interval for value(target) - value(baseline) on the same log, same user weights for
     both, so the shared noise of the log cancels (e.g. new model minus champion)."""
     terms = [
-        (_user_sums(log, target_position, k, conversion_weight), 1.0),
-        (_user_sums(log, baseline_position, k, conversion_weight), -1.0),
+        (_user_sums(log, target_position, k, conversion_weight, estimator), 1.0),
+        (_user_sums(log, baseline_position, k, conversion_weight, estimator), -1.0),
     ]
     return _bootstrap(terms, estimator, level, replicates, method, resampling, seed)
 
 
-def _combined(
-    terms: list[tuple[_UserSums, float]], user_weights: np.ndarray, estimator: str
-) -> Any:
+_Terms = list[tuple[_PositionSums | _ExaminationSums, float]]
+
+
+def _combined(terms: _Terms, user_weights: np.ndarray) -> Any:
     """sum_t coef_t * value_t, with the users weighted by `user_weights` (replicates x users)."""
     total: Any = 0.0
     for sums, coef in terms:
-        value = _value(
-            user_weights @ sums.reward,
-            user_weights @ sums.weight,
-            user_weights @ sums.requests,
-            estimator,
-        )
-        total = total + coef * value
+        total = total + coef * sums.value(user_weights)
     return total
 
 
 def _bootstrap(
-    terms: list[tuple[_UserSums, float]],
+    terms: _Terms,
     estimator: str,
     level: float,
     replicates: int,
@@ -375,11 +474,13 @@ def _bootstrap(
 ) -> Interval:
     if not 0 < level < 1:
         raise ValueError(f"level: expected a probability in (0, 1), got {level}")
+    if estimator not in ("ips", "snips", "pbm"):
+        raise ValueError(f"estimator: expected ips, snips or pbm, got {estimator!r}")
     n_users = len(terms[0][0].requests)
     if n_users < 2:
         raise ExplorationLogError(f"exploration log: user_id: expected >= 2 users, got {n_users}")
     rng = np.random.default_rng(seed)
-    estimate = float(_combined(terms, np.ones((1, n_users)), estimator)[0])
+    estimate = float(_combined(terms, np.ones((1, n_users)))[0])
     draws = []
     for start in range(0, replicates, _REPLICATE_BLOCK):
         block = min(_REPLICATE_BLOCK, replicates - start)
@@ -390,12 +491,12 @@ def _bootstrap(
             picks = rng.integers(0, n_users, (block, n_users)) + n_users * np.arange(block)[:, None]
             counts = np.bincount(picks.ravel(), minlength=block * n_users)
             weights = counts.reshape(block, n_users).astype(np.float64)
-        draws.append(_combined(terms, weights, estimator))
+        draws.append(_combined(terms, weights))
     theta = np.concatenate(draws)
     theta = theta[np.isfinite(theta)]  # a Poisson replicate can draw no requests at all
     alpha = (1.0 - level) / 2.0
     if method == "bca":
-        quantiles = _bca_quantiles(terms, estimator, estimate, theta, alpha)
+        quantiles = _bca_quantiles(terms, estimate, theta, alpha)
     else:
         quantiles = (alpha, 1.0 - alpha)
     low, high = np.quantile(theta, quantiles)
@@ -403,28 +504,23 @@ def _bootstrap(
 
 
 def _bca_quantiles(
-    terms: list[tuple[_UserSums, float]],
-    estimator: str,
-    estimate: float,
-    theta: np.ndarray,
-    alpha: float,
+    terms: _Terms, estimate: float, theta: np.ndarray, alpha: float
 ) -> tuple[float, float]:
     """BCa's adjusted quantiles: bias from the replicates, acceleration from a jackknife that
-    leaves out one user at a time (vectorised: totals minus that user's sums)."""
+    leaves out one user at a time (user weights: all ones but that user's zero)."""
     normal = NormalDist()
     share = (np.sum(theta < estimate) + 0.5 * np.sum(theta == estimate)) / len(theta)
     share = float(np.clip(share, 0.5 / len(theta), 1.0 - 0.5 / len(theta)))
     z0 = normal.inv_cdf(share)
-    jack: Any = 0.0
-    for sums, coef in terms:
-        value = _value(
-            sums.reward.sum(0) - sums.reward,
-            sums.weight.sum(0) - sums.weight,
-            sums.requests.sum() - sums.requests,
-            estimator,
-        )
-        jack = jack + coef * value
-    spread = jack.mean() - jack
+    n_users = len(terms[0][0].requests)
+    jack = []
+    for start in range(0, n_users, _REPLICATE_BLOCK):
+        block = min(_REPLICATE_BLOCK, n_users - start)
+        weights = np.ones((block, n_users))
+        weights[np.arange(block), start + np.arange(block)] = 0.0
+        jack.append(_combined(terms, weights))
+    leave_one_out = np.concatenate(jack)
+    spread = leave_one_out.mean() - leave_one_out
     denominator = 6.0 * float(np.sum(spread**2)) ** 1.5
     acceleration = float(np.sum(spread**3)) / denominator if denominator > 0 else 0.0
     adjusted = []

@@ -6,16 +6,19 @@ position, so the logged order wins (issue 14). The gate instead judges on the ga
 `m` (the request's `pool`) with logged propensities. Each target policy (the new model, the
 champion, popularity) ranks every explore request's pool with the features serving computes,
 and its expected reward in the top k (clicks + conversion_weight x conversions, feedback
-matched by the lake's feedback rules) is estimated with IPS and SNIPS
-(`ranking_training.counterfactual`), with a paired bootstrap interval over users.
+matched by the lake's feedback rules) is estimated with IPS, SNIPS and the examination-
+corrected estimator PBM (`ranking_training.counterfactual`), with a paired bootstrap interval
+over users. The rule decides on PBM (`GateRule.estimator`): it uses every explore impression of
+an item, not only those at the position the target gives it, so its intervals are several times
+narrower (benchmarks/bench_ope.py); IPS and SNIPS are recorded next to it.
 
 The champion, on the requests its own version logged, is taken as it served (`as_served`): its
 order is in the logged pool.
 
-The rule (`decide_counterfactual`), on SNIPS differences with a two-sided `level` interval:
+The rule (`decide_counterfactual`), on PBM differences with a two-sided `level` interval:
 - the new model must beat popularity: lower bound of (new - popularity) > 0;
 - with a champion serving, the new model may not be worse than it by more than the margin:
-  lower bound of (new - champion) > -margin x SNIPS(champion). Then it becomes `challenger`
+  lower bound of (new - champion) > -margin x PBM(champion). Then it becomes `challenger`
   and the online experiment (issue 15) decides about `champion`;
 - with no champion, beating popularity makes it `champion` directly: nothing serves, so there
   is nothing to experiment against;
@@ -35,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ranking_training.counterfactual import (
+    Estimator,
     ExplorationLog,
     Interval,
     align_positions,
@@ -49,6 +53,8 @@ Scorer = Callable[[np.ndarray], np.ndarray]
 """A target policy: scores of feature rows (rows x FEATURE_NAMES), higher ranks first."""
 
 NEW = "new"
+# Every estimate the gate records; `GateRule.estimator` is the one it decides on.
+ESTIMATORS: tuple[Estimator, ...] = ("pbm", "snips", "ips")
 CHAMPION_TARGET = "champion"
 POPULARITY = "popularity"
 
@@ -79,6 +85,9 @@ class GateRule:
     min_exploration_requests: int = 300
     # Two-sided level of the bootstrap interval: its lower end is a one-sided 95 % bound.
     level: float = 0.9
+    # The estimator the rule decides on (the others are recorded): "pbm", the examination-
+    # corrected estimator, has a fraction of SNIPS's variance (benchmarks/bench_ope.py).
+    estimator: Estimator = "pbm"
     replicates: int = 1000
     # The biased-NDCG fallback (no exploration data, no champion): metric and nothing else.
     metric: str = "ndcg@10"
@@ -241,10 +250,14 @@ def as_served(exploration: ExplorationSlice, version: str, rescored: np.ndarray)
 
 @dataclass(frozen=True)
 class PolicyEstimate:
-    """IPS and SNIPS of one target's expected reward per request in the top k."""
+    """IPS, SNIPS and PBM of one target's expected reward per request in the top k."""
 
     ips: float
     snips: float
+    pbm: float
+
+    def get(self, estimator: str) -> float:
+        return float(getattr(self, estimator))
 
 
 @dataclass(frozen=True)
@@ -255,9 +268,11 @@ class CounterfactualEvidence:
     users: int
     k: int
     values: dict[str, PolicyEstimate]
-    # Paired intervals of new - baseline, per estimator ("snips", "ips").
+    # Paired intervals of new - baseline, per estimator ("pbm", "snips", "ips").
     versus_popularity: dict[str, Interval]
     versus_champion: dict[str, Interval] | None
+    # The estimator the rule decides on (`GateRule.estimator`).
+    estimator: str = "pbm"
 
 
 def estimate_targets(
@@ -271,7 +286,7 @@ def estimate_targets(
     values = {}
     for name, position in positions.items():
         value = estimate_policy_value(log, position, k, weight)
-        values[name] = PolicyEstimate(value.ips, value.snips)
+        values[name] = PolicyEstimate(value.ips, value.snips, value.pbm)
 
     def versus(baseline: str) -> dict[str, Interval]:
         return {
@@ -285,7 +300,7 @@ def estimate_targets(
                 level=rule.level,
                 replicates=rule.replicates,
             )
-            for estimator in ("snips", "ips")
+            for estimator in ESTIMATORS
         }
 
     return CounterfactualEvidence(
@@ -295,6 +310,7 @@ def estimate_targets(
         values=values,
         versus_popularity=versus(POPULARITY),
         versus_champion=versus(CHAMPION_TARGET) if CHAMPION_TARGET in positions else None,
+        estimator=rule.estimator,
     )
 
 
@@ -317,14 +333,14 @@ class GateDecision:
         if evidence is None:
             return figures
         for name, value in evidence.values.items():
-            figures[f"ope.{name}.ips"] = value.ips
-            figures[f"ope.{name}.snips"] = value.snips
+            for estimator in ESTIMATORS:
+                figures[f"ope.{name}.{estimator}"] = value.get(estimator)
         comparisons = {POPULARITY: evidence.versus_popularity}
         if evidence.versus_champion is not None:
             comparisons[CHAMPION_TARGET] = evidence.versus_champion
         for baseline, intervals in comparisons.items():
-            for estimator, interval in intervals.items():
-                prefix = f"ope.new_minus_{baseline}.{estimator}"
+            for method, interval in intervals.items():
+                prefix = f"ope.new_minus_{baseline}.{method}"
                 figures[prefix] = interval.estimate
                 figures[f"{prefix}.low"] = interval.low
                 figures[f"{prefix}.high"] = interval.high
@@ -342,7 +358,9 @@ class GateDecision:
             tags["gate.champion_version"] = self.champion_version
         if self.evidence is not None:
             tags["gate.k"] = str(self.evidence.k)
-            tags["gate.level"] = str(self.evidence.versus_popularity["snips"].level)
+            decisive = self.evidence.versus_popularity[self.evidence.estimator]
+            tags["gate.level"] = str(decisive.level)
+            tags["gate.estimator"] = self.evidence.estimator
         for name, value in self.metrics().items():
             tags[name] = f"{value:.6g}"
         return tags
@@ -355,8 +373,11 @@ def decide_counterfactual(
     champion_serves: bool,
     champion_version: str | None = None,
 ) -> GateDecision:
-    """The counterfactual rule (module docstring), on SNIPS paired intervals."""
-    popularity = evidence.versus_popularity["snips"]
+    """The counterfactual rule (module docstring), on the paired intervals of the rule's
+    estimator."""
+    estimator = evidence.estimator
+    name = estimator.upper()
+    popularity = evidence.versus_popularity[estimator]
     level = f"{popularity.level:.0%}"
 
     def decision(outcome: GateOutcome, reason: str) -> GateDecision:
@@ -371,7 +392,7 @@ def decide_counterfactual(
         )
 
     versus_popularity = (
-        f"new - popularity SNIPS {popularity.estimate:+.4f} "
+        f"new - popularity {name} {popularity.estimate:+.4f} "
         f"[{popularity.low:+.4f}, {popularity.high:+.4f}] ({level}, {evidence.requests} "
         f"explore requests, {evidence.users} users)"
     )
@@ -390,10 +411,10 @@ def decide_counterfactual(
             GateOutcome.CHAMPION,
             f"{versus_popularity}; no champion yet, so it becomes champion directly",
         )
-    champion = evidence.versus_champion["snips"]
-    allowed = -rule.margin * evidence.values[CHAMPION_TARGET].snips
+    champion = evidence.versus_champion[estimator]
+    allowed = -rule.margin * evidence.values[CHAMPION_TARGET].get(estimator)
     versus_champion = (
-        f"new - champion v{champion_version} SNIPS {champion.estimate:+.4f} "
+        f"new - champion v{champion_version} {name} {champion.estimate:+.4f} "
         f"[{champion.low:+.4f}, {champion.high:+.4f}]"
     )
     if champion.low > allowed:

@@ -39,8 +39,8 @@ def test_demo_runs_the_loop_and_writes_the_report(tmp_path: Path) -> None:
         assert f"gate {outcome}" in brand["retraining"], brand["retraining"]
         # Every counterfactual decision shows the figures it rests on.
         if retrain["basis"] == "counterfactual":
-            assert "ope.new_minus_popularity.snips.low" in retrain["figures"], retrain
-            assert "SNIPS" in retrain["reason"], retrain["reason"]
+            assert "ope.new_minus_popularity.pbm.low" in retrain["figures"], retrain
+            assert "PBM" in retrain["reason"], retrain["reason"]
             assert f"{brand['brand']}: gate v2 {outcome} on " in result.stdout
         if outcome in {"champion", "challenger"}:  # the gate served the new version
             assert brand["switched_alias"] == outcome, brand

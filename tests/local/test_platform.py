@@ -255,14 +255,16 @@ def _gate_outcome_from_figures(tags: dict[str, str], champion: str | None) -> st
     explore = float(tags["gate.exploration_requests"])
     if explore < int(tags["gate.min_exploration_requests"]):
         return "insufficient_exploration" if champion else tags["gate"]
-    if float(tags["ope.new_minus_popularity.snips.low"]) <= 0:
+    estimator = tags["gate.estimator"]
+    if float(tags[f"ope.new_minus_popularity.{estimator}.low"]) <= 0:
         return "rejected"
     if champion is None:
         return "champion"
-    if "ope.new_minus_champion.snips.low" not in tags:  # the champion could not be scored
+    if f"ope.new_minus_champion.{estimator}.low" not in tags:  # the champion wasn't scored
         return "challenger"
-    allowed = -0.01 * float(tags["ope.champion.snips"])
-    return "challenger" if float(tags["ope.new_minus_champion.snips.low"]) > allowed else "rejected"
+    allowed = -0.01 * float(tags[f"ope.champion.{estimator}"])
+    low = float(tags[f"ope.new_minus_champion.{estimator}.low"])
+    return "challenger" if low > allowed else "rejected"
 
 
 def _tree(pid: int) -> list[int]:

@@ -103,7 +103,7 @@ def test_plain_ndcg_on_the_champions_traffic_prefers_the_champion_against_the_tr
 def test_a_new_model_that_ranks_by_the_truth_passes_where_the_champion_is_wrong() -> None:
     outcome, reason = _decide(new_prefers_a=False, champion_prefers_a=True)
     assert outcome is GateOutcome.CHALLENGER, reason
-    assert "new - champion v1 SNIPS +0.2" in reason
+    assert "new - champion v1 PBM +0.2" in reason
 
 
 def test_a_new_model_that_follows_the_champions_mistake_against_a_right_champion_is_rejected() -> (
@@ -124,7 +124,7 @@ def test_without_a_champion_beating_popularity_makes_the_first_champion() -> Non
     decision = decide_counterfactual(evidence, GateRule(), champion_serves=False)
     assert decision.outcome is GateOutcome.CHAMPION, decision.reason
     assert decision.tags()["gate"] == "champion"
-    assert float(decision.tags()["ope.new_minus_popularity.snips.low"]) > 0
+    assert float(decision.tags()["ope.new_minus_popularity.pbm.low"]) > 0
 
 
 def test_too_little_exploration_with_a_champion_is_its_own_outcome_naming_count_and_minimum() -> (
