@@ -19,6 +19,7 @@ from ranking_training.counterfactual import (
     estimate_policy_value,
     ips,
     paired_bootstrap_interval,
+    pbm,
     plackett_luce_marginals,
     positions_from_scores,
     sample_uniform_top_m,
@@ -79,6 +80,22 @@ def test_ips_and_snips_equal_hand_computed_values_on_a_small_log() -> None:
     value = estimate_policy_value(log, target, k=2)
     assert value.matched_rows == 4
     assert value.weight_per_request.tolist() == pytest.approx([2.0, 2.0])
+
+
+def test_pbm_equals_the_hand_computed_value_on_a_small_log() -> None:
+    log = ExplorationLog.from_table(SMALL_LOG)
+    target = _target_positions(log, TARGET_SCORES)
+    # Examination by logged position (clicks / rows): p1 3/3, p2 2/3, p3 1/1.
+    # P(shown) = propensity x list length: 1 for r1 and r2, 0.75 for r3's C and A.
+    # Target position 1: r1 A@1, r2 A@2, r3 C@1 -> e(1) x (1 + 1 + 4/3) / (1 + 2/3 + 4/3).
+    # Target position 2: r1 B@2, r2 B@1, r3 A@2 (no click) -> e(2) x 2 / (2/3 + 1 + 8/9).
+    expected = 1.0 * (10 / 3) / 3 + (2 / 3) * 2 / (23 / 9)
+    assert pbm(log, target, k=2) == pytest.approx(expected)
+    assert estimate_policy_value(log, target, k=2).pbm == pytest.approx(expected)
+    # The target that swaps every pair: the same row sets, each weighed by the other position's
+    # examination, e(1) x 2 / (23/9) + e(2) x (10/3) / 3.
+    swapped = np.where(target == 1, 2, np.where(target == 2, 1, target))
+    assert pbm(log, swapped, k=2) == pytest.approx(18 / 23 + 20 / 27)
 
 
 def test_a_log_from_arrow_equals_the_log_from_pandas() -> None:
