@@ -184,6 +184,63 @@ class Training(_Strict):
         return schedule
 
 
+DRIFT_NOISE_MARGIN = 5.0
+"""How far above the PSI of sampling noise alone the drift threshold must be (``Monitoring``)."""
+
+
+class Monitoring(_Strict):
+    """Feature drift: what the service samples, and when the drift alert fires.
+
+    The service logs ``feature_sample`` of the items it returns with their feature vectors;
+    the hourly drift job compares the last ``drift_window_hours`` of them with the champion's
+    training distribution, feature by feature (population stability index, docs/architecture.md
+    "Feature drift"), and the brand's alert fires when one passes ``drift_psi_threshold``.
+    """
+
+    feature_sample: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Share of the items /rank returns whose feature vector the service logs "
+            "(events/features) for the drift job; 0 turns drift monitoring off."
+        ),
+    )
+    drift_psi_threshold: float = Field(
+        0.2,
+        gt=0.0,
+        le=10.0,
+        description=(
+            "A feature's population stability index against the champion's training "
+            "distribution above this fires RecplatFeatureDrift."
+        ),
+    )
+    drift_window_hours: int = Field(
+        24, ge=1, le=168, description="Hours of sampled rows each drift job run compares."
+    )
+    drift_min_rows: int = Field(
+        1000,
+        ge=100,
+        le=10_000_000,
+        description="Fewest sampled rows a drift verdict needs; with fewer, none is given.",
+    )
+
+    @model_validator(mode="after")
+    def _threshold_above_sampling_noise(self) -> Self:
+        from ranking_features.drift import DEFAULT_BINS
+
+        # Without drift, PSI over B bins is about (B - 1) / n for n sampled rows
+        # (ranking_features.drift); a threshold near that would fire on noise alone.
+        noise = (DEFAULT_BINS - 1) / self.drift_min_rows
+        if self.drift_psi_threshold < DRIFT_NOISE_MARGIN * noise:
+            raise ValueError(
+                f"drift_psi_threshold: at least {DRIFT_NOISE_MARGIN * noise:.3f} "
+                f"({DRIFT_NOISE_MARGIN:g} x the PSI that sampling noise alone gives at "
+                f"drift_min_rows {self.drift_min_rows}); raise it, or raise drift_min_rows"
+            )
+        return self
+
+
 def ranking_train_flags(training: Training) -> list[str]:
     """The ``ranking-train`` flags the brand file decides: window, label delay, gate, LightGBM.
 
@@ -221,6 +278,7 @@ class BrandSettings(_Strict):
     environments: list[Environment] = Field(min_length=1)
     serving: Serving = Field(default_factory=lambda: Serving())
     training: Training = Field(default_factory=lambda: Training())
+    monitoring: Monitoring = Field(default_factory=lambda: Monitoring())
 
     @field_validator("environments")
     @classmethod
@@ -235,6 +293,7 @@ class Overrides(_Strict):
 
     serving: dict[str, Any] | None = None
     training: dict[str, Any] | None = None
+    monitoring: dict[str, Any] | None = None
 
 
 class Brand(BrandSettings):
@@ -286,7 +345,12 @@ class BrandFileError(Exception):
         super().__init__("\n".join(str(problem) for problem in self.problems))
 
 
+_DEFAULT = object()
+
+
 def _describe(value: Any) -> str:
+    if value is _DEFAULT:
+        return "its default"
     if isinstance(value, str):
         text = value if len(value) <= 60 else value[:57] + "..."
         return repr(text)
@@ -399,8 +463,9 @@ def _problems_from_validation(file: str, error: ValidationError) -> list[BrandPr
         if item["type"] == "value_error" and ": " in expected:
             field_name, expected = expected.split(": ", 1)
             location.append(field_name)
-            if isinstance(found_value, Mapping) and field_name in found_value:
-                found_value = found_value[field_name]
+            if isinstance(found_value, Mapping):
+                # Not in the file: the model's default was checked.
+                found_value = found_value.get(field_name, _DEFAULT)
         found = "nothing" if item["type"] == "missing" else _describe(found_value)
         if item["type"] == "extra_forbidden":
             found = repr(location[-1])
