@@ -42,7 +42,6 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 RATES = (50, 200, 500)
 CANDIDATES = 100
@@ -227,9 +226,9 @@ def main() -> None:
     import httpx
     from ranking_features import build_features
 
-    from tests.conftest import free_port, start_mlflow_server
-    from tests.service.ranker_models import register_ranker
-    from tests.service.service_process import RankingService
+    from recplat.testing.rankers import register_ranker
+    from recplat.testing.servers import free_port, start_mlflow_server
+    from recplat.testing.service_process import RankingService
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-service-", dir=REPO / ".scratch"))
     print(f"workdir {workdir}: training the model ...", flush=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from datetime import date, timedelta
@@ -38,8 +37,6 @@ from ranking_training.train import train_in_process
 from recplat.synthetic import SyntheticData, SynthParams, generate, write_lake
 
 RESULTS = Path(__file__).parent / "results" / "training.json"
-# The whole-job run starts MLflow with the tests' helper.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main() -> None:
@@ -129,7 +126,7 @@ def _whole_job(lake: Path, first: date, end: date, scratch: Path) -> dict[str, f
     from ranking_training.config import TrainingConfig
     from ranking_training.job import run_training
 
-    from tests.conftest import start_mlflow_server
+    from recplat.testing.servers import start_mlflow_server
 
     process, server = start_mlflow_server(scratch / "mlflow")
     try:

@@ -12,36 +12,25 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import free_port, wait_until
-from tests.images.podman_runtime import REPO_ROOT, Podman, podman_environment, writable_by_container
+from recplat.testing.servers import free_port, http_status, wait_until
+from tests.images.podman_runtime import (
+    REPO_ROOT,
+    BuiltImage,
+    MlflowContainer,
+    Podman,
+    podman_environment,
+    writable_by_container,
+)
+
+# The names tests imported from here before they moved to `podman_runtime` and
+# `recplat.testing.servers`.
+__all__ = ["BuiltImage", "MlflowContainer", "http_status"]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 BUILD_TIMEOUT_S = 1500
-
-
-@dataclass(frozen=True)
-class BuiltImage:
-    ref: str
-    seconds: float
-    bytes: int
-    cached: bool
-
-
-@dataclass(frozen=True)
-class MlflowContainer:
-    container: str
-    port: int
-    data_dir: Path
-
-    @property
-    def tracking_uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 def _podman_problem(env: dict[str, str]) -> str | None:
@@ -100,14 +89,6 @@ def images(podman: Podman) -> dict[str, BuiltImage]:
     assert result.returncode == 0, f"image build failed; see {log}:\n{log.read_text()[-4000:]}"
     report = json.loads(result.stdout.strip().splitlines()[-1])
     return {name: BuiltImage(**entry) for name, entry in report.items()}
-
-
-def http_status(url: str) -> int:
-    """The status `url` answers with, or 0 when nothing answers."""
-    try:
-        return httpx.get(url, timeout=2).status_code
-    except httpx.HTTPError:
-        return 0
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,29 @@ CONTAINER_UID = 10001
 TEST_LABEL = "recplat.test=true"
 
 
+@dataclass(frozen=True)
+class BuiltImage:
+    """An image `scripts/containers/build-images.sh` built, as its report line gives it."""
+
+    ref: str
+    seconds: float
+    bytes: int
+    cached: bool
+
+
+@dataclass(frozen=True)
+class MlflowContainer:
+    """The tracking server running from the MLflow image, on host networking."""
+
+    container: str
+    port: int
+    data_dir: Path
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
 class PodmanError(RuntimeError):
     """A podman command failed; the message holds the command and its output."""
 

@@ -3,14 +3,12 @@ its reason, and only the one for the build-argument base image is skipped."""
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from recplat.testing.checkov import run_checkov
 from tests.images.podman_runtime import REPO_ROOT
 
 DOCKERFILES = [
@@ -23,29 +21,10 @@ ALLOWED_SKIPS = {"CKV_DOCKER_7"}
 
 
 def test_checkov_passes_every_dockerfile() -> None:
-    uvx = shutil.which("uvx")
-    assert uvx, "uvx (from uv) runs checkov in its own environment; install uv"
-    files = [arg for path in DOCKERFILES for arg in ("--file", str(path))]
-    # checkov's own pins conflict with the project lock, so it runs in a uv tool environment.
-    result = subprocess.run(
-        [uvx, "--from", "checkov", "checkov", "--framework", "dockerfile", *files,
-         "--output", "json", "--quiet", "--compact", "--skip-download"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )  # fmt: skip
-    report = json.loads(result.stdout or "{}")
-    reports = report if isinstance(report, list) else [report]
-    assert reports and all("summary" in entry for entry in reports), result.stderr[-2000:]
-    failed = [
-        f"{check['check_id']} {check['check_name']} in {check['file_path']}"
-        for entry in reports
-        for check in entry.get("results", {}).get("failed_checks", [])
-    ]
-    assert failed == []
-    assert sum(entry["summary"]["passed"] for entry in reports) >= 150
-    assert sum(entry["summary"]["resource_count"] for entry in reports) == len(DOCKERFILES)
+    report = run_checkov("dockerfile", files=DOCKERFILES)
+    assert report.failed == [], "\n".join(report.failed)
+    assert report.passed >= 150
+    assert report.resources == len(DOCKERFILES)
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.parent.name)

@@ -7,8 +7,7 @@ from __future__ import annotations
 import pytest
 import testinfra
 
-from tests.images.conftest import MlflowContainer
-from tests.images.podman_runtime import CONTAINER_UID, Podman
+from tests.images.podman_runtime import CONTAINER_UID, MlflowContainer, Podman
 
 pytestmark = pytest.mark.containers
 

@@ -18,10 +18,15 @@ import pyarrow.parquet as pq
 import pytest
 import testinfra
 
-from tests.conftest import free_port, wait_until
-from tests.images.conftest import BuiltImage, MlflowContainer, http_status
-from tests.images.podman_runtime import CONTAINER_UID, Podman, writable_by_container
-from tests.service.ranker_models import register_ranker, tiny_snapshot, train_ranker
+from recplat.testing.rankers import register_ranker, tiny_snapshot, train_ranker
+from recplat.testing.servers import free_port, http_status, wait_until
+from tests.images.podman_runtime import (
+    CONTAINER_UID,
+    BuiltImage,
+    MlflowContainer,
+    Podman,
+    writable_by_container,
+)
 
 pytestmark = pytest.mark.containers
 

@@ -10,8 +10,13 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.images.conftest import BuiltImage, MlflowContainer
-from tests.images.podman_runtime import CONTAINER_UID, Podman, writable_by_container
+from tests.images.podman_runtime import (
+    CONTAINER_UID,
+    BuiltImage,
+    MlflowContainer,
+    Podman,
+    writable_by_container,
+)
 
 pytestmark = pytest.mark.containers
 

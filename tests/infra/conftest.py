@@ -2,33 +2,29 @@
 
 Each plan runs ``infra/__main__.py`` under Pulumi's mocks in its own process
 (``recplat.plan.plan_stack``), so dev, prod and any temporary brands directory can
-be planned side by side. Plans are cached per (stack, brands directory).
+be planned side by side. Plans are cached per (stack, brands directory). What tests read
+from the plans is in ``tests/infra/plan_queries.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from recplat.plan import Plan, plan_stack
+from tests.infra.plan_queries import (
+    REPO_ROOT,
+    STACKS,
+    kubernetes_version,
+    lookup,
+    one,
+    stack_file,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-STACKS = ("dev", "prod")
-
-
-def stack_file(stack: str) -> dict[str, Any]:
-    """The ``config`` mapping of ``Pulumi.<stack>.yaml``."""
-    return dict(yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())["config"])
-
-
-def kubernetes_version(stack: str) -> str:
-    """The cluster's Kubernetes version for ``stack`` as kubernetes-validate wants it (1.33.0)."""
-    version = str(stack_file(stack)["recplat:cluster"]["kubernetesVersion"])
-    return version if version.count(".") == 2 else f"{version}.0"
+# The names tests imported from here before `plan_queries` existed.
+__all__ = ["REPO_ROOT", "STACKS", "kubernetes_version", "lookup", "one", "stack_file"]
 
 
 @pytest.fixture(scope="session")
@@ -51,23 +47,3 @@ def plan_for(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Path | 
 def environment_plans(plan_for: Callable[[str, Path | None], Plan]) -> dict[str, Plan]:
     """The environment alone (no brands) for every stack."""
     return {stack: plan_for(stack, None) for stack in STACKS}
-
-
-def one(plan: Plan, token: str, name_suffix: str = "") -> dict[str, Any]:
-    """The single resource of type ``token`` (whose logical name ends with ``name_suffix``)."""
-    found = [r for r in plan.of_type(token) if str(r["name"]).endswith(name_suffix)]
-    assert len(found) == 1, (
-        f"stack {plan.stack}: expected one {token} named *{name_suffix}, "
-        f"found {[r['urn'] for r in found]}"
-    )
-    return found[0]
-
-
-def lookup(props: dict[str, Any], path: str) -> Any:
-    """The input at dotted ``path``, or ``None``."""
-    node: Any = props
-    for key in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node

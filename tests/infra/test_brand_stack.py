@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -30,6 +27,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra.brand_names import NAME_LIMITS, SECRET_SUFFIX_BYTES, brand_names
 from recplat.brand import Brand, brands_for_environment, load_brands
+from recplat.testing.checkov import run_checkov
 
 REPO = Path(__file__).resolve().parents[2]
 KUBERNETES_VERSION = "1.31.0"
@@ -592,29 +590,11 @@ CHECKOV_SKIPS: dict[str, str] = {}
 def test_kubernetes_objects_pass_checkov(
     dev: dict[str, PlannedResource], prod: dict[str, PlannedResource], tmp_path: Path
 ) -> None:
-    uvx = shutil.which("uvx")
-    assert uvx, "uvx (from uv) is needed to run checkov; install uv"
     for index, obj in enumerate(manifests(dev) + manifests(prod)):
         (tmp_path / f"{index:03d}-{obj['kind']}.yaml").write_text(yaml.safe_dump(obj))
-    result = subprocess.run(
-        [uvx, "--from", "checkov", "checkov", "--quiet", "--compact", "--framework",
-         "kubernetes", "-o", "json", *(["--skip-check", ",".join(CHECKOV_SKIPS)] if CHECKOV_SKIPS
-         else []), "-d", str(tmp_path)],
-        capture_output=True, text=True, check=False, timeout=600,
-        # Offline: no guideline download from the vendor's API.
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
-    )  # fmt: skip
-    assert result.stdout.strip(), result.stderr[-2000:]
-    report = json.loads(result.stdout)
-    reports = report if isinstance(report, list) else [report]
-    failed = [
-        f"{check['check_id']} {check['resource']}: {check['check_name']}"
-        for item in reports
-        for check in item.get("results", {}).get("failed_checks", [])
-    ]
-    passed = sum(item.get("summary", {}).get("passed", 0) for item in reports)
-    assert not failed, "\n".join(failed)
-    assert passed > 100, f"checkov ran only {passed} checks"
+    report = run_checkov("kubernetes", directory=tmp_path, skip_checks=CHECKOV_SKIPS)
+    assert report.failed == [], "\n".join(report.failed)
+    assert report.passed > 100, f"checkov ran only {report.passed} checks"
 
 
 def test_longest_brand_name_fits_every_limit() -> None:

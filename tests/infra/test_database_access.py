@@ -11,7 +11,7 @@ import pytest
 
 from policies.offline import evaluate_stack
 from recplat.plan import Plan
-from tests.infra.conftest import lookup, one
+from tests.infra.plan_queries import lookup, one
 
 STACKS = ["dev", "prod"]
 SERVER = "azure-native:dbforpostgresql:Server"

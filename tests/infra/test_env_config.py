@@ -8,7 +8,7 @@ import pytest
 
 from infra.config import StackConfigError, parse_stack_config
 from infra.environment_names import environment_names
-from tests.infra.conftest import stack_file
+from tests.infra.plan_queries import stack_file
 
 SUBSCRIPTION = "8f6b0c5e-3d1a-4c2b-9e7f-0a1b2c3d4e5f"
 

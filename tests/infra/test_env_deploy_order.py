@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from recplat.plan import Plan
-from tests.infra.conftest import REPO_ROOT, STACKS
+from tests.infra.plan_queries import REPO_ROOT, STACKS
 
 BRANDS_DIR = REPO_ROOT / "brands"
 WORKLOADS = (

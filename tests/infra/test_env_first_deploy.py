@@ -26,7 +26,7 @@ from infra.prometheus_collection import (
 )
 from recplat.brand import brands_for_environment, load_brands
 from recplat.plan import Plan
-from tests.infra.conftest import REPO_ROOT, STACKS, lookup, one, stack_file
+from tests.infra.plan_queries import REPO_ROOT, STACKS, lookup, one, stack_file
 
 BRANDS_DIR = REPO_ROOT / "brands"
 CLUSTER = "azure-native:containerservice:ManagedCluster"

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from recplat.plan import Plan
-from tests.infra.conftest import REPO_ROOT
+from tests.infra.plan_queries import REPO_ROOT
 
 
 def _plan(*args: str) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from recplat.plan import SECRET_MASK, Plan
-from tests.infra.conftest import REPO_ROOT, one
+from tests.infra.plan_queries import REPO_ROOT, one
 
 STACKS = ["dev", "prod"]
 

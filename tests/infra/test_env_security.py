@@ -7,7 +7,7 @@ import pytest
 from infra.plan_mocks import PLACEHOLDER_SUBSCRIPTION
 from infra.registry import registry_location
 from recplat.plan import Plan
-from tests.infra.conftest import lookup, one
+from tests.infra.plan_queries import lookup, one
 
 STACKS = ["dev", "prod"]
 ENV_TAGS = {"managed-by": "pulumi", "project": "recplat"}

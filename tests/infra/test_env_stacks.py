@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from recplat.plan import Plan
-from tests.infra.conftest import lookup, one, stack_file
+from tests.infra.plan_queries import lookup, one, stack_file
 
 CLUSTER = "azure-native:containerservice:ManagedCluster"
 USER_POOL = "azure-native:containerservice:AgentPool"

@@ -20,7 +20,7 @@ from infra.plan_mocks import PLACEHOLDER_SUBSCRIPTION
 from infra.registry import RegistryConfigError, parse_registry_config, registry_location
 from policies.workloads import WORKLOAD_TYPES, containers, pod_spec_of
 from recplat.plan import Plan
-from tests.infra.conftest import STACKS, one, stack_file
+from tests.infra.plan_queries import STACKS, one, stack_file
 from tests.infra.registry_plan import plan_registry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from infra.config import IngressExposure, StackConfigError, parse_stack_config
 from infra.ingress_edge import load_balancer_annotations
 from policies.offline import evaluate_stack
 from recplat.plan import Plan
-from tests.infra.conftest import REPO_ROOT, one, stack_file
+from tests.infra.plan_queries import REPO_ROOT, one, stack_file
 
 STACKS = ["dev", "prod"]
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"

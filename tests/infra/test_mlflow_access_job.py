@@ -26,7 +26,7 @@ import pytest
 
 from infra.mlflow_access import ACCESS_JOB_PROGRAM
 from infra.mlflow_access_job import Mlflow, set_user
-from tests.conftest import free_port, wait_until
+from recplat.testing.servers import free_port, wait_until
 
 
 @dataclass(frozen=True)

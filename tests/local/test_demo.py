@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.local.conftest import recplat, write_brands
+from tests.local.platform_cli import recplat, write_brands
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

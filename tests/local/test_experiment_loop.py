@@ -37,8 +37,8 @@ from recplat.local.lake_events import missing_event_ids
 from recplat.local.processes import wait_until
 from recplat.local.simulator import ClientSessions, TrafficOptions, TrafficResult, simulate_brand
 from recplat.synthetic import GroundTruth, SynthParams, generate, write_lake
-from tests.conftest import MlflowServer
-from tests.service.service_process import RankingService
+from recplat.testing.servers import MlflowServer
+from recplat.testing.service_process import RankingService
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import pytest
 
 from recplat.local.azurite import azurite_binary
 from recplat.local.processes import LocalPlatformError, wait_until
-from tests.local.conftest import recplat, write_brands
+from tests.local.platform_cli import recplat, write_brands
 
 
 def test_missing_azurite_says_how_to_install_it(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from recplat.local.simulator import TrafficOptions, simulate_brand
 from recplat.local.stages import StageReporter
 from recplat.local.status import service_model
 from recplat.synthetic import GroundTruth
-from tests.local.conftest import StartedPlatform, recplat
+from tests.local.platform_cli import StartedPlatform, recplat
 from tests.local.printed_commands import next_commands_in, run_as_printed
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

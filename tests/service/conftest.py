@@ -1,29 +1,20 @@
 """Fixtures of the ranking service tests: a registered champion and challenger, and a running
-service for them. The MLflow server is the shared session one (`tests/conftest.py`)."""
+service for them; the same pair in the in-process registry (`local_rankers`) for the tests that
+run the app in process. The registries are the shared session ones (`tests/conftest.py`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import lightgbm as lgb
 import pytest
-from ranking_features import FeatureSnapshot
 
-from tests.conftest import MlflowServer
-from tests.service.ranker_models import register_ranker, tiny_snapshot, train_ranker
-from tests.service.service_process import RankingService
+from recplat.testing.rankers import RegisteredRankers, register_champion_and_challenger
+from recplat.testing.servers import MlflowServer
+from recplat.testing.service_process import RankingService
 
-
-@dataclass(frozen=True)
-class RegisteredRankers:
-    model_name: str
-    snapshot: FeatureSnapshot
-    champion: lgb.Booster
-    champion_version: str
-    challenger: lgb.Booster
-    challenger_version: str
+# The name tests imported from here before `recplat.testing` existed.
+__all__ = ["RegisteredRankers"]
 
 
 @pytest.fixture(scope="module")
@@ -31,15 +22,15 @@ def rankers(mlflow_server: MlflowServer, request: pytest.FixtureRequest) -> Regi
     """A champion and a different challenger under a model name unique to the test module."""
     brand = "svc-" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:12]
     brand = brand.replace("_", "-").rstrip("-")
-    model_name = f"{brand}-ranker"
-    snapshot = tiny_snapshot()
-    champion, challenger = train_ranker(seed=1), train_ranker(seed=2, rounds=12)
-    uri = mlflow_server.tracking_uri
-    champion_version = register_ranker(uri, model_name, champion, snapshot, ("champion",))
-    challenger_version = register_ranker(uri, model_name, challenger, snapshot, ("challenger",))
-    return RegisteredRankers(
-        model_name, snapshot, champion, champion_version, challenger, challenger_version
-    )
+    return register_champion_and_challenger(mlflow_server.tracking_uri, f"{brand}-ranker")
+
+
+@pytest.fixture(scope="module")
+def local_rankers(local_registry: str, request: pytest.FixtureRequest) -> RegisteredRankers:
+    """`rankers`, registered in the in-process SQLite registry instead of the server."""
+    brand = "ip-" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:12]
+    brand = brand.replace("_", "-").rstrip("-")
+    return register_champion_and_challenger(local_registry, f"{brand}-ranker")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +44,7 @@ def service(
     workdir: Path = tmp_path_factory.mktemp("service")
     running = RankingService(
         workdir,
-        brand=rankers.model_name.removesuffix("-ranker"),
+        brand=rankers.brand,
         lake_uri=f"file://{workdir / 'lake'}",
         tracking_uri=mlflow_server.tracking_uri,
         env={

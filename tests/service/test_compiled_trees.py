@@ -8,7 +8,7 @@ import pytest
 from ranking_service.compiled_trees import NotCompilableError, compile_trees
 from ranking_service.model_store import RankingModel
 
-from tests.service.ranker_models import tiny_snapshot, train_ranker
+from recplat.testing.rankers import tiny_snapshot, train_ranker
 
 
 def _train(

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import MlflowServer, free_port, start_mlflow_server
-from tests.service.ranker_models import register_ranker, tiny_snapshot, train_ranker
-from tests.service.service_process import RankingService, wait_for
+from recplat.testing.rankers import register_ranker, tiny_snapshot, train_ranker
+from recplat.testing.servers import MlflowServer, free_port, start_mlflow_server, wait_until
+from recplat.testing.service_process import RankingService
 
 
 def test_registry_down_keeps_serving_the_loaded_model(tmp_path: Path) -> None:
@@ -35,7 +35,7 @@ def test_registry_down_keeps_serving_the_loaded_model(tmp_path: Path) -> None:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(30)
     try:
-        wait_for(
+        wait_until(
             lambda: (
                 service.metric("recplat_model_reload_failures_total", reason="registry_unreachable")
                 >= 2

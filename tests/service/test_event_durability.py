@@ -15,8 +15,8 @@ import pyarrow.dataset as ds
 import pytest
 from ranking_features.events import FEEDBACK_SCHEMA, IMPRESSION_SCHEMA
 
-from tests.conftest import Azurite
-from tests.service.service_process import RankingService, wait_for
+from recplat.testing.servers import Azurite, wait_until
+from recplat.testing.service_process import RankingService
 
 
 def lake_table(root: Path, kind: str) -> ds.Dataset:
@@ -65,7 +65,7 @@ def test_acknowledged_feedback_survives_kill_9_exactly_once(tmp_path: Path) -> N
     senders = [threading.Thread(target=send, args=(s,), daemon=True) for s in range(2)]
     for sender in senders:
         sender.start()
-    wait_for(lambda: len(acknowledged) >= 300, 120, "300 events acknowledged")
+    wait_until(lambda: len(acknowledged) >= 300, 120, "300 events acknowledged")
     service.kill()
     stop.set()
     for sender in senders:
@@ -75,7 +75,7 @@ def test_acknowledged_feedback_survives_kill_9_exactly_once(tmp_path: Path) -> N
 
     service.start()
     try:
-        wait_for(lambda: acked <= set(lake_event_ids(lake)), 120, "acknowledged events in lake")
+        wait_until(lambda: acked <= set(lake_event_ids(lake)), 120, "acknowledged events in lake")
         ids = lake_event_ids(lake)
         # Shipping is at-least-once and dedupe is by event_id; here not even a duplicate.
         assert len(ids) == len(set(ids))
@@ -142,7 +142,7 @@ def test_feedback_ships_to_blob_storage_through_abfs(tmp_path: Path, azurite: Az
             fs.invalidate_cache()
             return fs.glob(f"{container}/events/feedback/date=*/*.parquet")
 
-        wait_for(lambda: bool(shipped()), 60, "feedback parquet in Azurite")
+        wait_until(lambda: bool(shipped()), 60, "feedback parquet in Azurite")
         dataset = ds.dataset(shipped(), filesystem=fs, format="parquet")
         assert dataset.to_table()["event_id"].to_pylist() == ["blob-1"]
         assert service.metric("recplat_events_shipped_total", kind="feedback") == 1
@@ -176,14 +176,14 @@ def test_a_poison_segment_is_quarantined_while_later_events_ship(tmp_path: Path)
                 event = {"event_id": event_id, "user_id": "u", "item_id": "i", "type": "click"}
                 assert client.post("/feedback", json=event).status_code == 202
         expected = {*later, "before-epoch"}
-        wait_for(lambda: expected <= set(lake_event_ids(lake)), 60, "later events in the lake")
+        wait_until(lambda: expected <= set(lake_event_ids(lake)), 60, "later events in the lake")
         assert "poison" not in lake_event_ids(lake)
         quarantined = workdir / "event-log" / "quarantine" / "feedback" / poison.name
         assert quarantined.read_bytes() == poison_bytes
         assert not poison.exists()
         assert service.metric("recplat_events_quarantined_segments", kind="feedback") == 1
         assert service.metric("recplat_event_ship_failures_total", kind="feedback") >= 1
-        wait_for(lambda: service.metric("recplat_events_pending_segments") == 0, 30, "no pending")
+        wait_until(lambda: service.metric("recplat_events_pending_segments") == 0, 30, "no pending")
         table = lake_table(lake, "feedback").to_table()
         dates = dict(zip(table["event_id"].to_pylist(), table["date"].to_pylist(), strict=True))
         assert str(dates["before-epoch"]) == "1969-12-31"

@@ -22,9 +22,9 @@ from ranking_service.exploration import Exploration
 from ranking_service.settings import Settings, SettingsError, load_settings
 
 from recplat.brand import Serving
-from tests.conftest import MlflowServer
-from tests.service.conftest import RegisteredRankers
-from tests.service.service_process import RankingService, wait_for
+from recplat.testing.rankers import RegisteredRankers
+from recplat.testing.servers import MlflowServer, wait_until
+from recplat.testing.service_process import RankingService
 
 SHARE = 0.2
 DEFAULT_K = 4
@@ -180,7 +180,7 @@ def lake_lists(lake: Path, request_ids: set[str]) -> dict[str, list[dict[str, An
             rows.setdefault(row["request_id"], []).append(row)
         return request_ids <= rows.keys()
 
-    wait_for(arrived, 60, f"{len(request_ids)} ranked lists in the lake")
+    wait_until(arrived, 60, f"{len(request_ids)} ranked lists in the lake")
     return {r: sorted(rows[r], key=lambda row: row["position"]) for r in request_ids}
 
 

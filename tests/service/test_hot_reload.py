@@ -10,15 +10,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import MlflowServer
-from tests.service.conftest import RegisteredRankers
-from tests.service.ranker_models import (
+from recplat.testing.rankers import (
+    RegisteredRankers,
     register_broken_version,
     register_ranker,
     set_alias,
     train_ranker,
 )
-from tests.service.service_process import RankingService, wait_for
+from recplat.testing.servers import MlflowServer, wait_until
+from recplat.testing.service_process import RankingService
 
 CANDIDATES = [f"i-{n}" for n in range(40)]
 
@@ -95,11 +95,11 @@ def test_promotion_under_load_is_served_without_a_failed_request(
         mlflow_server.tracking_uri, rankers.model_name, train_ranker(seed=5), rankers.snapshot
     )
     with Load(service) as load:
-        wait_for(lambda: sum(map(len, load.results)) > 30, 60, "load running")
+        wait_until(lambda: sum(map(len, load.results)) > 30, 60, "load running")
         set_alias(mlflow_server.tracking_uri, rankers.model_name, "champion", new_version)
-        wait_for(lambda: load.seen(new_version), 90, f"version {new_version} served")
+        wait_until(lambda: load.seen(new_version), 90, f"version {new_version} served")
         settled = sum(map(len, load.results))
-        wait_for(lambda: sum(map(len, load.results)) > settled + 30, 60, "more requests")
+        wait_until(lambda: sum(map(len, load.results)) > settled + 30, 60, "more requests")
     assert load.errors == []
     statuses = {status for results in load.results for status, _ in results}
     assert statuses == {200}
@@ -124,7 +124,7 @@ def test_broken_version_is_rejected_and_the_old_one_keeps_serving(
     set_alias(mlflow_server.tracking_uri, rankers.model_name, "champion", broken)
     # Waits for the rejection itself: a transient download failure of the new version is
     # counted too (and retried), so the counter alone can move before the verdict.
-    wait_for(
+    wait_until(
         lambda: f"rejected {rankers.model_name}/{broken} for champion" in service.log(),
         90,
         "broken version rejected",
@@ -151,7 +151,7 @@ def test_model_trained_on_other_features_is_rejected(
         mlflow_server.tracking_uri, rankers.model_name, other, rankers.snapshot
     )
     set_alias(mlflow_server.tracking_uri, rankers.model_name, "champion", version)
-    wait_for(
+    wait_until(
         lambda: f"{rankers.model_name}/{version} for champion" in service.log(),
         90,
         "incompatible version rejected",
@@ -176,7 +176,7 @@ def test_a_version_whose_artifacts_cannot_be_downloaded_is_retried_not_rejected(
     model_file.symlink_to(model_file.with_name("gone"))
     failures = service.metric("recplat_model_reload_failures_total", reason="download_failed")
     set_alias(mlflow_server.tracking_uri, rankers.model_name, "champion", version)
-    wait_for(
+    wait_until(
         lambda: (
             service.metric("recplat_model_reload_failures_total", reason="download_failed")
             >= failures + 2
@@ -188,5 +188,5 @@ def test_a_version_whose_artifacts_cannot_be_downloaded_is_retried_not_rejected(
     assert f"{rankers.model_name}/{version} for champion not loaded, retrying" in service.log()
     model_file.unlink()
     hidden.rename(model_file)
-    wait_for(lambda: current_champion(service) == version, 90, "the version loaded once back")
+    wait_until(lambda: current_champion(service) == version, 90, "the version loaded once back")
     assert f"rejected {rankers.model_name}/{version}" not in service.log()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.service.service_process import RankingService
+from recplat.testing.service_process import RankingService
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 

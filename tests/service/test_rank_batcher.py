@@ -12,7 +12,7 @@ from ranking_service.model_store import RankingModel
 from ranking_service.rank_batcher import RankBatcher
 from ranking_service.scoring_pool import ScoringPool
 
-from tests.service.ranker_models import AS_OF, tiny_snapshot, train_ranker
+from recplat.testing.rankers import AS_OF, tiny_snapshot, train_ranker
 
 REQUESTS = [
     ("u-1", ["i-1", "i-2", "i-3", "new-1"], ["i-2"]),

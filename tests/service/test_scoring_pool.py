@@ -10,7 +10,7 @@ import numpy as np
 from ranking_service.model_store import RankingModel
 from ranking_service.scoring_pool import ScoringPool
 
-from tests.service.ranker_models import tiny_snapshot, train_ranker
+from recplat.testing.rankers import tiny_snapshot, train_ranker
 
 
 class _ThreadRecordingModel(RankingModel):

@@ -21,7 +21,7 @@ from ranking_service.lake_shipper import (
 )
 from ranking_service.metrics import ServiceMetrics
 
-from tests.service.service_process import SERVE
+from recplat.testing.service_process import SERVE
 
 # The service image has none of these; in the dev venv they are installed, and lightgbm
 # imports pandas when it can. So they are blocked, as in the image: anything that needs one fails.
@@ -33,7 +33,7 @@ import lightgbm as lgb, numpy as np
 import ranking_service.app, ranking_service.__main__, ranking_service.lake_shipper
 from ranking_features import FEATURE_NAMES
 from ranking_service.model_store import RankingModel
-from tests.service.ranker_models import tiny_snapshot, train_ranker
+from recplat.testing.rankers import tiny_snapshot, train_ranker
 model = RankingModel("m", "1", "champion", "run", train_ranker(), tiny_snapshot(), 0.0)
 model.warm_up()
 print(model.predict("u-1", ["i-1", "i-2", "new"]).shape)

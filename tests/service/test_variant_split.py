@@ -19,10 +19,9 @@ from ranking_features.assignment import experiment_bucket
 from ranking_service.model_store import RankingModel, ServedModels
 from ranking_service.variant_split import choose_model, experiment_started_at, running_experiment
 
-from tests.conftest import MlflowServer
-from tests.service.conftest import RegisteredRankers
-from tests.service.ranker_models import tiny_snapshot, train_ranker
-from tests.service.service_process import RankingService
+from recplat.testing.rankers import RegisteredRankers, tiny_snapshot, train_ranker
+from recplat.testing.servers import MlflowServer
+from recplat.testing.service_process import RankingService
 
 USERS = [f"user-{n}" for n in range(2_000)]
 SHARE = 0.3

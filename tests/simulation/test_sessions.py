@@ -24,9 +24,9 @@ from ranking_training.features import EncodedEvents, build_training_matrix
 
 from recplat.local.simulator import ClientSessions, TrafficOptions, TrafficResult, simulate_brand
 from recplat.synthetic import GroundTruth, SynthParams, generate, write_lake
-from tests.conftest import MlflowServer
-from tests.service.ranker_models import register_ranker
-from tests.service.service_process import RankingService
+from recplat.testing.rankers import register_ranker
+from recplat.testing.servers import MlflowServer
+from recplat.testing.service_process import RankingService
 
 SESSION_FEATURES = [
     FEATURE_NAMES.index("recent_same_category"),

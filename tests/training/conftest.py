@@ -5,16 +5,15 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Callable
-from datetime import date
 from pathlib import Path
 
 import pytest
 
 from recplat.synthetic import SyntheticData, SynthParams, generate, write_lake
+from tests.training.lake_window import DAYS, END, FIRST
 
-END = date(2025, 1, 31)
-DAYS = 10
-FIRST = date(2025, 1, 22)
+# The names tests imported from here before `lake_window` existed.
+__all__ = ["END", "FIRST"]
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,7 @@ from mlflow import MlflowClient
 from ranking_training.__main__ import main
 
 from recplat.synthetic import SyntheticData, write_lake
-
-from .conftest import END, FIRST
+from tests.training.lake_window import END, FIRST
 
 pytestmark = [pytest.mark.azurite, pytest.mark.slow]
 

@@ -13,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 from ranking_training.__main__ import main
 
-from .conftest import END, FIRST
+from tests.training.lake_window import END, FIRST
 
 DAY = "date=2025-01-25"
 

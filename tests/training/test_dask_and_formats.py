@@ -16,8 +16,7 @@ from ranking_training.split import split_by_time
 from ranking_training.train import train_in_process, train_on_dask
 
 from recplat.synthetic import GroundTruth, SynthParams, generate
-
-from .conftest import END, FIRST
+from tests.training.lake_window import END, FIRST
 
 
 @pytest.mark.slow

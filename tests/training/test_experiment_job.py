@@ -27,7 +27,7 @@ from ranking_features.events import FEEDBACK_SCHEMA, IMPRESSION_SCHEMA
 from ranking_training.experiment_job import main
 from ranking_training.registry import experiments_experiment, start_experiment
 
-from tests.conftest import MlflowServer, free_port
+from recplat.testing.servers import MlflowServer, free_port
 
 START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 NOW = START + timedelta(hours=20)

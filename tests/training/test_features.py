@@ -13,7 +13,7 @@ from ranking_features.definition import SESSION_LENGTH
 from ranking_training.data import load_lake
 from ranking_training.features import build_training_matrix
 
-from .conftest import END, FIRST
+from tests.training.lake_window import END, FIRST
 
 SERVING_DAY = date(2025, 1, 28)
 

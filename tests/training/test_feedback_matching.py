@@ -13,7 +13,7 @@ from ranking_features.events import FEEDBACK_SCHEMA
 from ranking_training.data import LakeData, load_lake
 from ranking_training.features import build_training_matrix, label_impressions
 
-from .conftest import END, FIRST
+from tests.training.lake_window import END, FIRST
 
 
 def _add_feedback(lake: Path, rows: list[dict[str, object]]) -> None:

@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from ranking_features import FeatureSnapshot, build_features
 from ranking_training.__main__ import main
 
-from .conftest import END, FIRST
+from tests.training.lake_window import END, FIRST
 
 pytestmark = pytest.mark.slow
 
