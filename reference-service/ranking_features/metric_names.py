@@ -97,7 +97,7 @@ EVENTS_QUARANTINED = MetricName(
     "recplat_events_quarantined_segments", MetricKind.GAUGE, ("brand", "kind")
 )
 
-# Not exported yet: what the brand dashboard's CTR and drift panels need.
+# Not exported yet: what the brand dashboard's CTR panel needs.
 ONLINE_CTR = MetricName(
     "recplat_online_ctr",
     MetricKind.GAUGE,
@@ -111,22 +111,15 @@ ONLINE_CTR = MetricName(
     ),
 )
 FEATURE_DRIFT = MetricName(
-    "recplat_feature_drift_psi",
-    MetricKind.GAUGE,
-    ("brand", "feature", "model_version"),
-    exported=False,
-    needed_by=(
-        "the drift job (issue 19 item 4): population stability index of each feature's "
-        "served distribution against the serving version's training distribution"
-    ),
+    "recplat_feature_drift_psi", MetricKind.GAUGE, ("brand", "feature", "model_version")
 )
+"""Population stability index of each feature's served sample against the champion's training
+distribution: the drift job's verdict (`ranking-experiments drift`), recorded as the champion's
+version tags and exported by the service (`ranking_service.drift_gauges`)."""
 FEATURE_DRIFT_THRESHOLD = MetricName(
-    "recplat_feature_drift_psi_threshold",
-    MetricKind.GAUGE,
-    ("brand",),
-    exported=False,
-    needed_by="the drift job: the brand's alert threshold, so panels draw the line it pages at",
+    "recplat_feature_drift_psi_threshold", MetricKind.GAUGE, ("brand",)
 )
+"""The brand's `monitoring.drift_psi_threshold`, so panels draw the line the alert fires at."""
 
 ALL: tuple[MetricName, ...] = (
     RANK_REQUESTS,

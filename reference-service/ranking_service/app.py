@@ -27,8 +27,10 @@ from starlette.types import Scope
 
 from ranking_service.auth import ApiKeyCheck
 from ranking_service.body_limit import BodySizeLimit
+from ranking_service.drift_gauges import DriftGauges
 from ranking_service.event_log import EventLog
 from ranking_service.exploration import Exploration
+from ranking_service.feature_sample import FeatureSampler
 from ranking_service.feedback_routes import feedback_router
 from ranking_service.lake_shipper import LakeShipper
 from ranking_service.metrics import ServiceMetrics
@@ -118,14 +120,19 @@ def create_app(settings: Settings) -> FastAPI:
     metrics = ServiceMetrics(settings.brand)
     api_key_check = ApiKeyCheck(settings.read_api_key())
     scoring = ScoringPool()
+    event_log = EventLog(settings.event_log_dir)
     state = ServiceState(
         settings=settings,
         metrics=metrics,
         reloader=ModelReloader(settings, metrics),
-        event_log=EventLog(settings.event_log_dir),
+        event_log=event_log,
         batcher=RankBatcher(scoring, metrics.rank_batch_size.labels(settings.brand).observe),
         exploration=Exploration(settings.exploration, settings.exploration_seed),
+        feature_sampler=FeatureSampler(
+            settings.feature_sample, event_log, settings.brand, settings.exploration_seed
+        ),
     )
+    drift_gauges = DriftGauges(settings, metrics, after=state.reloader.ready)
 
     # Opened here, before uvicorn starts: a bad lake URI or a second process on the same
     # event log fails fast with one line, not a lifespan traceback.
@@ -136,6 +143,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         shipper.start()
         state.reloader.start()
+        drift_gauges.start()
         log.info(
             "ranking service for %s (%s): model %s from %s, lake %s",
             settings.brand,
@@ -149,6 +157,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             scoring.shutdown()
             state.reloader.stop()
+            drift_gauges.stop()
             shipper.stop()
             state.event_log.close()
             pending, quarantined = shipper.backlog()

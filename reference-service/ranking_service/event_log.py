@@ -1,11 +1,11 @@
 """The local append-only event log: durable before acknowledging, then shipped to the lake.
 
-Each kind of event (impressions, feedback) has its own folder of segments, one JSON record a
-line. The active segment takes appends; `seal()` closes it so the shipper can upload it. A
-feedback append returns only after `write` + `flush` + `fsync`, so an event that got a 202
-survives a crash of the process (kill -9, OOM kill; and node loss if the folder is on a
-persistent volume). Impressions skip the fsync per request (they are not acknowledged to a
-client) and are fsynced when sealed.
+Each kind of event (impressions, feedback, the feature sample) has its own folder of segments,
+one JSON record a line. The active segment takes appends; `seal()` closes it so the shipper can
+upload it. A feedback append returns only after `write` + `flush` + `fsync`, so an event that
+got a 202 survives a crash of the process (kill -9, OOM kill; and node loss if the folder is on
+a persistent volume). Impressions and the feature sample skip the fsync per request (they are
+not acknowledged to a client) and are fsynced when sealed.
 
 After a crash every segment found at start is a leftover and is shipped as is; a torn last
 line (a write that never returned) is skipped, and it was never acknowledged.
@@ -33,7 +33,7 @@ import orjson
 
 log = logging.getLogger(__name__)
 
-KINDS = ("impressions", "feedback")
+KINDS = ("impressions", "feedback", "features")
 SEGMENT_SUFFIX = ".jsonl"
 QUARANTINE_DIR = "quarantine"
 

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
+from ranking_features.drift import FEATURES_DIR
 from ranking_features.events import (
     FEEDBACK_DIR,
     FEEDBACK_SCHEMA,
@@ -42,12 +43,13 @@ from ranking_features.events import (
 from ranking_features.lake import open_lake
 
 from ranking_service.event_log import EventLog, read_segment
+from ranking_service.feature_sample import feature_sample_table
 from ranking_service.metrics import ServiceMetrics
 from ranking_service.settings import SettingsError, redact
 
 log = logging.getLogger(__name__)
 
-LAKE_DIRS = {"impressions": IMPRESSIONS_DIR, "feedback": FEEDBACK_DIR}
+LAKE_DIRS = {"impressions": IMPRESSIONS_DIR, "feedback": FEEDBACK_DIR, "features": FEATURES_DIR}
 
 
 # One impression record as `rank` logs it: a ranked list, expanded to a row per item.
@@ -155,6 +157,8 @@ def segment_table(kind: str, segment: Path) -> pa.Table:
     """The lake rows of one segment, in the kind's parquet schema."""
     if kind == "impressions":
         return impression_table(read_impressions(segment))
+    if kind == "features":
+        return feature_sample_table(list(read_segment(segment)))
     return feedback_table(list(read_segment(segment)))
 
 

@@ -145,6 +145,20 @@ class ServiceMetrics:
             ["brand", "kind"],
             registry=r,
         )
+        # Set from the champion's drift tags, written by the drift job (drift_gauges).
+        self.feature_drift_psi = Gauge(
+            "recplat_feature_drift_psi",
+            "Population stability index of each feature's served sample against the champion "
+            "version's training distribution, as the drift job last judged it.",
+            ["brand", "feature", "model_version"],
+            registry=r,
+        )
+        self.feature_drift_psi_threshold = Gauge(
+            "recplat_feature_drift_psi_threshold",
+            "The brand's monitoring.drift_psi_threshold: a feature's PSI above it alerts.",
+            ["brand"],
+            registry=r,
+        )
 
     def count_rank(self, variant: str, outcome: str, seconds: float | None = None) -> None:
         """Count one /rank answer (and its latency); the labelled children are looked up once."""

@@ -4,7 +4,8 @@ The candidates are featurised and scored by the `RankBatcher`, together with the
 that arrived at the same time. If no model is loaded (or scoring fails) the answer is the
 popularity fallback, marked `fallback: true` and counted. `Exploration` picks the list shown:
 the top k (`k`, else the brand's `default_k`), or on a share of the model's requests a random
-permutation of its top 2k; the impression record logs the policy and propensity.
+permutation of its top 2k; the impression record logs the policy and propensity. A share of
+the returned items' feature vectors goes to the feature sample (`feature_sample`).
 """
 
 import logging
@@ -76,10 +77,11 @@ def rank_router(max_candidates: int, api_key_check: ApiKeyCheck) -> APIRouter:
         variant, model = choose_model(served, body.user_id, settings.challenger_traffic)
         candidates: list[str] = body.candidates
         scores: np.ndarray | None = None
+        now = time.time()
         if model is not None:
             try:
                 scores = await state.batcher.score(
-                    model, body.user_id, candidates, body.recent_items, now=time.time()
+                    model, body.user_id, candidates, body.recent_items, now=now
                 )
                 if not np.all(np.isfinite(scores)):
                     raise ValueError("non-finite scores")
@@ -125,6 +127,10 @@ def rank_router(max_candidates: int, api_key_check: ApiKeyCheck) -> APIRouter:
             ],
             durable=False,
         )
+        if model is not None:
+            state.feature_sampler.offer(
+                model, variant, request_id, body.user_id, items, body.recent_items, now
+            )
         payload = {
             "request_id": request_id,
             "model": {"name": model_name, "version": model_version, "variant": variant},

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from ranking_service.event_log import EventLog
 from ranking_service.exploration import Exploration
+from ranking_service.feature_sample import FeatureSampler
 from ranking_service.metrics import ServiceMetrics
 from ranking_service.rank_batcher import RankBatcher
 from ranking_service.reload import ModelReloader
@@ -23,6 +24,7 @@ class ServiceState:
     event_log: EventLog
     batcher: RankBatcher
     exploration: Exploration
+    feature_sampler: FeatureSampler
 
 
 async def _service_state(request: Request) -> ServiceState:

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     default_k: Annotated[int, Field(ge=1, le=2000)] = 20
     # Seeds the exploration draws, so a test can replay them; unset in production (OS entropy).
     exploration_seed: int | None = None
+    # The brand file's `monitoring.feature_sample`: the share of returned items whose feature
+    # vector is logged for drift monitoring (ranking_service.feature_sample).
+    feature_sample: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
     reload_interval_s: Annotated[float, Field(gt=0)] = 30.0
     # Local append-only event log; on AKS an emptyDir, which outlives container restarts.
     event_log_dir: Path = Path("event-log")
