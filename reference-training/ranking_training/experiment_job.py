@@ -87,7 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM, description="Evaluate a brand's running online experiment."
     )
-    parser.add_argument("command", choices=("evaluate", "status"))
+    parser.add_argument(
+        "command",
+        choices=("evaluate", "status", "drift"),
+        help="drift: the champion's feature drift (`ranking-experiments drift --help`)",
+    )
     env = os.environ.get
     parser.add_argument("--brand", default=env("RECPLAT_BRAND"), help="[RECPLAT_BRAND]")
     parser.add_argument("--env", default=env("RECPLAT_ENV", "dev"), help="[RECPLAT_ENV]")
@@ -120,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["drift"]:  # its own flags: ranking_training.drift_job
+        from ranking_training.drift_job import main as drift_main
+
+        return drift_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     for name, value in MLFLOW_ENV_DEFAULTS.items():
