@@ -298,7 +298,6 @@ class Cluster(pulumi.ComponentResource):
         )
         kubelet_pull = azure_roles.assign_role(
             f"{name}-kubelet-acrpull",
-            assignment_name=names.role_assignment_name("kubelet-acrpull"),
             subscription_id=args.subscription_id,
             role=azure_roles.ACR_PULL,
             principal_id=kubelet_object_id,
@@ -309,7 +308,6 @@ class Cluster(pulumi.ComponentResource):
         # Whoever runs `pulumi up` must reach the API server to create in-cluster objects.
         deployer_admin = azure_roles.assign_role(
             f"{name}-deployer-admin",
-            assignment_name=names.role_assignment_name("deployer-cluster-admin"),
             subscription_id=args.subscription_id,
             role=azure_roles.AKS_RBAC_CLUSTER_ADMIN,
             principal_id=args.deployer_object_id,
@@ -320,7 +318,6 @@ class Cluster(pulumi.ComponentResource):
         for index, group in enumerate(args.admin_group_object_ids):
             azure_roles.assign_role(
                 f"{name}-admin-group-{index}",
-                assignment_name=names.role_assignment_name(f"admin-group-{group}"),
                 subscription_id=args.subscription_id,
                 role=azure_roles.AKS_RBAC_CLUSTER_ADMIN,
                 principal_id=group,

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 from dataclasses import dataclass
 
 from infra.config import PROJECT
 
-# Deterministic namespace for the environment's role assignment GUIDs.
-_ROLE_ASSIGNMENT_NAMESPACE = uuid.UUID("7b0a5f0e-3f5d-4e8c-9a55-5f2f3c8a1d42")
 _LIMITS = {
     # name: (pattern, min length, max length)
     "storage_account": (r"[a-z0-9]+", 3, 24),
@@ -51,10 +48,6 @@ class EnvironmentNames:
     def registry_login_server(self) -> str:
         """The ACR login server, known before the registry exists."""
         return f"{self.registry.lower()}.azurecr.io"
-
-    def role_assignment_name(self, purpose: str) -> str:
-        """A GUID stable for this stack and purpose, so re-runs never duplicate an assignment."""
-        return str(uuid.uuid5(_ROLE_ASSIGNMENT_NAMESPACE, f"{self.stack}/{self.suffix}/{purpose}"))
 
 
 def _check(kind: str, value: str) -> str:

@@ -81,7 +81,6 @@ class IngressEdge(pulumi.ComponentResource):
         # `pulumi up`, and Azure refuses a role assignment on a scope that does not exist.
         vault_access = azure_roles.assign_role(
             f"{name}-app-routing-vault-secrets",
-            assignment_name=args.names.role_assignment_name("app-routing-vault-secrets"),
             subscription_id=args.subscription_id,
             role=azure_roles.KEY_VAULT_SECRETS_USER,
             principal_id=add_on_object_id,

@@ -147,7 +147,6 @@ class MlflowServer(pulumi.ComponentResource):
         )
         azure_roles.assign_role(
             f"{name}-artifacts-writer",
-            assignment_name=args.names.role_assignment_name("mlflow-artifacts"),
             subscription_id=args.subscription_id,
             role=azure_roles.STORAGE_BLOB_DATA_CONTRIBUTOR,
             principal_id=identity.principal_id,
@@ -179,7 +178,6 @@ class MlflowServer(pulumi.ComponentResource):
         for secret_name, secret_id in secret_ids.items():
             azure_roles.assign_role(
                 f"{name}-reads-{secret_name}",
-                assignment_name=args.names.role_assignment_name(f"mlflow-reads-{secret_name}"),
                 subscription_id=args.subscription_id,
                 role=azure_roles.KEY_VAULT_SECRETS_USER,
                 principal_id=identity.principal_id,

@@ -263,7 +263,6 @@ class Monitoring(pulumi.ComponentResource):
         )
         azure_roles.assign_role(
             f"{name}-grafana-reads-metrics",
-            assignment_name=names.role_assignment_name("grafana-monitoring-data-reader"),
             subscription_id=args.subscription_id,
             role=azure_roles.MONITORING_DATA_READER,
             principal_id=grafana_principal,
@@ -274,7 +273,6 @@ class Monitoring(pulumi.ComponentResource):
         if args.deployer_object_id is not None:
             azure_roles.assign_role(
                 f"{name}-grafana-admin-deployer",
-                assignment_name=names.role_assignment_name("grafana-admin-deployer"),
                 subscription_id=args.subscription_id,
                 role=azure_roles.GRAFANA_ADMIN,
                 principal_id=args.deployer_object_id,
@@ -285,7 +283,6 @@ class Monitoring(pulumi.ComponentResource):
         for index, group in enumerate(args.admin_group_object_ids):
             azure_roles.assign_role(
                 f"{name}-grafana-admin-{index}",
-                assignment_name=names.role_assignment_name(f"grafana-admin-{group}"),
                 subscription_id=args.subscription_id,
                 role=azure_roles.GRAFANA_ADMIN,
                 principal_id=group,
