@@ -16,6 +16,7 @@ from typing import Any
 import pulumi
 import pulumi_azure_native as azure_native
 import yaml
+from ranking_features import metric_names
 
 from infra.brand_inputs import BrandPlatform
 from infra.brand_names import BrandNames
@@ -250,6 +251,7 @@ def brand_alert_rules(brand: Brand, environment: str) -> list[AlertRule]:
             ),
         ),
     ]
+    rules.append(feature_drift_rule(brand))
     if environment == "prod":
         # Traffic without feedback means the loop that trains tomorrow's model is broken.
         rules.append(
@@ -266,6 +268,31 @@ def brand_alert_rules(brand: Brand, environment: str) -> list[AlertRule]:
             )
         )
     return rules
+
+
+def feature_drift_rule(brand: Brand) -> AlertRule:
+    """A feature of the champion's served traffic past the brand's PSI threshold.
+
+    The PSI changes only when the drift job runs (hourly, over a day of sampled rows), so
+    holding it for minutes would only delay the alert; what keeps noise from firing it is the
+    threshold's distance from the PSI of sampling noise (``monitoring.drift_min_rows``).
+    A warning, not a page: the model still serves, on traffic it was not trained for.
+    """
+    threshold = brand.monitoring.drift_psi_threshold
+    return AlertRule(
+        alert="RecplatFeatureDrift",
+        expr=(
+            f"max by (feature, model_version) ({metric_names.FEATURE_DRIFT.name}"
+            f'{{brand="{brand.name}"}}) > {threshold:g}'
+        ),
+        for_minutes=0,
+        severity=3,
+        summary=(
+            f"{brand.name}: a feature of the champion's served traffic drifted from its "
+            f"training distribution (PSI above monitoring.drift_psi_threshold {threshold:g}); "
+            "see the brand dashboard's feature drift panel and `ranking-experiments drift`"
+        ),
+    )
 
 
 def rule_file(names: BrandNames, rules: list[AlertRule]) -> str:

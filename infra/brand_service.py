@@ -92,6 +92,7 @@ def create_service(
         ),
         core.EnvVarArgs(name="RECPLAT_EXPLORATION", value=str(brand.serving.exploration)),
         core.EnvVarArgs(name="RECPLAT_DEFAULT_K", value=str(brand.serving.default_k)),
+        core.EnvVarArgs(name="RECPLAT_FEATURE_SAMPLE", value=str(brand.monitoring.feature_sample)),
         core.EnvVarArgs(name="RECPLAT_RELOAD_INTERVAL_S", value=str(RELOAD_INTERVAL_S)),
         core.EnvVarArgs(name="RECPLAT_EVENT_LOG_DIR", value=EVENT_LOG_MOUNT),
     ]

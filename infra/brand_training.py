@@ -4,7 +4,9 @@ A CronJob on the brand's ``training.schedule`` runs the training image with the
 environment contract. With ``training.workers > 0`` it trains on a DaskCluster in
 the brand namespace (the Dask operator's CRD), whose scheduler address the job gets.
 A second CronJob runs the online-experiment evaluator (``ranking-experiments evaluate``)
-from the same image, as the same identity and with the same secret, every hour.
+from the same image, as the same identity and with the same secret, every hour; a third, the
+drift job (``ranking-experiments drift``), half an hour later, so the two never share the
+quota's room for one of them beside a training run.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from infra.brand_pods import (
     secrets_mount,
     workload_identity_labels,
 )
-from recplat.brand import ranking_train_flags
+from recplat.brand import Brand, ranking_drift_flags, ranking_train_flags
 
 core, meta, batch = k8s.core.v1, k8s.meta.v1, k8s.batch.v1
 
@@ -42,6 +44,11 @@ EXPERIMENTS_SCHEDULE = "17 * * * *"
 """Hourly, off the hour: a verdict waits at most an hour, and the registry is quiet then."""
 EXPERIMENTS_CRON_JOB = "training-experiments"
 EXPERIMENTS_ACTIVE_DEADLINE_SECONDS = 1800
+DRIFT_SCHEDULE = "47 * * * *"
+"""Hourly, 30 minutes after the evaluator, whose deadline is 30 minutes: the namespace quota
+holds one evaluator-sized job beside a training run (infra/brand_namespace.py), and these
+two take turns in it. A late start only waits for the quota, it never fails."""
+DRIFT_CRON_JOB = "training-drift"
 DASK_SCHEDULER_PORT = 8786
 DASK_DASHBOARD_PORT = 8787
 
@@ -210,15 +217,26 @@ def create_training(
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=depends_on)),
     )
     created.append(cron_job)
+    hourly_env = [*context.common_env(), *context.mlflow_auth_env(names.mlflow_user)]
+    hourly_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=depends_on))
+    created.append(_experiments_cron_job(context, image, hourly_env, hourly_opts))
     created.append(
-        _experiments_cron_job(
+        _evaluator_cron_job(
             context,
             image,
-            [*context.common_env(), *context.mlflow_auth_env(names.mlflow_user)],
-            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=depends_on)),
+            hourly_env,
+            hourly_opts,
+            job=("drift", DRIFT_CRON_JOB, DRIFT_SCHEDULE),
+            args=drift_args(context.brand),
         )
     )
     return created
+
+
+def drift_args(brand: Brand) -> list[str]:
+    """``ranking-experiments drift`` and the brand's flags (``recplat.brand.ranking_drift_flags``,
+    which the local platform passes too)."""
+    return ["ranking-experiments", "drift", *ranking_drift_flags(brand.monitoring)]
 
 
 def _experiments_args(context: BrandWorkloadContext) -> list[str]:
@@ -237,32 +255,48 @@ def _experiments_cron_job(
     env: list[core.EnvVarArgs],
     opts: pulumi.ResourceOptions,
 ) -> batch.CronJob:
-    """The evaluator: training's ServiceAccount (workload identity, to read the lake) and
-    MLflow writer secret (to move aliases and log runs), nothing else. Its own component label
-    keeps it off the training-to-Dask network rule; the namespace-wide egress (DNS, MLflow,
-    Azure) is what it needs."""
+    return _evaluator_cron_job(
+        context,
+        image,
+        env,
+        opts,
+        job=("experiments", EXPERIMENTS_CRON_JOB, EXPERIMENTS_SCHEDULE),
+        args=_experiments_args(context),
+    )
+
+
+def _evaluator_cron_job(
+    context: BrandWorkloadContext,
+    image: str,
+    env: list[core.EnvVarArgs],
+    opts: pulumi.ResourceOptions,
+    *,
+    job: tuple[str, str, str],
+    args: list[str],
+) -> batch.CronJob:
+    """An hourly evaluator, ``job`` = (component, CronJob name, schedule): training's
+    ServiceAccount (workload identity, to read the lake) and MLflow writer secret (to move
+    aliases, tag versions and log runs), nothing else. Its own component label keeps it off
+    the training-to-Dask network rule; the namespace-wide egress (DNS, MLflow, Azure) is what
+    it needs."""
+    component, cron_job_name, schedule = job
     names = context.names
     pod_labels = {
         **context.labels,
-        **context.component_labels("experiments"),
+        **context.component_labels(component),
         **workload_identity_labels(),
     }
     container = _container(
-        context,
-        "experiments",
-        image,
-        env,
-        args=_experiments_args(context),
-        extra_mounts=[secrets_mount()],
+        context, component, image, env, args=args, extra_mounts=[secrets_mount()]
     )
     return batch.CronJob(
-        f"{context.brand.name}-experiments-cronjob",
-        metadata=context.metadata(EXPERIMENTS_CRON_JOB, "experiments"),
+        f"{context.brand.name}-{component}-cronjob",
+        metadata=context.metadata(cron_job_name, component),
         spec=batch.CronJobSpecArgs(
-            schedule=EXPERIMENTS_SCHEDULE,
+            schedule=schedule,
             time_zone="Etc/UTC",
             # Two evaluations at once could both act on one verdict (promote twice, or promote
-            # and stop): one at a time.
+            # and stop), or tag one version twice: one at a time.
             concurrency_policy="Forbid",
             starting_deadline_seconds=STARTING_DEADLINE_SECONDS,
             successful_jobs_history_limit=3,

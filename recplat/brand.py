@@ -247,6 +247,16 @@ def ranking_train_flags(training: Training) -> list[str]:
     ``ranking-train`` takes its settings as flags only; the AKS CronJob
     (infra/brand_training.py) and the local platform (recplat/local/workloads.py) both start
     from this list, so neither can train with the job's defaults. How the job runs (workers,
+def ranking_drift_flags(monitoring: Monitoring) -> list[str]:
+    """The ``ranking-experiments drift`` flags the brand file decides, for the AKS CronJob
+    (infra/brand_training.py) and the local platform (recplat/local/workloads.py) alike."""
+    return [
+        "--psi-threshold", str(monitoring.drift_psi_threshold),
+        "--window-hours", str(monitoring.drift_window_hours),
+        "--min-rows", str(monitoring.drift_min_rows),
+    ]  # fmt: skip
+
+
     threads, Dask scheduler, window end) is theirs to add. Pass the brand merged for its
     environment, so overrides apply.
     """

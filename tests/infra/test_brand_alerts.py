@@ -74,6 +74,7 @@ def test_prod_alone_alerts_on_missing_feedback() -> None:
         "RecplatEventShipFailing",
         "RecplatEventSegmentsQuarantined",
         "RecplatEventsPendingGrowing",
+        "RecplatFeatureDrift",
     }
 
 
@@ -81,6 +82,10 @@ def _promtool() -> str:
     path = shutil.which("promtool")
     assert path, "promtool is missing: install Debian's `prometheus` package (make setup does)"
     return path
+
+
+DRIFT = "recplat_feature_drift_psi"
+DRIFT_LABELS = {"feature": "user_log_clicks", "model_version": "7"}
 
 
 def _series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
@@ -125,6 +130,7 @@ def _cases(brand: Brand, environment: str) -> dict[str, tuple[list[Any], list[An
         ).total_seconds()
     )
     experiment = {"brand": name}
+    threshold = brand.monitoring.drift_psi_threshold
     cases: dict[str, tuple[list[Any], list[Any]]] = {
         "RecplatRankLatencyP99AboveSlo": (latency(0.0), latency(1.0)),
         "RecplatRankErrorRatioHigh": (
@@ -180,6 +186,14 @@ def _cases(brand: Brand, environment: str) -> dict[str, tuple[list[Any], list[An
             # A few segments waiting, not growing (no traffic while the lake is away).
             [_series("recplat_events_pending_segments", {"brand": name}, "3x120")],
         ),
+        # One feature past the threshold; every feature under it.
+        "RecplatFeatureDrift": (
+            [
+                _series(DRIFT, {**DRIFT_LABELS, "brand": name}, f"{threshold * 1.5:g}x120"),
+                _series(DRIFT, {**DRIFT_LABELS, "brand": name, "feature": "item_ctr"}, "0.01x120"),
+            ],
+            [_series(DRIFT, {**DRIFT_LABELS, "brand": name}, f"{threshold * 0.9:g}x120")],
+        ),
     }
     if environment == "prod":
         feedback = {"brand": name, "type": "click"}
@@ -200,8 +214,11 @@ def _test_file(rules_path: Path, brand: Brand, environment: str) -> dict[str, An
         rule = rules[alert]
         # Evaluate after the window has filled and the alert's `for` has elapsed.
         at = f"{rule.for_minutes + 75}m"
+        labels = {"brand": brand.name, "severity": str(rule.severity)}
+        if alert == "RecplatFeatureDrift":  # one alert per drifted feature of a version
+            labels |= {key: DRIFT_LABELS[key] for key in ("feature", "model_version")}
         expected = {
-            "exp_labels": {"brand": brand.name, "severity": str(rule.severity)},
+            "exp_labels": labels,
             "exp_annotations": {"summary": rule.summary},
         }
         for series, alerts in ((breaching, [expected]), (healthy, [])):
