@@ -136,7 +136,7 @@ def _draw_time_series(axes: Axes, panel: PanelResult, start: float, end: float) 
         _no_data(axes)
         return
     axes.set_xlim(float(mdates.date2num(_utc(start))), float(mdates.date2num(_utc(end))))
-    axes.xaxis.set_major_locator(mdates.AutoDateLocator(tz=UTC, maxticks=7))
+    axes.xaxis.set_major_locator(mdates.AutoDateLocator(tz=UTC, minticks=3, maxticks=9))
     # Seconds on a short range, as Grafana shows them.
     clock = "%H:%M:%S" if end - start < 900 else "%H:%M"
     axes.xaxis.set_major_formatter(mdates.DateFormatter(clock, tz=UTC))

@@ -177,8 +177,9 @@ def alerts_status(state: PlatformState) -> AlertsStatus | None:
 
 
 def print_alerts(console: Console, alerts: AlertsStatus) -> None:
-    """A table of the active alerts, or one line saying none is active and how many rules
-    were evaluated."""
+    """A table of the active alerts (short values, so an alert's name is never broken), then
+    each one's summary on a line of its own; or one line saying none is active and how many
+    rules were evaluated."""
     if alerts.problem:
         console.print(f"alerts: unknown: {alerts.problem}", markup=False, highlight=False)
         return
@@ -189,8 +190,8 @@ def print_alerts(console: Console, alerts: AlertsStatus) -> None:
         )
         return
     table = Table(title=f"alerts ({alerts.rules} alerting rules evaluated)")
-    for column in ("state", "alert", "brand", "value", "since (UTC)", "summary"):
-        table.add_column(column, overflow="fold")
+    for column in ("state", "alert", "brand", "value", "since (UTC)"):
+        table.add_column(column, no_wrap=True)
     for alert in alerts.active:
         state = "[red]firing[/]" if alert.state == "firing" else "[yellow]pending[/]"
         table.add_row(
@@ -198,10 +199,16 @@ def print_alerts(console: Console, alerts: AlertsStatus) -> None:
             alert.name,
             alert.labels.get("brand", "-"),
             _short_value(alert.value),
-            alert.active_since[:19].replace("T", " "),
-            alert.summary,
+            alert.active_since[11:19],
         )
     console.print(table)
+    for alert in alerts.active:
+        console.print(
+            f"  {alert.name}: {alert.summary}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _short_value(value: str) -> str:

@@ -93,7 +93,7 @@ def test_operator_view_with_testinfra(platform: StartedPlatform) -> None:
     host = testinfra.get_host("local://")
     state = platform.state
     names = {record.name for record in state.processes}
-    expected = {"mlflow", *(f"service-{name}" for name in platform.brands)}
+    expected = {"mlflow", "prometheus", *(f"service-{name}" for name in platform.brands)}
     if platform.storage == "azurite":
         expected.add("azurite")
     assert names == expected
