@@ -9,6 +9,7 @@ for the run.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +130,118 @@ def test_pull_requests_preview_the_registry_stacks_too() -> None:
             and stack in [*rules.matrix_stacks(job), str(step["with"].get("stack-name"))]
         ]
         assert found, f"no preview of the registry stack {stack}"
+
+
+def test_each_subscription_registers_its_resource_providers_before_the_first_stack() -> None:
+    """An empty subscription has almost no namespace registered (MissingSubscriptionRegistration),
+    and pulumi-azure-native does not register them; infra/resource_providers.py lists them."""
+    registry_jobs = [
+        name
+        for name, job in DEPLOY["jobs"].items()
+        if any(pulumi_step("registry", "up")(step) for step in rules.steps(job))
+    ]
+    assert sorted(registry_jobs) == ["registry-dev", "up-prod"]
+    for name in registry_jobs:
+        job = DEPLOY["jobs"][name]
+        register = step_index(job, runs("az provider register"), f"{name}: registers providers")
+        registry = step_index(job, pulumi_step("registry", "up"), f"{name}: creates the registry")
+        assert register < registry, name
+        (script,) = [
+            s["run"] for s in rules.steps(job) if "az provider register" in s.get("run", "")
+        ]
+        assert "python -m infra.resource_providers" in script and "--wait" in script, name
+
+
+def test_every_ci_update_selects_its_stack_and_subscription_first() -> None:
+    """CI creates a missing stack only through scripts/ci/stack-settings.sh (never pulumi/actions'
+    upsert, which would create an azblob stack without its Key Vault secrets provider), and
+    the stack's subscription is the GitHub environment's."""
+    for name, job in DEPLOY["jobs"].items():
+        for step in rules.steps(job):
+            assert not (step.get("with") or {}).get("upsert"), f"{name}: upsert"
+        for work_dir, directory in (("registry", "registry"), (None, ".")):
+            ups = [s for s in rules.steps(job) if pulumi_step(work_dir, "up")(s)]
+            if not ups:
+                continue
+            (up_step,) = ups
+            stack = up_step["with"]["stack-name"]
+            settings = step_index(
+                job, runs(f"scripts/ci/stack-settings.sh {directory} {stack}"), "selects the stack"
+            )
+            up = step_index(job, pulumi_step(work_dir, "up"), "updates it")
+            assert settings < up, f"{name}: {directory}"
+
+
+def test_each_environment_update_uses_its_stacks_policy_levels() -> None:
+    """Without --policy-pack-config every rule of the pack is mandatory; dev's plan has
+    advisory violations (purge protection, a PodDisruptionBudget) that would stop its update."""
+    for name, stack in (("up-dev", "dev"), ("up-prod", "prod")):
+        (step,) = [s for s in rules.steps(DEPLOY["jobs"][name]) if pulumi_step(None, "up")(s)]
+        assert step["with"]["policyPacks"] == "policies", name
+        assert step["with"]["policyPackConfigs"] == f"policies/config/{stack}.json", name
+        assert (REPO_ROOT / step["with"]["policyPackConfigs"]).is_file()
+
+
+def test_removing_the_runners_address_also_refreshes_the_cluster_in_the_state() -> None:
+    """The address is removed with `az aks update`, outside Pulumi; until the state is
+    refreshed the drift check would report the cluster every day."""
+    for name in ("up-dev", "up-prod"):
+        job = DEPLOY["jobs"][name]
+        cleanup = list(rules.steps(job))[
+            step_index(job, runs("--api-server-authorized-ip-ranges"), "removes the address")
+        ]
+        script = cleanup["run"]
+        assert script.index("az aks update") < script.index("pulumi refresh"), name
+        assert "--target" in script and "azure-native:containerservice:ManagedCluster" in script
+
+
+def readme_section(title: str) -> str:
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"\n## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def in_order(text: str, *commands: str) -> list[int]:
+    positions = []
+    for command in commands:
+        assert command in text, f"README: no `{command}`"
+        positions.append(text.index(command, positions[-1] if positions else 0))
+    return positions
+
+
+def test_the_readme_first_deploy_is_the_sequence_the_deploy_workflow_runs() -> None:
+    section = readme_section("Deploying to Azure")
+    in_order(
+        section,
+        "uv sync --extra infra",
+        "python -m infra.resource_providers",
+        "az provider register",
+        "pulumi up -C registry -s dev",
+        "docker push",
+        "pin_images.py --stack dev",
+        "pulumi up -s dev --policy-pack policies --policy-pack-config policies/config/dev.json",
+        "pulumi up -C registry -s prod",
+        "az acr import",
+        "pin_images.py --stack prod",
+        "pulumi up -s prod --policy-pack policies --policy-pack-config policies/config/prod.json",
+        "--api-server-authorized-ip-ranges",
+    )
+    deploy = (REPO_ROOT / ".github" / "workflows" / "deploy.yml").read_text()
+    for command in ("python -m infra.resource_providers", "az provider register", "az acr import"):
+        assert command in deploy, command
+
+
+def test_the_readme_ci_section_describes_what_the_workflows_run() -> None:
+    section = readme_section("CI workflows")
+    workflows = "\n".join(
+        path.read_text() for path in (REPO_ROOT / ".github" / "workflows").glob("*.yml")
+    )
+    scripts = set(re.findall(r"scripts/ci/[\w.-]+", workflows))
+    assert scripts, "the workflows run no scripts/ci script"
+    for script in sorted(scripts):
+        assert script in section, f"README 'CI workflows' never names {script}"
+    assert "az aks command invoke" in section and "--preview-only" in section
+    assert "policies/config/<stack>.json" in section
+    # What the drift check used to claim, and cannot do with a read-only identity.
+    assert "daily `pulumi preview --refresh --expect-no-changes`" not in section

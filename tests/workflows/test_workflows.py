@@ -143,15 +143,23 @@ def test_pull_request_previews_every_stack_with_the_policy_pack_and_one_comment_
     for stack in STACKS:
         name, job = job_using(workflow, "preview", stack)
         assert job["permissions"]["pull-requests"] == "write", name
-        (step,) = rules.pulumi_steps(job)
+        (step,) = [s for s in rules.pulumi_steps(job) if (s.get("with") or {}).get("command")]
         inputs = step["with"]
         assert inputs["policyPacks"] == "policies"
+        # The stack's own levels, as `recplat plan` uses: without them every rule is mandatory
+        # and dev's advisory violations would fail its preview.
+        assert inputs["policyPackConfigs"] == "policies/config/${{ matrix.stack }}.json"
         assert inputs["comment-on-pr"] is True
         # pulumi/actions finds its earlier comment by command and stack name,
         # so a rerun edits the stack's own comment.
         assert inputs["edit-pr-comment"] is True
         assert inputs["stack-name"] == "${{ matrix.stack }}"
         assert job["strategy"]["fail-fast"] is False, "one stack's failure must not hide the other"
+
+
+def test_every_policy_config_a_workflow_names_exists() -> None:
+    for stack in STACKS:
+        assert (REPO_ROOT / "policies" / "config" / f"{stack}.json").is_file()
 
 
 def test_pull_request_puts_the_offline_plan_diff_of_every_stack_in_the_job_summary() -> None:
@@ -227,11 +235,73 @@ def test_images_are_built_from_the_slim_base_and_tagged_by_commit() -> None:
 def test_drift_check_runs_daily_on_every_stack_and_fails_on_changes() -> None:
     workflow = rules.load(WORKFLOWS_DIR / "drift.yml")
     assert workflow["on"]["schedule"][0]["cron"]
-    for stack in STACKS:
-        _, job = job_using(workflow, "preview", stack)
-        (step,) = rules.pulumi_steps(job)
-        assert step["with"]["expect-no-changes"] is True
-        assert step["with"]["refresh"] is True
+    (job,) = workflow["jobs"].values()
+    assert rules.matrix_stacks(job) == STACKS
+    assert job["strategy"]["fail-fast"] is False
+    runs = "\n".join(str(step.get("run", "")) for step in rules.steps(job))
+    # Azure resources of both projects: a refresh preview that fails on any difference.
+    assert 'scripts/ci/azure-drift.sh registry "$STACK"' in runs
+    assert 'scripts/ci/azure-drift.sh . "$STACK"' in runs
+    script = (REPO_ROOT / "scripts" / "ci" / "azure-drift.sh").read_text()
+    assert "pulumi refresh --preview-only --expect-no-changes" in script
+    # Kubernetes objects: in the cluster, through ARM, and reported.
+    assert "az aks command invoke" in runs and "kubernetes-report" in runs
+
+
+def test_read_only_jobs_never_refresh_the_cluster_through_its_api_server() -> None:
+    """The read-only identity's runner is in no authorized range (prod's API server admits
+    none but its own); `pulumi preview --refresh` of the environment would fail on the first
+    Kubernetes object (pulumi-kubernetes refuses to refresh an unreachable cluster)."""
+    for path in WORKFLOWS:
+        assert rules.kubernetes_refreshes(rules.load(path)) == [], path.name
+
+
+def test_the_refresh_rule_catches_a_refreshing_preview_and_a_bare_refresh() -> None:
+    workflow = {
+        "jobs": {
+            "drift": {
+                "steps": [
+                    {"uses": "pulumi/actions@x", "with": {"command": "preview", "refresh": True}},
+                    {"run": "pulumi refresh --preview-only -s dev"},
+                    {"run": "pulumi refresh --preview-only --target urn:x -s dev"},
+                    {
+                        "uses": "pulumi/actions@x",
+                        "with": {"command": "refresh", "work-dir": "registry"},
+                    },
+                ]
+            },
+            "deploy": {
+                "environment": "dev",
+                "steps": [{"run": "pulumi refresh --yes -s dev"}],
+            },
+        }
+    }
+    assert rules.kubernetes_refreshes(workflow) == [
+        "job drift: pulumi/actions refreshes preview",
+        "job drift: `pulumi refresh --preview-only -s dev` refreshes everything",
+    ]
+
+
+def test_read_only_jobs_skip_stacks_that_are_not_deployed_yet() -> None:
+    """Before the deploy workflow's first run there is no stack to preview or compare."""
+    for path in (WORKFLOWS_DIR / "pull-request.yml", WORKFLOWS_DIR / "drift.yml"):
+        for name, job in rules.read_only_jobs(rules.load(path)).items():
+            checks = [
+                step for step in rules.steps(job) if "stack-deployed.sh" in str(step.get("run", ""))
+            ]
+            for step in rules.steps(job):
+                uses_stack = (
+                    (step.get("with") or {}).get("command")
+                    or "drift.sh" in str(step.get("run", ""))
+                    or "aks command invoke" in str(step.get("run", ""))
+                )
+                if not uses_stack:
+                    continue
+                assert checks, f"{path.name}: job {name} never checks the stack exists"
+                assert "outputs.deployed == 'true'" in str(step.get("if", "")), (
+                    f"{path.name}: job {name}: {step.get('name') or step.get('uses')} runs on a "
+                    "stack that may not exist"
+                )
 
 
 def test_scripts_the_workflows_run_exist() -> None:

@@ -138,3 +138,34 @@ def ungated_prod_updates(workflow: dict[str, Any]) -> list[str]:
         if environment_name != "prod":
             problems.append(f"job {name}: `pulumi up` on prod must run in `environment: prod`")
     return problems
+
+
+def read_only_jobs(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Jobs outside any GitHub environment: they get the repository's read-only identity."""
+    return {name: job for name, job in workflow["jobs"].items() if not job.get("environment")}
+
+
+def kubernetes_refreshes(workflow: dict[str, Any]) -> list[str]:
+    """Read-only jobs that would refresh the environment stack's Kubernetes resources: a
+    `pulumi/actions` preview or refresh with `refresh: true` or command `refresh`, or a
+    `pulumi refresh` / `--refresh` in a `run:` step, on the environment project (not
+    `registry/`), not limited with `--target`. The read-only identity cannot reach the API
+    server, and pulumi-kubernetes fails a refresh of an unreachable cluster."""
+    problems = []
+    for name, job in read_only_jobs(workflow).items():
+        for step in steps(job):
+            inputs = step.get("with") or {}
+            if action_name(step) == "pulumi/actions" and inputs.get("work-dir") in (
+                None,
+                ".",
+                "./",
+            ):
+                refresh = str(inputs.get("refresh", "false")).lower() == "true"
+                if inputs.get("command") == "refresh" or refresh:
+                    problems.append(f"job {name}: pulumi/actions refreshes {inputs.get('command')}")
+            run = str(step.get("run", ""))
+            if re.search(
+                r"pulumi (refresh|preview|up)\b[^\n]*--refresh|pulumi refresh\b", run
+            ) and ("--target" not in run):
+                problems.append(f"job {name}: `{run.strip().splitlines()[0]}` refreshes everything")
+    return problems

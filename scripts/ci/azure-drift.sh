@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Fails when a stack's Azure resources differ from its state (the drift workflow).
+#
+#   bash scripts/ci/azure-drift.sh <project directory> <stack>
+#
+# A refresh preview, targeted at the state's azure-native resources: it reads each through ARM
+# and compares; the program does not run and nothing is written. Kubernetes objects are left
+# out (the read-only identity cannot reach the API server; the drift workflow checks them
+# through `az aks command invoke`).
+set -euo pipefail
+
+directory="$1"
+stack="$2"
+state="$(mktemp)"
+trap 'rm -f "$state"' EXIT
+
+pulumi stack export --cwd "$directory" --stack "$stack" --file "$state"
+mapfile -t urns < <(uv run python scripts/ci/drift.py azure-targets "$state")
+if [ "${#urns[@]}" -eq 0 ]; then
+  echo "::notice::stack $stack of $directory holds no Azure resources"
+  exit 0
+fi
+targets=()
+for urn in "${urns[@]}"; do
+  targets+=(--target "$urn")
+done
+pulumi refresh --preview-only --expect-no-changes --diff --suppress-outputs \
+  --cwd "$directory" --stack "$stack" "${targets[@]}"
