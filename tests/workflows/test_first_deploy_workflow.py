@@ -203,7 +203,7 @@ def readme_section(title: str) -> str:
 
 
 def in_order(text: str, *commands: str) -> list[int]:
-    positions = []
+    positions: list[int] = []
     for command in commands:
         assert command in text, f"README: no `{command}`"
         positions.append(text.index(command, positions[-1] if positions else 0))
