@@ -30,7 +30,11 @@ from recplat.local.simulator import (
     TrafficResult,
     simulate_brand,
 )
-from recplat.local.stages import StageReporter, evaluate_experiments_stage
+from recplat.local.stages import (
+    StageReporter,
+    evaluate_experiments_stage,
+    traffic_shift_drift_stage,
+)
 from recplat.local.status import service_model
 from recplat.local.workloads import read_api_key
 
@@ -175,6 +179,7 @@ def _loop(
         shown=options.traffic.shown,
         seed=options.traffic.seed + 1,
     )
+    unshifted_since = datetime.now(UTC)
     _traffic_phase(platform, clients, outcomes, after, reporter, "after the switch")
     _wait_for_feedback(platform, serving, outcomes, reporter)
     # What the hourly CronJob does on AKS: judge each running online experiment on the lake.
@@ -183,6 +188,14 @@ def _loop(
         {name: (platform.brands[name], state.brands[name].lake_uri) for name in state.brands},
         platform.wiring,
         platform.log_dir,
+    )
+    # Issue 19: that traffic's feature drift, then a shift (new users) firing the drift alert.
+    traffic_shift_drift_stage(
+        reporter,
+        platform,
+        {name: (client.truth, client.sessions) for name, client in clients.items()},
+        after,
+        unshifted_since,
     )
     with reporter.stage("online CTR per variant from the lake"):
         for name in serving:

@@ -46,6 +46,9 @@ class TrafficOptions:
     candidates: int = 30
     shown: int = 10
     seed: int = 11
+    new_user_share: float = 0.0
+    """A traffic shift: this share of requests comes from users the service has never seen (a
+    campaign bringing newcomers), each under a fresh id, with the tastes of a world user."""
 
 
 class ClientSessions:
@@ -166,6 +169,9 @@ def simulate_brand(
         for number in range(options.requests):
             user = int(rng.choice(truth.params.users, p=truth.world.user_activity))
             user_id = truth.user_id(user)
+            # Drawn only when asked for, so unshifted traffic replays the same requests.
+            if options.new_user_share > 0 and rng.random() < options.new_user_share:
+                user_id = f"{user_id}-new-{options.seed}-{number}"
             candidates = [item_ids[i] for i in rng.choice(published, n_candidates, replace=False)]
             body = {
                 "user_id": user_id,

@@ -23,8 +23,13 @@ from rich.progress import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from recplat.brand import Brand
-    from recplat.local.workloads import ExperimentsOutcome, WorkloadWiring
+    from recplat.local.platform import RunningPlatform
+    from recplat.local.simulator import ClientSessions, TrafficOptions
+    from recplat.local.workloads import DriftOutcome, ExperimentsOutcome, WorkloadWiring
+    from recplat.synthetic import GroundTruth
 
 
 class StageReporter:
@@ -83,3 +88,113 @@ def evaluate_experiments_stage(
             for line in (prefix + outcome.report).splitlines():
                 reporter.console.print(f"     {line}", markup=False, highlight=False)
     return outcomes
+
+
+def feature_drift_stage(
+    reporter: StageReporter,
+    brands: Mapping[str, tuple[Brand, str]],
+    wiring: WorkloadWiring,
+    log_dir: Path,
+    *,
+    since: datetime | None = None,
+    title: str = "judge each champion's feature drift",
+) -> dict[str, DriftOutcome]:
+    """`ranking-experiments drift` for each brand (its `Brand` and lake URI), as the hourly
+    CronJob runs it on AKS, on the rows sampled since `since` (default: the brand's window);
+    prints each verdict, or why it failed."""
+    from recplat.local.workloads import run_drift
+
+    outcomes: dict[str, DriftOutcome] = {}
+    with reporter.stage(title):
+        for name, (brand, lake_uri) in brands.items():
+            outcome = run_drift(brand, lake_uri, wiring, log_dir, since=since)
+            outcomes[name] = outcome
+            prefix = "" if outcome.succeeded else "failed: "
+            reporter.console.print(
+                f"     {name}: {prefix}{outcome.report}", markup=False, highlight=False
+            )
+    return outcomes
+
+
+DRIFT_ALERT = "RecplatFeatureDrift"
+DRIFT_SHIFT_NEW_USERS = 0.6
+DRIFT_ALERT_TIMEOUT_S = 180.0
+"""The alert rules' deployed interval is a minute; the service polls the verdict every
+`ServiceOptions.reload_interval_s` and Prometheus scrapes every 5 s."""
+
+
+def traffic_shift_drift_stage(
+    reporter: StageReporter,
+    platform: RunningPlatform,
+    clients: Mapping[str, tuple[GroundTruth, ClientSessions]],
+    traffic: TrafficOptions,
+    unshifted_since: datetime,
+) -> dict[str, list[str]]:
+    """The demo's drift step: judge the drift of the traffic served since `unshifted_since`,
+    then send traffic of which `DRIFT_SHIFT_NEW_USERS` comes from users nobody has seen (a
+    campaign's newcomers), judge it, and wait for the local Prometheus to fire the brand's
+    `RecplatFeatureDrift`. Returns the features each brand's alert fired for."""
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from recplat.local.lake_events import missing_event_ids
+    from recplat.local.processes import wait_until
+    from recplat.local.prometheus_api import PrometheusApi
+    from recplat.local.simulator import simulate_brand
+    from recplat.local.workloads import read_api_key
+
+    brands = {
+        name: (platform.brands[name], platform.state.brands[name].lake_uri) for name in clients
+    }
+    args = (platform.wiring, platform.log_dir)
+    feature_drift_stage(
+        reporter, brands, *args, since=unshifted_since, title="feature drift of that traffic"
+    )
+    shifted_since = datetime.now(UTC)
+    shifted = dataclasses.replace(
+        traffic, seed=traffic.seed + 100, new_user_share=DRIFT_SHIFT_NEW_USERS
+    )
+    with reporter.stage(f"shift the traffic: {DRIFT_SHIFT_NEW_USERS:.0%} of users are new"):
+        for name, (truth, sessions) in clients.items():
+            record = platform.state.brands[name]
+            assert record.service_url is not None and record.api_key_file is not None
+            key = read_api_key(Path(record.api_key_file))
+            result = simulate_brand(name, record.service_url, key, truth, shifted, sessions)
+            # Its last feedback is shipped in the round that ships the last sampled vectors.
+            wait_until(
+                lambda lake=record.lake_uri, sent=result.feedback_event_ids: (  # type: ignore[misc]
+                    not missing_event_ids(lake, sent)
+                ),
+                timeout_s=90.0,
+                what=f"{name}'s shifted traffic to land in its lake",
+                interval_s=1.0,
+            )
+            reporter.console.print(f"     {name}: {result.requests} requests, in the lake")
+    fired: dict[str, list[str]] = {}
+    wanted = {
+        name
+        for name, outcome in feature_drift_stage(
+            reporter, brands, *args, since=shifted_since, title="feature drift of shifted traffic"
+        ).items()
+        if outcome.drifted
+    }
+    url = platform.state.prometheus_url
+    if not wanted or url is None:
+        return fired
+    api = PrometheusApi(url)
+    with reporter.stage(f"wait for the local Prometheus to fire {DRIFT_ALERT}"):
+
+        def firing() -> bool:
+            for alert in api.alerts():
+                if alert.name == DRIFT_ALERT and alert.state == "firing":
+                    brand = alert.labels.get("brand", "")
+                    fired.setdefault(brand, [])
+                    if alert.labels.get("feature") not in fired[brand]:
+                        fired[brand].append(alert.labels.get("feature", "?"))
+            return wanted <= set(fired)
+
+        wait_until(firing, timeout_s=DRIFT_ALERT_TIMEOUT_S, what=f"{DRIFT_ALERT} to fire")
+        for name in sorted(fired):
+            features = ", ".join(sorted(fired[name]))
+            reporter.console.print(f"     {name}: {DRIFT_ALERT} firing for {features}")
+    return fired

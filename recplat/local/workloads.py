@@ -8,6 +8,7 @@ is generated into a 0600 file under the state directory and only its path is pas
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -15,12 +16,13 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from recplat.brand import Brand, ranking_train_flags
+from recplat.brand import Brand, ranking_drift_flags, ranking_train_flags
 from recplat.local.processes import (
     LOOPBACK,
     LocalPlatformError,
@@ -116,6 +118,7 @@ def service_env(
         "RECPLAT_CHALLENGER_TRAFFIC": str(serving.challenger_traffic),
         "RECPLAT_EXPLORATION": str(serving.exploration),
         "RECPLAT_DEFAULT_K": str(serving.default_k),
+        "RECPLAT_FEATURE_SAMPLE": str(brand.monitoring.feature_sample),
         "RECPLAT_RELOAD_INTERVAL_S": str(options.reload_interval_s),
         "RECPLAT_EVENT_LOG_DIR": str(event_log_dir),
         "RECPLAT_SHIP_INTERVAL_S": str(options.ship_interval_s),
@@ -310,3 +313,78 @@ def run_experiments(
         message = completed.stderr.strip() or f"exit code {completed.returncode}"
         return ExperimentsOutcome(brand.name, False, message, log_path)
     return ExperimentsOutcome(brand.name, True, completed.stdout.rstrip(), log_path)
+
+
+DRIFT_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class DriftOutcome:
+    """How one `ranking-experiments drift` run ended: its verdict as data, or why it failed."""
+
+    brand: str
+    succeeded: bool
+    report: str
+    log_path: Path
+    # `ranking-experiments drift --json`: psi per feature, drifted, sample_rows, ...
+    result: dict[str, Any] | None = None
+
+    @property
+    def drifted(self) -> list[str]:
+        return list((self.result or {}).get("drifted", []))
+
+
+def run_drift(
+    brand: Brand,
+    lake_uri: str,
+    wiring: WorkloadWiring,
+    log_dir: Path,
+    *,
+    since: datetime | None = None,
+    timeout_s: float = DRIFT_TIMEOUT_S,
+) -> DriftOutcome:
+    """Run `ranking-experiments drift` for `brand` with the training job's environment and the
+    brand's monitoring flags, as its CronJob does (`since` narrows the window to the rows
+    sampled from then on); a failure is an outcome, never an exception. Its output is appended
+    to `<log_dir>/drift-<brand>.log`."""
+    import subprocess
+
+    log_path = log_dir / f"drift-{brand.name}.log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    argv = [*program("ranking-experiments"), "drift", *ranking_drift_flags(brand.monitoring)]
+    if since is not None:
+        argv += ["--since", since.isoformat()]
+    try:
+        completed = subprocess.run(
+            [*argv, "--json"],
+            env={**os.environ, **training_env(brand, lake_uri, wiring)},
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return DriftOutcome(brand.name, False, f"timed out after {timeout_s:.0f} s", log_path)
+    with log_path.open("a", encoding="utf-8") as log:
+        log.write(completed.stdout + completed.stderr)
+    if completed.returncode != 0:
+        message = completed.stderr.strip() or f"exit code {completed.returncode}"
+        return DriftOutcome(brand.name, False, message, log_path)
+    result: dict[str, Any] = json.loads(completed.stdout)
+    return DriftOutcome(brand.name, True, drift_summary(result), log_path, result)
+
+
+def drift_summary(result: Mapping[str, Any]) -> str:
+    """A drift verdict in a line or two: the features past the threshold and the largest PSI."""
+    if not result.get("judged"):
+        return str(result.get("message", "no verdict"))
+    psi: dict[str, float] = result["psi"]
+    top = sorted(psi.items(), key=lambda item: -item[1])[:3]
+    drifted = result.get("drifted") or []
+    verdict = f"DRIFTED: {', '.join(drifted)}" if drifted else "no drift"
+    return (
+        f"v{result['model_version']} on {result['sample_rows']} sampled rows: {verdict} "
+        f"(threshold {result['psi_threshold']:g}; largest PSI "
+        + ", ".join(f"{name} {value:.3f}" for name, value in top)
+        + f"; noise alone ~{result['noise_psi']:.3f})"
+    )
