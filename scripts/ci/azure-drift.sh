@@ -24,5 +24,18 @@ targets=()
 for urn in "${urns[@]}"; do
   targets+=(--target "$urn")
 done
+log="$(mktemp)"
+trap 'rm -f "$state" "$log"' EXIT
+status=0
 pulumi refresh --preview-only --expect-no-changes --diff --suppress-outputs \
-  --cwd "$directory" --stack "$stack" "${targets[@]}"
+  --cwd "$directory" --stack "$stack" "${targets[@]}" 2>&1 | tee "$log" || status=$?
+if [ "$status" -ne 0 ] && [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
+  {
+    echo "### Azure resources of $directory ($stack) differ from the state"
+    echo
+    echo '```'
+    tail -n 200 "$log"
+    echo '```'
+  } >> "$GITHUB_STEP_SUMMARY"
+fi
+exit "$status"

@@ -41,7 +41,9 @@ case "$1 $2" in
   "config get")
     [ -n "${STUB_SUBSCRIPTION:-}" ] || { echo "error: configuration key not found" >&2; exit 255; }
     echo "$STUB_SUBSCRIPTION" ;;
-  refresh*) exit "${STUB_REFRESH_EXIT:-0}" ;;
+  refresh*)
+    echo "~ azure-native:storage:StorageAccount recplat-lake-account update"
+    exit "${STUB_REFRESH_EXIT:-0}" ;;
 esac
 """
 
@@ -231,8 +233,12 @@ def test_azure_drift_refreshes_only_the_azure_resources_as_a_preview(
     assert refresh.count("--target ") == len(drift.azure_targets(prod_state))
     assert "kubernetes:" not in refresh.replace("urn:pulumi", "")
 
-    failing = {**env, "STUB_REFRESH_EXIT": "255"}
+    summary = tmp_path / "summary.md"
+    failing = {**env, "STUB_REFRESH_EXIT": "255", "GITHUB_STEP_SUMMARY": str(summary)}
     assert run("azure-drift.sh", failing, ".", "prod").returncode == 255, "drift must fail"
+    written = summary.read_text()
+    assert "### Azure resources of . (prod) differ from the state" in written
+    assert "recplat-lake-account update" in written, "the summary shows what differs"
 
 
 # --- the Kubernetes half: the generated kubectl against a stand-in API server -------------
