@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from ranking_features import FeatureSnapshot, build_encoded_feature_matrix
+from ranking_features import FeatureSnapshot, build_feature_matrix
 from ranking_features.drift import DISTRIBUTION_ARTIFACT, FeatureDistribution, feature_distribution
 
 from ranking_training.data import LakeData
@@ -45,8 +45,11 @@ class GateWindow(Protocol):
 def served_view_features(
     data: LakeData, start: float, end: float, snapshot: FeatureSnapshot
 ) -> np.ndarray:
-    """The impressions of the requests in [start, end), one row each, featurised with
-    `snapshot` at their request's time and with their session, as the service would."""
+    """The impressions of the requests in [start, end), one row each, featurised as the service
+    would: `ranking_features.build_feature_matrix` on ids, with `snapshot`, at their request's
+    time and with their session (the user's clicks in `data` before the request). Users and
+    items are looked up by id in `snapshot`, so `data` may hold just those days and the clicks
+    their sessions need."""
     impressions = data.impressions
     ts = impressions["ts"].to_numpy(np.float64)
     request_ids, request_of_row = np.unique(
@@ -63,16 +66,21 @@ def served_view_features(
     rows = rows[np.argsort(request_of_row[rows], kind="stable")]
     requests, row_request = np.unique(request_of_row[rows], return_inverse=True)
     first_rows = rows[np.searchsorted(request_of_row[rows], requests)]
-    encoded = EncodedEvents.from_lake(data)
-    users = encoded.user_rows(impressions["user_id"].to_numpy()[first_rows])
+    user_ids = impressions["user_id"].to_numpy()[first_rows]
     times = request_ts[requests]
-    return build_encoded_feature_matrix(
+    encoded = EncodedEvents.from_lake(data)
+    sessions = encoded.sessions(encoded.user_rows(user_ids), times)
+    item_of_code = np.array(
+        [*encoded.item_ids, *sorted(encoded.unknown_codes, key=encoded.unknown_codes.get)],
+        dtype=object,
+    )
+    return build_feature_matrix(
         snapshot,
-        user_rows=users,
+        user_ids=[str(user) for user in user_ids],
         request_times=times,
         row_request=row_request,
-        row_items=encoded.impression_codes[rows],
-        sessions=encoded.sessions(users, times),
+        row_items=[str(item) for item in impressions["item_id"].to_numpy()[rows]],
+        recent_items=[[str(item_of_code[c]) for c in session if c >= 0] for session in sessions],
     )
 
 
