@@ -213,7 +213,7 @@ def brand_alert_rules(brand: Brand, environment: str) -> list[AlertRule]:
             severity=3,
             summary=(
                 f"{brand.name}: an online experiment has run past promotion.max_experiment_days "
-                f"({max_days} days); is the experiments CronJob running? See "
+                f"({max_days:g} days); is the experiments CronJob running? See "
                 f"`ranking-experiments status`"
             ),
         ),

@@ -146,8 +146,14 @@ class Promotion(_Strict):
     min_exploration_requests: int = Field(
         300, ge=1, le=10_000_000, description="Exploration requests the gate needs to judge."
     )
-    max_experiment_days: int = Field(
-        14, ge=1, le=90, description="Longest an online experiment may run before it stops."
+    max_experiment_days: float = Field(
+        14,
+        gt=0,
+        le=90,
+        description=(
+            "Longest an online experiment may run before it stops, in days (fractions allowed: "
+            "0.25 is six hours)."
+        ),
     )
 
 
@@ -241,12 +247,6 @@ class Monitoring(_Strict):
         return self
 
 
-def ranking_train_flags(training: Training) -> list[str]:
-    """The ``ranking-train`` flags the brand file decides: window, label delay, gate, LightGBM.
-
-    ``ranking-train`` takes its settings as flags only; the AKS CronJob
-    (infra/brand_training.py) and the local platform (recplat/local/workloads.py) both start
-    from this list, so neither can train with the job's defaults. How the job runs (workers,
 def ranking_drift_flags(monitoring: Monitoring) -> list[str]:
     """The ``ranking-experiments drift`` flags the brand file decides, for the AKS CronJob
     (infra/brand_training.py) and the local platform (recplat/local/workloads.py) alike."""
@@ -257,6 +257,12 @@ def ranking_drift_flags(monitoring: Monitoring) -> list[str]:
     ]  # fmt: skip
 
 
+def ranking_train_flags(training: Training) -> list[str]:
+    """The ``ranking-train`` flags the brand file decides: window, label delay, gate, LightGBM.
+
+    ``ranking-train`` takes its settings as flags only; the AKS CronJob
+    (infra/brand_training.py) and the local platform (recplat/local/workloads.py) both start
+    from this list, so neither can train with the job's defaults. How the job runs (workers,
     threads, Dask scheduler, window end) is theirs to add. Pass the brand merged for its
     environment, so overrides apply.
     """

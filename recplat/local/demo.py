@@ -47,6 +47,9 @@ MODEL_SWITCH_TIMEOUT_S = 90.0
 
 # The gate's outcomes (the version tag `gate`) and the alias each one moves.
 ALIAS_OF_OUTCOME = {"champion": "champion", "challenger": "challenger"}
+# An experiment whose promotion.max_experiment_days ends this soon after the first evaluation
+# is evaluated again when it has (the example newsroom's dev experiment lasts ~43 s).
+EXPERIMENT_EXPIRY_WAIT_S = 90.0
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ class BrandOutcome:
     switched_alias: str | None = None
     switch_seconds: float | None = None
     online_ctr: list[dict[str, object]] = field(default_factory=list)
+    # The online experiment's last evaluation (`ranking-experiments evaluate --json`).
+    experiment: dict[str, object] | None = None
     problems: list[str] = field(default_factory=list)
 
 
@@ -182,13 +187,20 @@ def _loop(
     unshifted_since = datetime.now(UTC)
     _traffic_phase(platform, clients, outcomes, after, reporter, "after the switch")
     _wait_for_feedback(platform, serving, outcomes, reporter)
-    # What the hourly CronJob does on AKS: judge each running online experiment on the lake.
-    evaluate_experiments_stage(
+    # What the hourly CronJob does on AKS: judge each running online experiment on the lake,
+    # and once more when one reaches its promotion.max_experiment_days within the demo.
+    experiments = evaluate_experiments_stage(
         reporter,
         {name: (platform.brands[name], state.brands[name].lake_uri) for name in state.brands},
         platform.wiring,
         platform.log_dir,
+        until_expiry_within_s=EXPERIMENT_EXPIRY_WAIT_S,
     )
+    for name, evaluation in experiments.items():
+        if name in outcomes:
+            outcomes[name].experiment = evaluation.result
+            if not evaluation.succeeded:
+                outcomes[name].problems.append(f"experiment evaluation: {evaluation.report}")
     # Issue 19: that traffic's feature drift, then a shift (new users) firing the drift alert.
     traffic_shift_drift_stage(
         reporter,

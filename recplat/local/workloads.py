@@ -277,6 +277,8 @@ class ExperimentsOutcome:
     succeeded: bool
     report: str
     log_path: Path
+    # With `as_json`: what the evaluator returned (`ranking_training.experiment_job.run`).
+    result: dict[str, Any] | None = None
 
 
 def run_experiments(
@@ -287,15 +289,19 @@ def run_experiments(
     log_dir: Path,
     *,
     timeout_s: float = EXPERIMENTS_TIMEOUT_S,
+    as_json: bool = False,
 ) -> ExperimentsOutcome:
     """Run `ranking-experiments <command>` (evaluate or status) for `brand` with the training
     job's environment, to its end; a failure is an outcome, never an exception. Its output is
-    also appended to `<log_dir>/experiments-<brand>.log`."""
+    also appended to `<log_dir>/experiments-<brand>.log`. With `as_json` the outcome also
+    carries the evaluator's result as data."""
     import subprocess
 
     log_path = log_dir / f"experiments-{brand.name}.log"
     log_dir.mkdir(parents=True, exist_ok=True)
     argv = [*program("ranking-experiments"), command, *experiments_args(brand)]
+    if as_json:
+        argv.append("--json")
     try:
         completed = subprocess.run(
             argv,
@@ -312,7 +318,16 @@ def run_experiments(
     if completed.returncode != 0:
         message = completed.stderr.strip() or f"exit code {completed.returncode}"
         return ExperimentsOutcome(brand.name, False, message, log_path)
-    return ExperimentsOutcome(brand.name, True, completed.stdout.rstrip(), log_path)
+    if not as_json:
+        return ExperimentsOutcome(brand.name, True, completed.stdout.rstrip(), log_path)
+    from ranking_training.experiment_job import describe
+
+    try:
+        result = json.loads(completed.stdout)
+    except ValueError:
+        message = f"ranking-experiments {command} --json printed no JSON; see {log_path}"
+        return ExperimentsOutcome(brand.name, False, message, log_path)
+    return ExperimentsOutcome(brand.name, True, describe(result), log_path, result)
 
 
 DRIFT_TIMEOUT_S = 300.0

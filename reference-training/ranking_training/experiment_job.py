@@ -67,7 +67,7 @@ class JobSettings:
     lake_uri: str
     model_name: str
     challenger_traffic: float
-    max_experiment_days: int
+    max_experiment_days: float
     now: datetime
 
 
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-experiment-days",
-        type=int,
+        type=float,
         help=f"stop an experiment without a verdict after this (default "
         f"{DEFAULT_MAX_EXPERIMENT_DAYS})",
     )
@@ -174,8 +174,8 @@ def settings_from_args(args: argparse.Namespace) -> JobSettings:
     if not 0.0 <= traffic <= 0.5:
         raise ValueError(f"--challenger-traffic: a number between 0 and 0.5, got {traffic}")
     max_days = args.max_experiment_days or max_days or DEFAULT_MAX_EXPERIMENT_DAYS
-    if max_days < 1:
-        raise ValueError(f"--max-experiment-days: at least 1, got {max_days}")
+    if not max_days > 0:
+        raise ValueError(f"--max-experiment-days: a number of days > 0, got {max_days}")
     return JobSettings(
         brand=args.brand,
         env=args.env,
@@ -188,7 +188,7 @@ def settings_from_args(args: argparse.Namespace) -> JobSettings:
     )
 
 
-def _brand_file_settings(path: Path | None, env: str) -> tuple[float | None, int | None]:
+def _brand_file_settings(path: Path | None, env: str) -> tuple[float | None, float | None]:
     if path is None:
         return None, None
     from recplat.brand import load_brand
@@ -392,7 +392,7 @@ def describe(result: dict[str, Any]) -> str:
         f"{result['brand']}: experiment {result['experiment_id']}",
         f"  champion v{result['champion_version']} vs challenger v{result['challenger_version']}"
         f" ({result['challenger_traffic']:.0%} of users), started {result['started_at']},"
-        f" max {result['max_experiment_days']} days",
+        f" max {result['max_experiment_days']:g} days",
     ]
     for arm, figures in result["arms"].items():
         lines.append(

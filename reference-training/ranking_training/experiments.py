@@ -66,7 +66,7 @@ class ExperimentSpec:
     challenger_version: str
     # The share of users in the challenger arm (serving.challenger_traffic).
     challenger_traffic: float
-    max_experiment_days: int
+    max_experiment_days: float
     alpha: float = 0.05
     # tau / champion CTR, the mixing standard deviation of the mSPRT (see `msprt`).
     mixing_relative_sd: float = DEFAULT_MIXING_RELATIVE_SD
@@ -81,9 +81,9 @@ class ExperimentSpec:
             )
         if not 0.0 < self.alpha < 1.0:
             raise ValueError(f"{where}: alpha must be in (0, 1), got {self.alpha}")
-        if self.max_experiment_days < 1:
+        if not self.max_experiment_days > 0:
             raise ValueError(
-                f"{where}: max_experiment_days must be >= 1, got {self.max_experiment_days}"
+                f"{where}: max_experiment_days must be > 0, got {self.max_experiment_days}"
             )
         if self.mixing_relative_sd <= 0:
             raise ValueError(
@@ -453,8 +453,8 @@ def decide(
         return Decision("stop", f"challenger v{spec.challenger_version} loses: {interval}", figures)
     if expired:
         reason = (
-            f"expired: {elapsed_days:.1f} days > max_experiment_days "
-            f"{spec.max_experiment_days} without a verdict ({interval})"
+            f"expired: {elapsed_days:.4g} days > max_experiment_days "
+            f"{spec.max_experiment_days:g} without a verdict ({interval})"
         )
         return Decision("stop", reason, figures, expired=True)
     if not enough:

@@ -14,6 +14,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 def test_demo_runs_the_loop_and_writes_the_report(tmp_path: Path) -> None:
     brands = write_brands(tmp_path / "brands", ["alpha", "bravo"])
+    # alpha's experiments last ~17 s, so one that starts in the demo ends in it.
+    alpha = brands / "alpha.yaml"
+    alpha.write_text(
+        alpha.read_text().replace("min_gain: 0.0}", "min_gain: 0.0, max_experiment_days: 0.0002}")
+    )
     state_dir = tmp_path / "state"
 
     result = recplat(
@@ -48,6 +53,19 @@ def test_demo_runs_the_loop_and_writes_the_report(tmp_path: Path) -> None:
         else:
             assert brand["switched_alias"] is None, brand
             assert "v2 is not served" in brand["gate"], brand
+        # A challenger starts an experiment, and the evaluator judged it; alpha's ended.
+        experiment = brand["experiment"]
+        if outcome == "challenger":
+            assert experiment is not None and experiment["running"], experiment
+            assert experiment["challenger_version"] == "2", experiment
+            assert experiment["decision"] in {"continue", "promote", "stop"}, experiment
+            assert f"{brand['brand']}: experiment {experiment['experiment_id']}" in result.stdout
+            if brand["brand"] == "alpha":
+                assert experiment["decision"] in {"promote", "stop"}, experiment
+                assert experiment["applied"], experiment
+                assert f"decision: {experiment['decision']}: " in result.stdout
+        else:
+            assert experiment is None or not experiment["running"], experiment
         variants = {row["variant"] for row in brand["online_ctr"]}
         assert variants >= {"champion" if brand["champion_after"] else "fallback"}, variants
         assert all(row["impressions"] > 0 for row in brand["online_ctr"])
