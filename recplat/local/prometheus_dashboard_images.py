@@ -4,7 +4,8 @@ Grafana lays panels out on a grid 24 columns wide with rows of 30 px (`gridPos`)
 keeps that grid at 1600 px wide. Time series are drawn as lines named by their legend
 format, with the panel's threshold as a dashed red line; a stat shows each series' last
 value (mapped to its text, red past its threshold, as Grafana colours the background); a
-table joins its instant targets on their labels, one column per target; a row is a heading.
+table joins its instant targets on the labels all their series share, one column per target
+(and per extra label value); a row is a heading.
 A target without series reads "No data", as on Grafana. Times are UTC, like the dashboards.
 """
 
@@ -180,25 +181,30 @@ def _draw_stat(axes: Axes, panel: PanelResult) -> None:
 
 
 def _draw_table(axes: Axes, panel: PanelResult) -> None:
+    """One row per value of the labels every series has (the brand), one column per target;
+    a target's extra labels (an alias) name its columns, as a Grafana join would."""
     axes.axis("off")
-    names = [target.legend_format or target.query.ref_id for target in panel.targets]
-    rows: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
-    for name, target in zip(names, panel.targets, strict=True):
-        for series in target.answer.series:
-            key = tuple(sorted(series.labels.items()))
-            rows.setdefault(key, {})[name] = format_value(series.points[-1][1], "short")
-    if not rows:
+    answered = [
+        (target.legend_format or target.query.ref_id, series)
+        for target in panel.targets
+        for series in target.answer.series
+        if series.points
+    ]
+    if not answered:
         _no_data(axes)
         return
-    label_columns = sorted({label for key in rows for label, _ in key})
-    cells = []
-    for key, values in sorted(rows.items()):
-        labels = dict(key)
-        row = [labels.get(column, "") for column in label_columns]
-        cells.append(row + [values.get(name, "") for name in names])
-    table = axes.table(
-        cellText=cells, colLabels=[*label_columns, *names], loc="upper center", cellLoc="left"
-    )
+    shared = sorted(set.intersection(*(set(series.labels) for _, series in answered)))
+    rows: dict[tuple[str, ...], dict[str, str]] = {}
+    columns: list[str] = []
+    for name, series in answered:
+        key = tuple(series.labels[label] for label in shared)
+        extra = [value for label, value in sorted(series.labels.items()) if label not in shared]
+        column = f"{name} ({', '.join(extra)})" if extra else name
+        if column not in columns:
+            columns.append(column)
+        rows.setdefault(key, {})[column] = format_value(series.points[-1][1], "short")
+    cells = [[*key, *(values.get(c, "") for c in columns)] for key, values in sorted(rows.items())]
+    table = axes.table(cellText=cells, colLabels=[*shared, *columns], loc="upper center")
     table.auto_set_font_size(False)
     table.set_fontsize(8)
 
