@@ -6,6 +6,7 @@ files in the lake (DESIGN.md):
 
     events/impressions/date=YYYY-MM-DD/*.parquet   IMPRESSION_SCHEMA
     events/feedback/date=YYYY-MM-DD/*.parquet      FEEDBACK_SCHEMA
+    events/errors/date=YYYY-MM-DD/*.parquet        RANK_ERROR_SCHEMA
     catalog/items.parquet                          CATALOG_SCHEMA
 
 One impression row is one item shown in one ranked list: a request with 20 candidates writes
@@ -53,6 +54,23 @@ IMPRESSION_SCHEMA = pa.schema(
     ]
 )
 
+# One row per /rank request that failed after the service chose its arm (an answer 500): the
+# online experiment's error-ratio guardrail counts them per arm (docs/architecture.md, "Online
+# experiments"). Requests refused before that (auth, validation) are not in any arm.
+RANK_ERROR_SCHEMA = pa.schema(
+    [
+        pa.field("request_id", pa.string(), nullable=False),
+        pa.field("ts", TIMESTAMP, nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("variant", pa.string(), nullable=False),
+        pa.field("model_version", pa.string()),
+        pa.field("brand", pa.string(), nullable=False),
+        pa.field("experiment_id", pa.string()),
+        # The exception's class name; the message and traceback stay in the service log.
+        pa.field("error", pa.string(), nullable=False),
+    ]
+)
+
 POLICY_EXPLOIT = "exploit"
 POLICY_EXPLORE = "explore"
 EXPLORATION_POOL_FACTOR = 2
@@ -85,6 +103,7 @@ CATALOG_SCHEMA = pa.schema(
 
 IMPRESSIONS_DIR = "events/impressions"
 FEEDBACK_DIR = "events/feedback"
+ERRORS_DIR = "events/errors"
 CATALOG_PATH = "catalog/items.parquet"
 
 

@@ -36,7 +36,7 @@ from ranking_service.lake_shipper import LakeShipper
 from ranking_service.metrics import ServiceMetrics
 from ranking_service.ops_routes import router as ops_router
 from ranking_service.rank_batcher import RankBatcher
-from ranking_service.rank_routes import rank_router
+from ranking_service.rank_routes import rank_router, record_rank_error
 from ranking_service.reload import ModelReloader
 from ranking_service.scoring_pool import ScoringPool
 from ranking_service.service_state import ServiceState
@@ -73,15 +73,16 @@ async def _http_error(request: Request, error: Exception) -> Response:
         _count_unanswered_rank(request, "too_large")
     elif 400 <= error.status_code < 500:
         _count_unanswered_rank(request, "invalid")
-    elif error.status_code >= 500:
-        _count_unanswered_rank(request, "error")
+    elif error.status_code >= 500 and request.url.path == "/rank":
+        record_rank_error(request, error)
     return await http_exception_handler(request, error)
 
 
 async def _server_error(request: Request, error: Exception) -> Response:
     # Starlette's outermost middleware calls this for any unhandled exception, then re-raises
     # it, so uvicorn still logs the traceback; only the answer and the count are ours.
-    _count_unanswered_rank(request, "error")
+    if request.url.path == "/rank":
+        record_rank_error(request, error)
     return JSONResponse(
         {"detail": "internal error; the service log has the cause"},
         status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,

@@ -33,7 +33,7 @@ import orjson
 
 log = logging.getLogger(__name__)
 
-KINDS = ("impressions", "feedback", "features")
+KINDS = ("impressions", "feedback", "features", "errors")
 SEGMENT_SUFFIX = ".jsonl"
 QUARANTINE_DIR = "quarantine"
 

@@ -34,10 +34,12 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 from ranking_features.drift import FEATURES_DIR
 from ranking_features.events import (
+    ERRORS_DIR,
     FEEDBACK_DIR,
     FEEDBACK_SCHEMA,
     IMPRESSION_SCHEMA,
     IMPRESSIONS_DIR,
+    RANK_ERROR_SCHEMA,
     partition_dir,
 )
 from ranking_features.lake import open_lake
@@ -49,7 +51,12 @@ from ranking_service.settings import SettingsError, redact
 
 log = logging.getLogger(__name__)
 
-LAKE_DIRS = {"impressions": IMPRESSIONS_DIR, "feedback": FEEDBACK_DIR, "features": FEATURES_DIR}
+LAKE_DIRS = {
+    "impressions": IMPRESSIONS_DIR,
+    "feedback": FEEDBACK_DIR,
+    "features": FEATURES_DIR,
+    "errors": ERRORS_DIR,
+}
 
 
 # One impression record as `rank` logs it: a ranked list, expanded to a row per item.
@@ -153,12 +160,20 @@ def feedback_table(records: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=FEEDBACK_SCHEMA)
 
 
+def rank_error_table(records: list[dict[str, Any]]) -> pa.Table:
+    columns = {name: [r.get(name) for r in records] for name in RANK_ERROR_SCHEMA.names}
+    columns["ts"] = pa.array(columns["ts"], pa.int64()).cast(RANK_ERROR_SCHEMA.field("ts").type)
+    return pa.Table.from_pydict(columns, schema=RANK_ERROR_SCHEMA)
+
+
 def segment_table(kind: str, segment: Path) -> pa.Table:
     """The lake rows of one segment, in the kind's parquet schema."""
     if kind == "impressions":
         return impression_table(read_impressions(segment))
     if kind == "features":
         return feature_sample_table(list(read_segment(segment)))
+    if kind == "errors":
+        return rank_error_table(list(read_segment(segment)))
     return feedback_table(list(read_segment(segment)))
 
 

@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -75,6 +76,11 @@ def rank_router(max_candidates: int, api_key_check: ApiKeyCheck) -> APIRouter:
         settings, metrics = state.settings, state.metrics
         served = state.reloader.served
         variant, model = choose_model(served, body.user_id, settings.challenger_traffic)
+        experiment_id = running_experiment(served, settings.challenger_traffic)
+        # From here on the request is in an arm: a failure is that arm's (`record_rank_error`).
+        request.state.rank_arm = RankArm(
+            body.user_id, variant, model.version if model else None, experiment_id
+        )
         candidates: list[str] = body.candidates
         scores: np.ndarray | None = None
         now = time.time()
@@ -122,7 +128,7 @@ def rank_router(max_candidates: int, api_key_check: ApiKeyCheck) -> APIRouter:
                     "policy": shown.policy,
                     "propensity": shown.propensity,
                     "pool": pool,
-                    "experiment_id": running_experiment(served, settings.challenger_traffic),
+                    "experiment_id": experiment_id,
                 }
             ],
             durable=False,
@@ -139,7 +145,50 @@ def rank_router(max_candidates: int, api_key_check: ApiKeyCheck) -> APIRouter:
         }
         outcome = "fallback" if model is None else "ok"
         metrics.count_rank(variant, outcome, time.perf_counter() - started)
+        del request.state.rank_arm  # answered: nothing after this is the arm's failure
         # The payload already matches RankResponse; skipping re-validation saves ~0.1 ms.
         return Response(orjson.dumps(payload), media_type="application/json")
 
     return router
+
+
+@dataclass(frozen=True, slots=True)
+class RankArm:
+    """Who a /rank request was for and which arm answered it, kept until it is answered."""
+
+    user_id: str
+    variant: str
+    model_version: str | None
+    experiment_id: str | None
+
+
+def record_rank_error(request: Request, error: BaseException) -> str:
+    """Count a /rank request that failed, under its arm's variant ("none" before it had one),
+    and log it as an `errors` event so the experiment's error-ratio guardrail sees it. Never
+    raises: it runs inside the error handler, maybe because the event log itself failed."""
+    state: ServiceState = request.app.state.service
+    arm: RankArm | None = getattr(request.state, "rank_arm", None)
+    variant = arm.variant if arm is not None else "none"
+    state.metrics.count_rank(variant, "error")
+    if arm is None:
+        return variant
+    try:
+        state.event_log.append(
+            "errors",
+            [
+                {
+                    "request_id": uuid.uuid4().hex,
+                    "ts": time.time_ns() // 1000,
+                    "user_id": arm.user_id,
+                    "variant": arm.variant,
+                    "model_version": arm.model_version,
+                    "brand": state.settings.brand,
+                    "experiment_id": arm.experiment_id,
+                    "error": type(error).__name__,
+                }
+            ],
+            durable=False,
+        )
+    except Exception:
+        log.exception("the failed /rank request could not be logged as an errors event")
+    return variant

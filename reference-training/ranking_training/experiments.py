@@ -9,7 +9,8 @@ contract is docs/architecture.md, "Online experiments (issue 15)":
   the salted bucket (`ranking_features.assignment`), so a request the fallback answered counts
   against the arm whose model failed it.
 - `arm_statistics`: per arm, users, requests, requests with a click or a conversion, fallback
-  answers, and CTR and conversion rate with user-clustered (delta-method) standard errors
+  answers, failed requests (`events/errors`: answered 500 after the arm was chosen), and CTR
+  and conversion rate with user-clustered (delta-method) standard errors
   (`ranking_features.statistics`).
 - `msprt`: the mixture sequential probability ratio test on the CTR difference, with its
   always-valid p-value and confidence sequence (formulas in its docstring).
@@ -31,13 +32,15 @@ from ranking_features.assignment import (
     ARMS,
     CHALLENGER_ARM,
     CHAMPION_ARM,
-    experiment_bucket,
+    experiment_arm,
 )
 from ranking_features.events import (
+    ERRORS_DIR,
     FEEDBACK_DIR,
     FEEDBACK_SCHEMA,
     IMPRESSION_SCHEMA,
     IMPRESSIONS_DIR,
+    RANK_ERROR_SCHEMA,
     TIMESTAMP,
     first_of_each_event,
     matches_an_impression,
@@ -100,6 +103,8 @@ class Guardrails:
 
     # The challenger arm's fallback ratio may exceed the champion arm's by at most this.
     max_fallback_excess: float = 0.01
+    # The same for the error ratio: failed requests / (answered + failed) requests.
+    max_error_excess: float = 0.01
     # No verdict (promote or stop, except on expiry) before each arm has this many users: the
     # variance and the test are large-sample approximations.
     min_users_per_arm: int = 100
@@ -116,6 +121,8 @@ class ArmData:
     # Feedback naming one of the experiment's requests whose user or item matches no
     # impression (left out, as everywhere the feedback rules apply).
     unmatched_feedback: int = 0
+    # Per arm, the experiment's requests that failed after their arm was chosen.
+    errors: dict[str, int] = field(default_factory=dict)
 
 
 REQUEST_COLUMNS = (
@@ -172,12 +179,35 @@ def read_experiment_events(lake_uri: str, spec: ExperimentSpec, now: datetime) -
     unmatched = int((ours & ~matched).sum())
     events = events.filter(pa.array(matched))
 
+    failed = _read_events(
+        fs, root, ERRORS_DIR, days, RANK_ERROR_SCHEMA, ("ts", "user_id"), ("experiment_id",)
+    ).table
+    in_window = _seconds(failed)
+    failed = failed.filter(
+        pa.array(
+            pc.equal(failed["experiment_id"], spec.experiment_id)
+            .fill_null(False)
+            .to_numpy(zero_copy_only=False)
+            & (in_window >= start.timestamp())
+            & (in_window <= end.timestamp())
+        )
+    )
+    errors = dict.fromkeys(ARMS, 0)
+    for user in failed["user_id"].to_pylist():
+        errors[_arm_of(spec, user)] += 1
+
     return ArmData(
         spec=spec,
         requests=_requests(rows, events, spec),
         impressions=rows.num_rows,
         unmatched_feedback=unmatched,
+        errors=errors,
     )
+
+
+def _arm_of(spec: ExperimentSpec, user: str) -> str:
+    """The arm the experiment's salted assignment puts `user` in."""
+    return experiment_arm(spec.experiment_id, user, spec.challenger_traffic)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -198,12 +228,7 @@ def _requests(impressions: pa.Table, feedback: pa.Table, spec: ExperimentSpec) -
     shown = impressions.select(["request_id", "user_id", "model_version", "variant"]).to_pandas()
     requests = shown.groupby("request_id", sort=True).first().reset_index()
     users = requests["user_id"].unique()
-    arm_of = {
-        user: CHALLENGER_ARM
-        if experiment_bucket(spec.experiment_id, user) < spec.challenger_traffic
-        else CHAMPION_ARM
-        for user in users
-    }
+    arm_of = {user: _arm_of(spec, user) for user in users}
     requests["arm"] = requests["user_id"].map(arm_of)
     requests["fallback"] = requests["variant"] == FALLBACK_VARIANT
     for column, kind in (("clicked", "click"), ("converted", "conversion")):
@@ -243,10 +268,17 @@ class ArmStats:
     other_version_requests: int
     ctr: ClusteredRatio
     conversion_rate: ClusteredRatio
+    # Requests that failed (500) after the arm was chosen: not in `requests`.
+    error_requests: int = 0
 
     @property
     def fallback_ratio(self) -> float:
         return self.fallback_requests / self.requests if self.requests else 0.0
+
+    @property
+    def error_ratio(self) -> float:
+        attempted = self.requests + self.error_requests
+        return self.error_requests / attempted if attempted else 0.0
 
     def figures(self) -> dict[str, float]:
         """Flat numbers for logs and MLflow metrics, prefixed with the arm's name."""
@@ -258,6 +290,8 @@ class ArmStats:
             "converted_requests": self.converted_requests,
             "fallback_requests": self.fallback_requests,
             "fallback_ratio": self.fallback_ratio,
+            "error_requests": self.error_requests,
+            "error_ratio": self.error_ratio,
             "other_version_requests": self.other_version_requests,
             "ctr": self.ctr.estimate,
             "ctr_se": self.ctr.standard_error,
@@ -294,6 +328,7 @@ def arm_statistics(data: ArmData) -> dict[str, ArmStats]:
             conversion_rate=clustered_ratio(
                 per_user["converted"].to_numpy(), per_user["one"].to_numpy()
             ),
+            error_requests=data.errors.get(arm, 0),
         )
     return result
 
@@ -436,6 +471,7 @@ def decide(
     )
     enough = min(champion.users, challenger.users) >= rails.min_users_per_arm
     excess = challenger.fallback_ratio - champion.fallback_ratio
+    error_excess = challenger.error_ratio - champion.error_ratio
     expired = elapsed_days > spec.max_experiment_days
 
     if enough and excess > rails.max_fallback_excess:
@@ -443,6 +479,13 @@ def decide(
             f"guardrail: the challenger arm's fallback ratio {challenger.fallback_ratio:.3f} "
             f"exceeds the champion arm's {champion.fallback_ratio:.3f} by more than "
             f"{rails.max_fallback_excess}"
+        )
+        return Decision("stop", reason, figures)
+    if enough and error_excess > rails.max_error_excess:
+        reason = (
+            f"guardrail: the challenger arm's error ratio {challenger.error_ratio:.3f} "
+            f"exceeds the champion arm's {champion.error_ratio:.3f} by more than "
+            f"{rails.max_error_excess}"
         )
         return Decision("stop", reason, figures)
     if enough and test.low > 0:

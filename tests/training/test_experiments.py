@@ -4,7 +4,9 @@ sequential test under peeking, and the contract's decision table."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -218,10 +220,13 @@ def _decide(
     days: float = 1.0,
     users: int = 400,
     challenger_fallback: int = 0,
+    errors: tuple[int, int] = (0, 0),
 ) -> str:
     stats = {
-        CHAMPION_ARM: _arm(CHAMPION_ARM, champion, users),
-        CHALLENGER_ARM: _arm(CHALLENGER_ARM, challenger, users, challenger_fallback),
+        CHAMPION_ARM: replace(_arm(CHAMPION_ARM, champion, users), error_requests=errors[0]),
+        CHALLENGER_ARM: replace(
+            _arm(CHALLENGER_ARM, challenger, users, challenger_fallback), error_requests=errors[1]
+        ),
     }
     decision = decide(stats, spec(), START + timedelta(days=days), Guardrails())
     return f"{decision.kind}:{decision.experiment_tag}"
@@ -248,6 +253,64 @@ def test_a_broken_fallback_guardrail_stops_even_a_winning_challenger() -> None:
     # 2000 requests per arm: 21 fallback answers are 1.05 % > 1 % over the champion's 0.
     assert _decide(0.30, 0.40, challenger_fallback=21) == "stop:lost"
     assert _decide(0.30, 0.40, challenger_fallback=19) == "promote:won"
+
+
+def test_a_broken_error_guardrail_stops_even_a_winning_challenger() -> None:
+    # 2000 answered requests per arm. 21 failed: 21 / 2021 = 1.04 % > 1 % over the champion's 0;
+    # 20 / 2020 = 0.99 % is within it.
+    assert _decide(0.30, 0.40, errors=(0, 21)) == "stop:lost"
+    assert _decide(0.30, 0.40, errors=(0, 20)) == "promote:won"
+    # The excess counts, not the level: 31 / 2031 - 10 / 2010 = 1.03 %, 30 / 2030 - ... = 0.98 %.
+    assert _decide(0.30, 0.40, errors=(10, 31)) == "stop:lost"
+    assert _decide(0.30, 0.40, errors=(10, 30)) == "promote:won"
+    # Failures of the champion's arm never stop the challenger.
+    assert _decide(0.30, 0.40, errors=(200, 0)) == "promote:won"
+
+
+def test_failed_requests_in_the_lake_count_for_the_arm_of_their_user(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from ranking_features.events import ERRORS_DIR, RANK_ERROR_SCHEMA, partition_dir
+    from ranking_training.experiments import arm_statistics, read_experiment_events
+
+    experiment = spec()
+    users = [f"u{i}" for i in range(40)]
+    arms = [experiment_arm(experiment.experiment_id, u, 0.5) for u in users]
+    moment = START + timedelta(hours=2)
+    rows = [
+        # (user, experiment_id, ts): ours in the window, another experiment's, before the start.
+        *[(u, experiment.experiment_id, moment) for u in users],
+        (users[0], "exp-other", moment),
+        (users[1], experiment.experiment_id, START - timedelta(hours=1)),
+    ]
+    for day in {ts.date() for _, _, ts in rows}:
+        folder = tmp_path / partition_dir(ERRORS_DIR, day.isoformat())
+        folder.mkdir(parents=True)
+        chosen = [r for r in rows if r[2].date() == day]
+        table = pa.table(
+            {
+                "request_id": [f"r{i}" for i in range(len(chosen))],
+                "ts": [ts for _, _, ts in chosen],
+                "user_id": [u for u, _, _ in chosen],
+                "variant": ["challenger"] * len(chosen),
+                "model_version": ["2"] * len(chosen),
+                "brand": ["acme"] * len(chosen),
+                "experiment_id": [e for _, e, _ in chosen],
+                "error": ["RuntimeError"] * len(chosen),
+            },
+            schema=RANK_ERROR_SCHEMA,
+        )
+        pq.write_table(table, folder / "segment.parquet")
+
+    data = read_experiment_events(tmp_path.as_uri(), experiment, START + timedelta(hours=3))
+    assert data.errors == {
+        CHAMPION_ARM: arms.count(CHAMPION_ARM),
+        CHALLENGER_ARM: arms.count(CHALLENGER_ARM),
+    }
+    assert 0 < data.errors[CHALLENGER_ARM] < len(users)
+    stats = arm_statistics(data)
+    assert stats[CHALLENGER_ARM].error_requests == arms.count(CHALLENGER_ARM)
+    assert stats[CHALLENGER_ARM].error_ratio == 1.0  # no answered requests at all
 
 
 def test_no_verdict_before_each_arm_has_its_minimum_users() -> None:
