@@ -70,17 +70,16 @@ def served_view_features(
     times = request_ts[requests]
     encoded = EncodedEvents.from_lake(data)
     sessions = encoded.sessions(encoded.user_rows(user_ids), times)
-    item_of_code = np.array(
-        [*encoded.item_ids, *sorted(encoded.unknown_codes, key=encoded.unknown_codes.get)],
-        dtype=object,
-    )
+    # Codes past the catalog's rows are the window's unknown ids, numbered in order.
+    unknown = sorted(encoded.unknown_codes.items(), key=lambda pair: pair[1])
+    item_of_code = [*encoded.item_ids, *(item_id for item_id, _ in unknown)]
     return build_feature_matrix(
         snapshot,
         user_ids=[str(user) for user in user_ids],
         request_times=times,
         row_request=row_request,
         row_items=[str(item) for item in impressions["item_id"].to_numpy()[rows]],
-        recent_items=[[str(item_of_code[c]) for c in session if c >= 0] for session in sessions],
+        recent_items=[[item_of_code[c] for c in session if c >= 0] for session in sessions],
     )
 
 

@@ -61,7 +61,7 @@ def test_the_drift_job_explains_what_it_cannot_judge(
     )
     assert "retrain the brand" in out and "Traceback" not in out
 
-    run_id = MlflowClient(tracking_uri=tracking).get_model_version(MODEL, version).run_id
+    run_id = str(MlflowClient(tracking_uri=tracking).get_model_version(MODEL, version).run_id)
     reference = feature_distribution(np.random.default_rng(1).random((500, 8)), "test")
     MlflowClient(tracking_uri=tracking).log_text(
         run_id, json.dumps(reference.to_dict()), DISTRIBUTION_ARTIFACT
