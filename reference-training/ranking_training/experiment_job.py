@@ -400,7 +400,8 @@ def describe(result: dict[str, Any]) -> str:
             f" {figures['requests']} requests, CTR {figures['ctr']:.4f}"
             f" [{figures['ctr_ci_low']:.4f}, {figures['ctr_ci_high']:.4f}],"
             f" conversion rate {figures['conversion_rate']:.4f},"
-            f" fallback {figures['fallback_ratio']:.3f}"
+            f" fallback {figures['fallback_ratio']:.3f},"
+            f" errors {figures.get('error_ratio', 0.0):.3f}"
         )
     low, high = result["ctr_difference_low"], result["ctr_difference_high"]
     lines.append(
@@ -428,6 +429,8 @@ def _arm(stats: Any) -> dict[str, Any]:
         "clicked_requests": stats.clicked_requests,
         "converted_requests": stats.converted_requests,
         "fallback_ratio": stats.fallback_ratio,
+        "error_requests": stats.error_requests,
+        "error_ratio": stats.error_ratio,
         "ctr": stats.ctr.estimate,
         "ctr_ci_low": low,
         "ctr_ci_high": high,
