@@ -21,6 +21,7 @@ from ranking_features import FEATURE_VERSION, feature_spec
 
 from ranking_training.config import TrainingConfig
 from ranking_training.data import LakeData, load_lake
+from ranking_training.drift import write_training_distribution
 from ranking_training.errors import TrainingError
 from ranking_training.evaluate import (
     Evaluation,
@@ -202,6 +203,8 @@ def run_training(config: TrainingConfig, say: Callable[[str], None] = print) -> 
         (feature_dir / "spec.json").write_text(
             json.dumps(feature_spec(), indent=2), encoding="utf-8"
         )
+        # What drift monitoring compares served vectors with (features/distribution.json).
+        write_training_distribution(data, windows, snapshot, feature_dir)
         version = log_and_register(
             booster,
             model_name=config.registered_model,
