@@ -219,7 +219,7 @@ def test_every_brand_gets_the_full_set_of_resources(prod: dict[str, PlannedResou
             "Namespace": 1, "ResourceQuota": 1, "LimitRange": 1, "ServiceAccount": 2,
             "SecretProviderClass": 2, "MlflowAccess": 1, "Deployment": 1, "Service": 1,
             "HorizontalPodAutoscaler": 1, "PodDisruptionBudget": 1, "Ingress": 1,
-            "PodMonitor": 1, "CronJob": 2,
+            "PodMonitor": 1, "CronJob": 3,
         }.items():  # fmt: skip
             assert per_brand[(brand, kind)] == count, f"{brand}: expected {count} {kind}"
     # streamly trains on 4 Dask workers in prod; newsroom trains in the job's pod.
@@ -437,8 +437,8 @@ def test_secrets_reach_service_and_training_only_as_mounted_files(
         (c.name, c.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"])
         for c in of_type(prod, "CronJob")
     ]
-    # Per brand: the service, the training job and the experiment evaluator.
-    assert len(pods) == 6
+    # Per brand: the service, the training job, the experiment evaluator and the drift job.
+    assert len(pods) == 8
     for name, pod in pods:
         container = pod["containers"][0]
         env = {item["name"]: item for item in container["env"]}
