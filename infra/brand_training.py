@@ -1,8 +1,9 @@
 """A brand's training job on AKS: built for flexibility, never touching a serving pod.
 
 A CronJob on the brand's ``training.schedule`` runs the training image with the
-environment contract. With ``training.workers > 0`` it trains on a DaskCluster in
-the brand namespace (the Dask operator's CRD), whose scheduler address the job gets.
+environment contract. With ``training.workers > 0`` it trains on the brand's Dask cluster
+(``infra.brand_dask``): the job's pod is the driver that joins it, and the cluster's
+workers, which run as training's identity too, read the lake and fit.
 A second CronJob runs the online-experiment evaluator (``ranking-experiments evaluate``)
 from the same image, as the same identity and with the same secret, every hour; a third, the
 drift job (``ranking-experiments drift``), half an hour later, so the two never share the
@@ -11,14 +12,16 @@ quota's room for one of them beside a training run.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.brand_dask import DaskPods, create_dask_cluster
 from infra.brand_names import BrandSecret
-from infra.brand_namespace import DASK_SCHEDULER_CPU_MILLI, DASK_SCHEDULER_MEMORY_MI, cpu_milli
+from infra.brand_namespace import cpu_milli
 from infra.brand_pods import (
     MLFLOW_PASSWORD_OBJECT,
     TMP_MOUNT,
@@ -49,8 +52,6 @@ DRIFT_SCHEDULE = "47 * * * *"
 holds one evaluator-sized job beside a training run (infra/brand_namespace.py), and these
 two take turns in it. A late start only waits for the quota, it never fails."""
 DRIFT_CRON_JOB = "training-drift"
-DASK_SCHEDULER_PORT = 8786
-DASK_DASHBOARD_PORT = 8787
 
 
 def _training_args(context: BrandWorkloadContext) -> list[str]:
@@ -162,13 +163,18 @@ def create_training(
     created: list[pulumi.Resource] = [account, provider_class]
     depends_on: list[pulumi.Resource] = [account, provider_class]
     if brand.training.workers:
-        # The operator's Helm release installs the DaskCluster CRD; without it the object fails.
+        # The operator's Helm release installs the Dask CRDs; without them the objects fail.
         after_operator = pulumi.ResourceOptions(depends_on=list(dask_operator))
-        dask_cluster = _dask_cluster(
-            context, image, pulumi.ResourceOptions.merge(opts, after_operator)
+        dask = create_dask_cluster(
+            context,
+            DaskPods(
+                container=functools.partial(_container, context, image=image),
+                pod_spec=functools.partial(_pod_spec, context),
+            ),
+            pulumi.ResourceOptions.merge(opts, after_operator),
         )
-        created.append(dask_cluster)
-        depends_on.append(dask_cluster)
+        created += dask
+        depends_on += dask
 
     # Model versions are tagged with the code that trained them; the image has no git, and
     # the deploy workflow tags images by commit, so the image's pin is that commit.
@@ -322,79 +328,5 @@ def _evaluator_cron_job(
                 ),
             ),
         ),
-        opts=opts,
-    )
-
-
-def _dask_cluster(
-    context: BrandWorkloadContext, image: str, opts: pulumi.ResourceOptions
-) -> k8s.apiextensions.CustomResource:
-    """The brand's Dask cluster, run by the Dask operator from the training image.
-
-    The workers read the lake, so they carry the workload identity label; the
-    scheduler only coordinates, so no Azure token is projected into it.
-    """
-    names = context.names
-    worker_env = context.common_env()
-    tcp_port = core.ContainerPortArgs(
-        name="tcp-comm", container_port=DASK_SCHEDULER_PORT, protocol="TCP"
-    )
-    dashboard_port = core.ContainerPortArgs(
-        name="http-dashboard", container_port=DASK_DASHBOARD_PORT, protocol="TCP"
-    )
-    worker = _container(
-        context,
-        "worker",
-        image,
-        worker_env,
-        args=["dask", "worker", "--name", "$(DASK_WORKER_NAME)", "--dashboard-address", ":8788"],
-    )
-    scheduler = _container(
-        context,
-        "scheduler",
-        image,
-        [core.EnvVarArgs(name="TMPDIR", value=TMP_MOUNT)],
-        args=["dask", "scheduler"],
-        ports=[tcp_port, dashboard_port],
-        sizing=resources(f"{DASK_SCHEDULER_CPU_MILLI}m", f"{DASK_SCHEDULER_MEMORY_MI}Mi"),
-    )
-    worker_labels = {**context.labels, **workload_identity_labels()}
-    return k8s.apiextensions.CustomResource(
-        f"{context.brand.name}-dask-cluster",
-        api_version="kubernetes.dask.org/v1",
-        kind="DaskCluster",
-        metadata=context.metadata(names.dask_cluster, "dask"),
-        spec={
-            "worker": {
-                "replicas": context.brand.training.workers,
-                "metadata": {"labels": worker_labels},
-                "spec": _pod_spec(context, worker),
-            },
-            "scheduler": {
-                "metadata": {"labels": context.labels},
-                "spec": _pod_spec(context, scheduler),
-                "service": {
-                    "type": "ClusterIP",
-                    "selector": {
-                        "dask.org/cluster-name": names.dask_cluster,
-                        "dask.org/component": "scheduler",
-                    },
-                    "ports": [
-                        {
-                            "name": "tcp-comm",
-                            "protocol": "TCP",
-                            "port": DASK_SCHEDULER_PORT,
-                            "targetPort": "tcp-comm",
-                        },
-                        {
-                            "name": "http-dashboard",
-                            "protocol": "TCP",
-                            "port": DASK_DASHBOARD_PORT,
-                            "targetPort": "http-dashboard",
-                        },
-                    ],
-                },
-            },
-        },
         opts=opts,
     )

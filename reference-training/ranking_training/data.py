@@ -1,10 +1,14 @@
-"""Stage 1: read and validate a brand's impressions, feedback and catalog from its lake.
+"""Stage 1: the rules for reading and validating a brand's impressions, feedback and catalog.
 
-Reads the `date=` partitions of the window through fsspec (file:// or abfs://), checks every
-file against the schemas in `ranking_features.events`, removes duplicate events (ingestion is
-at-least-once) and refuses data that cannot be trained on with a `DataError` naming the file
-and column. Feedback is read one day past the window, because the clicks on the last day's
-impressions may land after midnight.
+Reads `date=` partitions through fsspec (file:// or abfs://), checks every file against the
+schemas in `ranking_features.events`, removes duplicate events (ingestion is at-least-once) and
+refuses data that cannot be trained on with a `DataError` naming the file and column. Feedback
+is read one day past the window, because the clicks on the last day's impressions may land
+after midnight.
+
+The functions here work on one partition or one bucket of events; `ranking_training.lake_window`
+runs them where a window's day partitions live (in this process or on Dask workers), and
+`load_lake` is that pipeline in this process, gathered into one `LakeData`.
 
 Feedback follows the lake's feedback rules (`ranking_features.events`, docs/architecture.md):
 a retry counts once, and feedback that names a request but whose request_id, user_id and
@@ -27,13 +31,9 @@ from fsspec import AbstractFileSystem
 from ranking_features.events import (
     CATALOG_PATH,
     CATALOG_SCHEMA,
-    FEEDBACK_DIR,
-    FEEDBACK_SCHEMA,
     FEEDBACK_TYPES,
-    IMPRESSION_SCHEMA,
     IMPRESSIONS_DIR,
     TIMESTAMP,
-    first_of_each_event,
     matches_an_impression,
 )
 from ranking_features.lake import open_lake
@@ -66,16 +66,57 @@ class LakeData:
 
     def fingerprint(self) -> str:
         """A digest of the data's content: the same events give the same fingerprint, in
-        whatever order and files they were read (row hashes, sorted)."""
-        digest = hashlib.sha256()
-        for frame in (self.impressions, self.feedback, self.catalog):
-            if "pool" in frame:  # lists do not hash: the pool's items joined instead
-                pools = frame["pool"].map(lambda pool: None if pool is None else "\x1f".join(pool))
-                frame = frame.assign(pool=pools)
-            rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-            digest.update(np.sort(rows).tobytes())
-        digest.update(f"{self.window_start}:{self.window_end}".encode())
-        return digest.hexdigest()[:32]
+        whatever order, files and partitions they were read (`content_digest`)."""
+        return window_fingerprint(
+            [content_digest(self.impressions)],
+            [content_digest(self.feedback)],
+            content_digest(self.catalog),
+            self.window_start,
+            self.window_end,
+        )
+
+
+Digest = tuple[int, int, int]
+"""A multiset digest of a frame's rows: (rows, sum of row hashes, sum of remixed row hashes),
+sums modulo 2**64. Order-free, and the digest of a union is the sum of the parts' digests, so
+day partitions digest where they live and only three integers each reach the driver."""
+
+_MASK = (1 << 64) - 1
+
+
+def content_digest(frame: pd.DataFrame) -> Digest:
+    """The `Digest` of a frame's rows (pandas' row hashes; a pool list hashes as its items)."""
+    if "pool" in frame:  # lists do not hash: the pool's items joined instead
+        pools = frame["pool"].map(lambda pool: None if pool is None else "\x1f".join(pool))
+        frame = frame.assign(pool=pools)
+    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    # A second, independent mix (splitmix64's finaliser) makes a collision of the plain sums
+    # alone not enough to hide a change.
+    mixed = rows ^ (rows >> np.uint64(30))
+    mixed *= np.uint64(0xBF58476D1CE4E5B9)
+    mixed ^= mixed >> np.uint64(27)
+    mixed *= np.uint64(0x94D049BB133111EB)
+    mixed ^= mixed >> np.uint64(31)
+    return len(rows), int(rows.sum(dtype=np.uint64)), int(mixed.sum(dtype=np.uint64))
+
+
+def window_fingerprint(
+    impressions: list[Digest],
+    feedback: list[Digest],
+    catalog: Digest,
+    window_start: float,
+    window_end: float,
+) -> str:
+    """The fingerprint of a window from the digests of its parts (any partitioning)."""
+
+    def total(parts: list[Digest]) -> str:
+        rows = sum(p[0] for p in parts)
+        return f"{rows}:{sum(p[1] for p in parts) & _MASK}:{sum(p[2] for p in parts) & _MASK}"
+
+    text = "|".join(
+        [total(impressions), total(feedback), total([catalog]), f"{window_start}:{window_end}"]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def day_start(day: date) -> float:
@@ -85,73 +126,55 @@ def day_start(day: date) -> float:
 def load_lake(
     lake_uri: str, data_from: date, data_to: date, mature_before: float | None = None
 ) -> LakeData:
-    """Read and validate the window [data_from, data_to] (whole UTC days).
+    """Read and validate the window [data_from, data_to] (whole UTC days) into this process.
 
     `mature_before` (epoch seconds; the run's time minus the label delay) ends the window
     early: impressions at or after it are left out (counted as `immature_impressions`), since
-    the feedback on them may not have arrived, and feedback on them is the next run's."""
+    the feedback on them may not have arrived, and feedback on them is the next run's.
+
+    This is the training job's own read (`lake_window.read_window`) on Dask's synchronous
+    scheduler, gathered: one implementation of the rules, whatever runs it."""
+    # Imported here: lake_window runs this module's functions, and this one only gathers it.
+    from ranking_training.cluster import TrainingCluster
+    from ranking_training.lake_window import read_window
+
+    return read_window(
+        TrainingCluster.in_process(), lake_uri, data_from, data_to, mature_before
+    ).to_lake_data()
+
+
+def window_bounds(
+    data_from: date, data_to: date, mature_before: float | None
+) -> tuple[float, float]:
+    """[start, end) of the window in epoch seconds: whole days, ended early by maturity."""
     if data_to < data_from:
         raise DataError(f"data window: --from {data_from} is after --to {data_to}")
-    fs, root = open_lake(lake_uri)
     window_start = day_start(data_from)
     window_end = day_start(data_to + timedelta(days=1))
     if mature_before is not None and mature_before < window_end:
         window_end = max(window_start, mature_before)
-    impression_days = _days(data_from, data_to)
-    feedback_days = _days(data_from, data_to + timedelta(days=1))
+    return window_start, window_end
 
-    impressions = _read_events(
-        fs,
-        root,
-        IMPRESSIONS_DIR,
-        impression_days,
-        IMPRESSION_SCHEMA,
-        IMPRESSION_COLUMNS,
-        EXPLORATION_COLUMNS,
-    )
-    immature = impressions.keep(_seconds(impressions.table) < window_end)
-    if impressions.table.num_rows == 0:
-        raise DataError(
-            f"{lake_uri}/{IMPRESSIONS_DIR}: no mature impressions between {data_from} and "
-            f"{data_to} (before {datetime.fromtimestamp(window_end, UTC):%Y-%m-%d %H:%M} UTC, "
-            "the run's time minus training.label_delay_hours); check the lake URI and the data "
-            "window (--from/--to or --lookback-days)"
-        )
-    feedback = _read_events(
-        fs, root, FEEDBACK_DIR, feedback_days, FEEDBACK_SCHEMA, FEEDBACK_COLUMNS
-    )
-    catalog = _read_catalog(fs, root, lake_uri)
 
-    duplicates = impressions.drop_duplicate_events()
-    duplicates += feedback.keep(first_of_each_event(feedback.table))
-    unmatched = _drop_unmatched_feedback(feedback, impressions.table, window_end)
-    # Ids that repeat across a million rows are read as categories: hashed once here, and
-    # the feature stage's grouping and encoding reuse the codes.
-    impressions.encode("request_id", "item_id")
-    impressions.check_ranked_lists()
-
-    return LakeData(
-        impressions=_to_frame(impressions.table),
-        feedback=_to_frame(feedback.table),
-        catalog=catalog,
-        window_start=window_start,
-        window_end=window_end,
-        files_read=len(impressions.paths) + len(feedback.paths) + 1,
-        duplicates_dropped=duplicates,
-        unmatched_feedback=unmatched,
-        immature_impressions=immature,
+def no_mature_impressions(lake_uri: str, data_from: date, data_to: date, end: float) -> DataError:
+    return DataError(
+        f"{lake_uri}/{IMPRESSIONS_DIR}: no mature impressions between {data_from} and "
+        f"{data_to} (before {datetime.fromtimestamp(end, UTC):%Y-%m-%d %H:%M} UTC, "
+        "the run's time minus training.label_delay_hours); check the lake URI and the data "
+        "window (--from/--to or --lookback-days)"
     )
 
 
-def _seconds(events: pa.Table) -> np.ndarray:
+def event_seconds(events: pa.Table) -> np.ndarray:
     """Each row's `ts` in epoch seconds."""
     return pc.cast(pc.cast(events["ts"], TIMESTAMP), pa.int64()).to_numpy() / 1e6
 
 
-def _drop_unmatched_feedback(feedback: _Events, impressions: pa.Table, window_end: float) -> int:
+def drop_unmatched_feedback(feedback: EventFiles, impressions: pa.Table, window_end: float) -> int:
     """Drop feedback naming a request whose (request_id, user_id, item_id) matches no
     impression; the number dropped, not counting feedback from the day past the window that
-    names an unknown request (its impression is after the window: the next run's)."""
+    names an unknown request (its impression is after the window: the next run's).
+    `impressions` must hold every impression of the requests `feedback` names."""
     events = feedback.table
     if events.num_rows == 0:
         return 0
@@ -161,18 +184,19 @@ def _drop_unmatched_feedback(feedback: _Events, impressions: pa.Table, window_en
     if not stray.any():
         return 0
     rows = events.filter(pa.array(stray))
-    seconds = _seconds(rows)
+    seconds = event_seconds(rows)
     known = pc.is_in(rows["request_id"], value_set=impressions["request_id"]).to_numpy()
     feedback.keep(~stray)
     return int(((seconds < window_end) | known).sum())
 
 
-def _days(first: date, last: date) -> list[str]:
-    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+def days_between(first: date, last: date) -> list[date]:
+    """The days from `first` to `last`, both included."""
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 @dataclass
-class _Events:
+class EventFiles:
     """The validated files of one event kind, concatenated; `source` is each row's file."""
 
     table: pa.Table
@@ -223,7 +247,7 @@ class _Events:
             )
 
 
-def _read_events(
+def read_events(
     fs: AbstractFileSystem,
     root: str,
     events_dir: str,
@@ -231,7 +255,9 @@ def _read_events(
     schema: pa.Schema,
     required: tuple[str, ...],
     optional: tuple[str, ...] = (),
-) -> _Events:
+) -> EventFiles:
+    """The files of `days` (YYYY-MM-DD) under `events_dir`, validated, in day and name order;
+    a `DataError` names the first file that breaks a rule."""
     tables: list[pa.Table] = []
     paths: list[str] = []
     for day in days:
@@ -245,11 +271,10 @@ def _read_events(
             tables.append(table)
             paths.append(path)
     if not tables:
-        names = (*required, *optional)
-        empty = pa.table({name: pa.array([], schema.field(name).type) for name in names})
-        return _Events(empty, [], np.zeros(0, dtype=np.int64))
+        empty = pa.schema([schema.field(name) for name in (*required, *optional)]).empty_table()
+        return EventFiles(empty, [], np.zeros(0, dtype=np.int64))
     source = np.repeat(np.arange(len(tables)), [t.num_rows for t in tables])
-    return _Events(pa.concat_tables(tables), paths, source)
+    return EventFiles(pa.concat_tables(tables), paths, source)
 
 
 def _read_file(
@@ -303,7 +328,8 @@ def _compatible(found: pa.DataType, expected: pa.DataType) -> bool:
     return bool(found.equals(expected))
 
 
-def _to_frame(table: pa.Table) -> pd.DataFrame:
+def to_frame(table: pa.Table) -> pd.DataFrame:
+    """A table as pandas, `ts` and `published_at` in epoch seconds."""
     frame = table.to_pandas()
     for name in ("ts", "published_at"):
         if name in frame:
@@ -311,14 +337,16 @@ def _to_frame(table: pa.Table) -> pd.DataFrame:
     return frame
 
 
-def _read_catalog(fs: AbstractFileSystem, root: str, lake_uri: str) -> pd.DataFrame:
+def read_catalog(lake_uri: str) -> pd.DataFrame:
+    """The item catalog, validated (each item once)."""
+    fs, root = open_lake(lake_uri)
     path = f"{root}/{CATALOG_PATH}"
     if not fs.exists(path):
         raise DataError(
             f"{lake_uri}/{CATALOG_PATH}: the item catalog is missing; the brand's content "
             "system must write it (columns item_id, category, published_at)"
         )
-    catalog = _to_frame(_read_file(fs, path, CATALOG_SCHEMA, CATALOG_COLUMNS))
+    catalog = to_frame(_read_file(fs, path, CATALOG_SCHEMA, CATALOG_COLUMNS))
     duplicated = catalog["item_id"].duplicated()
     if duplicated.any():
         example = catalog.loc[duplicated, "item_id"].iloc[0]

@@ -48,7 +48,7 @@ from ranking_features.events import (
 from ranking_features.lake import open_lake
 from ranking_features.statistics import ClusteredRatio, clustered_ratio
 
-from ranking_training.data import FEEDBACK_COLUMNS, _read_events
+from ranking_training.data import FEEDBACK_COLUMNS, read_events
 
 FALLBACK_VARIANT = "fallback"
 
@@ -147,7 +147,7 @@ def read_experiment_events(lake_uri: str, spec: ExperimentSpec, now: datetime) -
         (start.date() + timedelta(days=i)).isoformat()
         for i in range((end.date() - start.date()).days + 1)
     ]
-    impressions = _read_events(
+    impressions = read_events(
         fs,
         root,
         IMPRESSIONS_DIR,
@@ -168,7 +168,7 @@ def read_experiment_events(lake_uri: str, spec: ExperimentSpec, now: datetime) -
     )
     rows = rows.filter(pa.array(mine))
 
-    feedback = _read_events(fs, root, FEEDBACK_DIR, days, FEEDBACK_SCHEMA, FEEDBACK_COLUMNS)
+    feedback = read_events(fs, root, FEEDBACK_DIR, days, FEEDBACK_SCHEMA, FEEDBACK_COLUMNS)
     events = feedback.table
     events = events.filter(pa.array(first_of_each_event(events)))
     events = events.filter(pa.array(_seconds(events) <= end.timestamp()))
@@ -179,7 +179,7 @@ def read_experiment_events(lake_uri: str, spec: ExperimentSpec, now: datetime) -
     unmatched = int((ours & ~matched).sum())
     events = events.filter(pa.array(matched))
 
-    failed = _read_events(
+    failed = read_events(
         fs, root, ERRORS_DIR, days, RANK_ERROR_SCHEMA, ("ts", "user_id"), ("experiment_id",)
     ).table
     in_window = _seconds(failed)

@@ -11,7 +11,7 @@ Labels: conversion 2, click 1, dismiss `dismiss_label`, nothing 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -80,7 +80,7 @@ class EncodedEvents:
         item_index = pd.Index(catalog["item_id"])
         clicks = data.feedback[data.feedback["type"] == "click"]
         user_ids = sorted(clicks["user_id"].unique())
-        impression_codes, click_codes = _item_codes(
+        impression_codes, click_codes = item_codes_of(
             item_index, data.impressions["item_id"], clicks["item_id"]
         )
         unknown_codes = {
@@ -202,6 +202,25 @@ class EncodedEvents:
         )
 
 
+@dataclass
+class DayEncoding(EncodedEvents):
+    """`EncodedEvents` of a part of a window (some days, some users), for the same `features`:
+    its point-in-time snapshots come ready-made from the window's aggregates, and its clicks
+    are only those its requests' sessions need (`ranking_training.day_features`)."""
+
+    snapshots: dict[float, FeatureSnapshot] = field(default_factory=dict)
+    # The index of `user_ids`, when the caller has one built already.
+    user_index: pd.Index | None = None
+
+    def snapshot(self, as_of: float, window_start: float) -> FeatureSnapshot:
+        return self.snapshots[as_of]
+
+    def user_rows(self, user_ids: np.ndarray) -> np.ndarray:
+        if self.user_index is None:
+            return super().user_rows(user_ids)
+        return self.user_index.get_indexer(pd.Index(user_ids)).astype(np.int64)
+
+
 def _codes_in_id_order(ids: pd.Series) -> np.ndarray:
     """A code per row, equal for equal ids and ordered like the ids (for categorical columns
     too, whatever the order of their categories)."""
@@ -211,7 +230,7 @@ def _codes_in_id_order(ids: pd.Series) -> np.ndarray:
     return rank[codes]
 
 
-def _item_codes(catalog: pd.Index, *columns: pd.Series) -> list[np.ndarray]:
+def item_codes_of(catalog: pd.Index, *columns: pd.Series | np.ndarray) -> list[np.ndarray]:
     """`ItemCodes` for whole columns at once: the catalog row, or one code per unknown id
     after the catalog's rows, shared across the columns."""
     codes = [catalog.get_indexer(pd.Index(column)).astype(np.int64) for column in columns]
@@ -226,25 +245,55 @@ def _item_codes(catalog: pd.Index, *columns: pd.Series) -> list[np.ndarray]:
 
 def label_impressions(data: LakeData, dismiss_label: int = 0) -> np.ndarray:
     """Label per impression row from the feedback on the same request and item."""
+    return label_rows(data.impressions, data.feedback, dismiss_label)
+
+
+def label_rows(
+    impressions: pd.DataFrame, feedback: pd.DataFrame, dismiss_label: int = 0
+) -> np.ndarray:
+    """Label per impression row (request_id, item_id) from matched feedback (request_id,
+    item_id, type): the best gain of its feedback. `feedback` must hold all of it, so a part of
+    the window labels its rows when it holds every feedback on their requests."""
     gains = {**LABELS, "dismiss": dismiss_label}
-    linked = data.feedback.dropna(subset=["request_id"])
+    linked = feedback.dropna(subset=["request_id"])
     linked = linked.assign(gain=linked["type"].map(gains))
     best = linked.groupby(["request_id", "item_id"], sort=False)["gain"].max()
-    keys = pd.MultiIndex.from_frame(data.impressions[["request_id", "item_id"]])
+    keys = pd.MultiIndex.from_frame(impressions[["request_id", "item_id"]])
     return best.reindex(keys).fillna(0).to_numpy(np.int32)
+
+
+NO_LABELS = (
+    "feedback: no click or conversion links to any impression (by request_id and "
+    "item_id); there is nothing to learn from. Check that feedback carries request_id"
+)
 
 
 def build_training_matrix(
     data: LakeData, dismiss_label: int = 0
 ) -> tuple[RankingMatrix, FeatureSnapshot]:
-    """Point-in-time features for all impressions, and the snapshot at the window's end."""
+    """Point-in-time features for all impressions of an in-memory window, and the snapshot at
+    the window's end (the training job computes the same per day where its rows live,
+    `ranking_training.day_features`)."""
     labels = label_impressions(data, dismiss_label)
     if not (labels > 0).any():
-        raise DataError(
-            "feedback: no click or conversion links to any impression (by request_id and "
-            "item_id); there is nothing to learn from. Check that feedback carries request_id"
-        )
-    impressions = data.impressions
+        raise DataError(NO_LABELS)
+    encoded = EncodedEvents.from_lake(data)
+    matrix = ranking_matrix(
+        data.impressions, labels, encoded, encoded.impression_codes, data.window_start
+    )
+    return matrix, encoded.snapshot(data.window_end, data.window_start)
+
+
+def ranking_matrix(
+    impressions: pd.DataFrame,
+    labels: np.ndarray,
+    encoded: EncodedEvents,
+    item_codes: np.ndarray,
+    window_start: float,
+) -> RankingMatrix:
+    """The rows of `impressions` (request_id, ts, user_id, item_id, position) grouped by request
+    in time order, featurised point in time by `encoded`; `item_codes` are the rows' items as
+    `encoded` codes them. A whole window or one day of it: requests never cross days."""
     request = _codes_in_id_order(impressions["request_id"])
     ts = impressions["ts"].to_numpy(np.float64)
     # A request's time is its first row's. Rows are sorted by request time, then item id, not
@@ -254,8 +303,7 @@ def build_training_matrix(
     item_rank = _codes_in_id_order(impressions["item_id"])
     order = np.lexsort((item_rank, request, request_ts[request]))
 
-    encoded = EncodedEvents.from_lake(data)
-    row_items = encoded.impression_codes[order]
+    row_items = item_codes[order]
     # Renumber requests 0..n-1 in time order; a request's rows are contiguous.
     sorted_request = request[order]
     first = np.flatnonzero(np.r_[True, sorted_request[1:] != sorted_request[:-1]])
@@ -263,20 +311,18 @@ def build_training_matrix(
     group_sizes = np.diff(bounds)
     row_request = np.repeat(np.arange(len(first)), group_sizes)
     times = request_ts[sorted_request[first]]
-    users = encoded.user_rows(impressions["user_id"].to_numpy()[order[first]])
+    users = encoded.user_rows(np.asarray(impressions["user_id"].iloc[order[first]], dtype=object))
     features = encoded.features(
-        data.window_start,
+        window_start,
         users=users,
         times=times,
         row_request=row_request,
         row_items=row_items,
     )
-
-    matrix = RankingMatrix(
+    return RankingMatrix(
         features=features,
-        labels=labels[order],
+        labels=np.asarray(labels)[order],
         positions=impressions["position"].to_numpy(np.int32)[order],
         group_sizes=group_sizes.astype(np.int64),
         request_ts=times,
     )
-    return matrix, encoded.snapshot(data.window_end, data.window_start)

@@ -1,7 +1,10 @@
 """The training job: data -> features -> split -> train -> evaluate -> gate -> register.
 
 Each stage lives in its own module; this one only runs them in order, times them, and tracks
-the run in MLflow experiment `recplat/<brand>`. Bad data stops the job before any MLflow run
+the run in MLflow experiment `recplat/<brand>`. The stages run on day partitions
+(`ranking_training.cluster`): in this process, or on Dask workers with `--workers` or
+`--dask-scheduler`; either way this process holds counts, the boosters and the gate's explore
+requests, never the window's rows. Bad data stops the job before any MLflow run
 is created, so nothing is registered. Every version that passes the offline checks is
 registered; the gate's outcome decides its alias (docs/architecture.md, "Promotion gate").
 """
@@ -17,21 +20,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ranking_features import FEATURE_VERSION, feature_spec
+from ranking_features import FEATURE_VERSION, FeatureSnapshot, feature_spec
+from ranking_features.drift import DISTRIBUTION_ARTIFACT
 
+from ranking_training.cluster import TrainingCluster, training_cluster
 from ranking_training.config import TrainingConfig
-from ranking_training.data import LakeData, load_lake
+from ranking_training.data import LakeData
+from ranking_training.day_features import build_features
 from ranking_training.drift import write_training_distribution
 from ranking_training.errors import TrainingError
-from ranking_training.evaluate import (
-    Evaluation,
-    evaluate,
-    offline_check_failures,
-    popularity_scores,
-    score,
-    write_report,
-)
-from ranking_training.features import EncodedEvents, build_training_matrix
+from ranking_training.evaluate import Evaluation, popularity_scores, write_report
 from ranking_training.gate import (
     CHAMPION_TARGET,
     NEW,
@@ -43,11 +41,9 @@ from ranking_training.gate import (
     decide_counterfactual,
     decide_without_exploration,
     estimate_targets,
-    exploration_slice,
-    pool_features,
     target_positions,
 )
-from ranking_training.metrics import ranking_metrics
+from ranking_training.lake_window import read_window
 from ranking_training.registry import (
     FINGERPRINT_TAG,
     Champion,
@@ -56,8 +52,9 @@ from ranking_training.registry import (
     load_champion,
     log_and_register,
 )
-from ranking_training.split import TimeWindows, split_by_time
-from ranking_training.train import train_in_process, train_on_dask
+from ranking_training.split import WindowBounds
+from ranking_training.train import fit_on_cluster
+from ranking_training.window_parts import WindowParts, split_days
 
 
 @dataclass
@@ -82,6 +79,11 @@ def _timed(timings: dict[str, float], stage: str, say: Callable[[str], None]) ->
 
 
 def run_training(config: TrainingConfig, say: Callable[[str], None] = print) -> JobResult:
+    with training_cluster(config.workers, config.dask_scheduler) as cluster:
+        return _run(config, cluster, say)
+
+
+def _run(config: TrainingConfig, cluster: TrainingCluster, say: Callable[[str], None]) -> JobResult:
     import mlflow
     from mlflow import MlflowClient
 
@@ -93,8 +95,15 @@ def run_training(config: TrainingConfig, say: Callable[[str], None] = print) -> 
     )
 
     with _timed(timings, "load", say):
-        data = load_lake(config.lake_uri, config.data_from, config.data_to, config.mature_before)
-    fingerprint = _fingerprint(data.fingerprint(), config)
+        window = read_window(
+            cluster,
+            config.lake_uri,
+            config.data_from,
+            config.data_to,
+            config.mature_before,
+            config.dismiss_label,
+        )
+    fingerprint = _fingerprint(window.fingerprint(), config)
     existing = find_version_with_fingerprint(client, config.registered_model, fingerprint)
     if existing is not None:
         reason = (
@@ -105,39 +114,34 @@ def run_training(config: TrainingConfig, say: Callable[[str], None] = print) -> 
         return JobResult(existing.version, existing.run_id, None, None, reason, timings)
 
     with _timed(timings, "features", say):
-        matrix, snapshot = build_training_matrix(data, config.dismiss_label)
-        windows = split_by_time(matrix, data.window_start, data.window_end, config.validation_days)
-    train, early_stopping, gate = windows.train, windows.early_stopping, windows.gate
+        features = build_features(window, config.validation_days)
+        windows = split_days(features, config.validation_days)
+    snapshot = features.snapshot
     counts = {
-        "impressions": len(data.impressions),
-        "immature_impressions": data.immature_impressions,
-        "feedback_events": len(data.feedback),
-        "duplicates_dropped": data.duplicates_dropped,
-        "unmatched_feedback": data.unmatched_feedback,
-        "train_rows": len(train.labels),
-        "train_requests": train.n_requests,
-        "early_stopping_requests": early_stopping.n_requests,
-        "gate_rows": len(gate.labels),
-        "gate_requests": gate.n_requests,
-    }
+        key: window.counts[key]
+        for key in (
+            "impressions",
+            "immature_impressions",
+            "feedback_events",
+            "duplicates_dropped",
+            "unmatched_feedback",
+        )
+    } | windows.counts
     with _timed(timings, "fit", say):
-        if config.workers > 0 or config.dask_scheduler:
-            booster = train_on_dask(train, config.lightgbm, config.workers, config.dask_scheduler)
-        else:
-            booster = train_in_process(train, early_stopping, config.lightgbm)
+        booster = fit_on_cluster(
+            cluster, windows.train, windows.early_stopping, windows.train_rows, config.lightgbm
+        )
     with _timed(timings, "evaluate", say):
-        evaluation = evaluate(booster, gate)
         champion, note = load_champion(client, config.registered_model)
+        scorable = champion.booster if champion is not None else None
+        judged = windows.evaluate(booster, scorable)
+        evaluation, failures = judged.evaluation, judged.failures
         if note:
             evaluation.notes.append(note)
-        if champion is not None and champion.booster is not None:
+        if champion is not None and scorable is not None:
             evaluation.champion_version = champion.version
-            evaluation.champion = ranking_metrics(
-                gate.labels, score(champion.booster, gate), gate.group_sizes
-            )
-        failures = offline_check_failures(evaluation, booster, gate)
     with _timed(timings, "gate", say):
-        decision = _judge(config, data, windows, booster, champion, evaluation)
+        decision = _judge(config, windows, booster, champion, evaluation)
     counts["explore_requests"] = decision.exploration_requests
 
     mlflow.set_experiment(config.experiment)
@@ -161,7 +165,7 @@ def run_training(config: TrainingConfig, say: Callable[[str], None] = print) -> 
                 "data_to": str(config.data_to),
                 "promotion_metric": config.promotion_metric,
                 "label_delay_hours": config.label_delay_hours,
-                "mature_before": _span(data.window_end, data.window_end)[1:17],
+                "mature_before": _span(window.window_end, window.window_end)[1:17],
                 "train_window": _span(windows.train_start, windows.early_stopping_start),
                 "early_stopping_window": _span(windows.early_stopping_start, windows.gate_start),
                 "gate_window": _span(windows.gate_start, windows.gate_end),
@@ -204,11 +208,13 @@ def run_training(config: TrainingConfig, say: Callable[[str], None] = print) -> 
             json.dumps(feature_spec(), indent=2), encoding="utf-8"
         )
         # What drift monitoring compares served vectors with (features/distribution.json).
-        write_training_distribution(data, windows, snapshot, feature_dir)
+        (feature_dir / Path(DISTRIBUTION_ARTIFACT).name).write_text(
+            windows.on_gate_data(_distribution, windows.bounds, snapshot), encoding="utf-8"
+        )
         version = log_and_register(
             booster,
             model_name=config.registered_model,
-            example=gate.features[:50],
+            example=judged.example,
             feature_dir=feature_dir,
             version_tags={
                 "brand": config.brand,
@@ -237,8 +243,7 @@ def run_training(config: TrainingConfig, say: Callable[[str], None] = print) -> 
 
 def _judge(
     config: TrainingConfig,
-    data: LakeData,
-    windows: TimeWindows,
+    windows: WindowParts,
     booster: Any,
     champion: Champion | None,
     evaluation: Evaluation,
@@ -252,7 +257,7 @@ def _judge(
         metric=config.promotion_metric,
     )
     champion_version = champion.version if champion is not None else None
-    exploration = exploration_slice(data, windows.gate_start, windows.gate_end)
+    exploration = windows.exploration()
     requests = exploration.n_requests if exploration is not None else 0
     if exploration is None or requests < rule.min_exploration_requests:
         return decide_without_exploration(
@@ -263,7 +268,7 @@ def _judge(
             biased_model=evaluation.model,
             biased_popularity=evaluation.popularity,
         )
-    pool = pool_features(exploration, EncodedEvents.from_lake(data), data.window_start)
+    pool = windows.pool_features(exploration)
     scorers: dict[str, Scorer] = {NEW: _booster_scorer(booster), POPULARITY: popularity_scores}
     if champion is not None and champion.booster is not None:
         scorers[CHAMPION_TARGET] = _booster_scorer(champion.booster)
@@ -278,6 +283,13 @@ def _judge(
         champion_serves=champion is not None,
         champion_version=champion_version,
     )
+
+
+def _distribution(data: LakeData, bounds: WindowBounds, snapshot: FeatureSnapshot) -> str:
+    """features/distribution.json, written where the gate days are (`on_gate_data`)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        write_training_distribution(data, bounds, snapshot, Path(scratch))
+        return (Path(scratch) / Path(DISTRIBUTION_ARTIFACT).name).read_text(encoding="utf-8")
 
 
 def _booster_scorer(booster: Any) -> Scorer:

@@ -1,13 +1,28 @@
-"""Stage 4: fit a LightGBM LambdaRank booster, in process or on a Dask cluster.
+"""Stage 4: fit a LightGBM LambdaRank booster, in this process or across Dask workers.
 
-In process, `lgb.train` stops early on the validation set. On Dask (`--workers N` starts a
-LocalCluster of N workers; `--dask-scheduler` joins an existing cluster) `lightgbm.dask` trains
-the same parameters. `lightgbm.dask` has no early stopping and takes no served positions, so
-it runs `num_boost_round` rounds without the position-bias correction (the run is tagged
-`trainer=dask`).
+One fit, `fit_booster`, on either path: the served positions go to LightGBM's unbiased
+LambdaMART (`Dataset(position=...)`), boosting stops early on the early-stopping window, and
+the features are binned with bins found on one deterministic sample of the training rows
+(`bin_sample`), so every path bins alike.
+
+On Dask (`fit_on_cluster`) the training rows stay on the workers that built them, in whole
+requests. Each worker holding some runs `fit_booster` on its own rows as one machine of
+LightGBM's data-parallel learner (its socket network: the mechanism `lightgbm.dask` drives).
+`lightgbm.dask`'s estimators themselves are not used: they pass no positions, and their early
+stopping lets each worker stop on its own slice of the validation data, out of step with the
+others (LightGBM issues 6351, 7009). Here every worker evaluates the whole early-stopping
+window (it is one of the window's days, copied to each), with the same model and thread count,
+so all stop at the same round. What still differs from one machine (docs/architecture.md,
+"Training on Dask"): histograms are summed across workers in another order, and LightGBM
+estimates the position-bias factors on each worker's own rows (it does not share them), so the
+model agrees with the in-process one within a tolerance, not bit for bit. On one worker it is
+bit for bit the in-process model.
 """
 
 from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
@@ -16,62 +31,187 @@ from ranking_features import FEATURE_NAMES
 from ranking_training.config import LightGBMSettings
 from ranking_training.features import RankingMatrix
 
+if TYPE_CHECKING:
+    from ranking_training.cluster import Task, TrainingCluster
+
+BIN_SAMPLE_ROWS = 200_000
+"""Training rows the bins are found on: LightGBM's own default sample size
+(`bin_construct_sample_cnt`)."""
+NETWORK_TIMEOUT_MINUTES = 60
+"""How long a LightGBM machine waits for the others at a synchronisation point."""
+
 
 def train_in_process(
     train: RankingMatrix, valid: RankingMatrix, settings: LightGBMSettings
 ) -> lgb.Booster:
+    """`fit_booster` on one in-memory training window."""
+    sample = bin_sample(train, _sample_rows(len(train.labels)), 0)
+    return fit_booster([train], [valid], sample, settings)
+
+
+def fit_booster(
+    train: list[RankingMatrix],
+    valid: list[RankingMatrix],
+    sample: np.ndarray,
+    settings: LightGBMSettings,
+    network: dict[str, Any] | None = None,
+) -> lgb.Booster:
+    """Fit on the requests of `train` (in order), stopping early on `valid`; with `network`,
+    as one machine of a data-parallel fit whose other machines hold the other requests."""
+    params = settings.booster_params()
+    if network:
+        params.update(network)
+    rows = _concat(train)
+    # Bins come from the shared sample, not from this machine's rows (module docstring), and
+    # are found as on one machine: the sample is the same everywhere.
+    reference = lgb.Dataset(
+        sample, params=settings.booster_params(), feature_name=list(FEATURE_NAMES)
+    )
     # Served positions (0-based) let LightGBM's unbiased LambdaMART divide position bias out.
     train_set = lgb.Dataset(
-        train.features,
-        train.labels,
-        group=train.group_sizes,
-        position=train.positions - 1,
+        rows.features,
+        rows.labels,
+        group=rows.group_sizes,
+        position=rows.positions - 1,
         feature_name=list(FEATURE_NAMES),
+        reference=reference,
     )
+    held_out = _concat(valid)
     valid_set = lgb.Dataset(
-        valid.features, valid.labels, group=valid.group_sizes, reference=train_set
+        held_out.features, held_out.labels, group=held_out.group_sizes, reference=train_set
     )
-    return lgb.train(
-        settings.booster_params(),
+    booster = lgb.train(
+        params,
         train_set,
         num_boost_round=settings.num_boost_round,
         valid_sets=[valid_set],
         valid_names=["valid"],
         callbacks=[lgb.early_stopping(settings.early_stopping_rounds, verbose=False)],
     )
+    if network:
+        booster.free_network()
+    return booster
 
 
-def train_on_dask(
-    train: RankingMatrix,
+def bin_sample(part: RankingMatrix, picks: np.ndarray, offset: int) -> np.ndarray:
+    """The feature rows of `part` among `picks` (row numbers in the whole training window;
+    `part` starts at `offset`)."""
+    mine = picks[(picks >= offset) & (picks < offset + len(part.labels))] - offset
+    return part.features[mine]
+
+
+def fit_on_cluster(
+    cluster: TrainingCluster,
+    train: list[Task],
+    valid: list[Task],
+    train_rows: list[int],
     settings: LightGBMSettings,
-    workers: int,
-    scheduler_address: str = "",
 ) -> lgb.Booster:
-    import dask.array as da
-    from distributed import Client, LocalCluster
+    """Fit on the training pieces where they are (`train`, persisted, `train_rows` rows each,
+    in time order), stopping early on the early-stopping pieces `valid`."""
+    picks = _sample_rows(sum(train_rows))
+    offsets = np.r_[0, np.cumsum(train_rows)[:-1]]
+    pieces = [
+        cluster.task(bin_sample, piece, picks, int(offset))
+        for piece, offset in zip(train, offsets, strict=True)
+    ]
+    sample = cluster.task(np.concatenate, pieces)
+    if cluster.client is None:
+        # In process the pieces are here already: the same fit, as one machine.
+        return fit_booster(train, valid, sample, settings)
+    return _fit_on_workers(cluster, train, valid, sample, settings)
 
-    cluster = None
-    if scheduler_address:
-        client = Client(scheduler_address)
-    else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=False)
-        client = Client(cluster)
-    try:
-        n_parts = max(workers, len(client.scheduler_info()["workers"]), 1)
-        # Partitions must not cut a request in two: split on group boundaries.
-        group_parts = np.array_split(train.group_sizes, n_parts)
-        row_counts = [int(part.sum()) for part in group_parts]
-        features = da.from_array(train.features, chunks=(tuple(row_counts), len(FEATURE_NAMES)))
-        labels = da.from_array(train.labels, chunks=(tuple(row_counts),))
-        groups = da.from_array(train.group_sizes, chunks=(tuple(len(p) for p in group_parts),))
-        params = settings.booster_params()
-        # lightgbm.dask sets threads per worker itself and evaluates nothing without eval sets.
-        for unused in ("metric", "eval_at", "num_threads"):
-            params.pop(unused)
-        ranker = lgb.DaskLGBMRanker(client=client, n_estimators=settings.num_boost_round, **params)
-        ranker.fit(features, labels, group=groups, feature_name=list(FEATURE_NAMES))
-        return ranker.booster_
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+
+def _fit_on_workers(
+    cluster: TrainingCluster,
+    train: list[Task],
+    valid: list[Task],
+    sample: Task,
+    settings: LightGBMSettings,
+) -> lgb.Booster:
+    from distributed import futures_of
+
+    client = cluster.client
+    assert client is not None
+    (sample,) = cluster.persist([sample])
+    futures = [futures_of(piece)[0] for piece in train]
+    holders = client.who_has(futures)
+    by_worker: dict[str, list[Any]] = {}
+    # In time order per worker: each machine's rows are whole requests, in any order of days.
+    for future in futures:
+        by_worker.setdefault(sorted(holders[future.key])[0], []).append(future)
+    workers = sorted(by_worker)
+    valid_futures = [futures_of(piece)[0] for piece in valid]
+    sample_future = futures_of(sample)[0]
+    threads = settings.num_threads or min(client.ncores(workers).values())
+    # The same thread count everywhere: the early-stopping metric must be equal to the bit on
+    # every machine, or they stop at different rounds and wait on each other until time-out.
+    settings_here = _with_threads(settings, threads)
+    if len(workers) == 1:
+        future = client.submit(
+            fit_booster, by_worker[workers[0]], valid_futures, sample_future, settings_here,
+            workers=workers, pure=False,
+        )  # fmt: skip
+        return future.result()
+    ports = client.run(_free_port, workers=workers)
+    machines = ",".join(f"{_host(w)}:{ports[w]}" for w in workers)
+    fits = [
+        client.submit(
+            fit_booster,
+            by_worker[worker],
+            valid_futures,
+            sample_future,
+            settings_here,
+            {
+                "tree_learner": "data",
+                "num_machines": len(workers),
+                "machines": machines,
+                "local_listen_port": ports[worker],
+                "time_out": NETWORK_TIMEOUT_MINUTES,
+            },
+            workers=[worker],
+            allow_other_workers=False,
+            pure=False,
+        )
+        for worker in workers
+    ]
+    # Every machine ends with the same model; the first one's is returned.
+    boosters = client.gather(fits)
+    return boosters[0]
+
+
+def _sample_rows(total: int) -> np.ndarray:
+    """Evenly spread row numbers of the training window, all of them when it is small."""
+    if total <= BIN_SAMPLE_ROWS:
+        return np.arange(total, dtype=np.int64)
+    return np.arange(BIN_SAMPLE_ROWS, dtype=np.int64) * total // BIN_SAMPLE_ROWS
+
+
+def _concat(parts: list[RankingMatrix]) -> RankingMatrix:
+    if len(parts) == 1:
+        return parts[0]
+    return RankingMatrix(
+        features=np.concatenate([p.features for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        positions=np.concatenate([p.positions for p in parts]),
+        group_sizes=np.concatenate([p.group_sizes for p in parts]),
+        request_ts=np.concatenate([p.request_ts for p in parts]),
+    )
+
+
+def _with_threads(settings: LightGBMSettings, threads: int) -> LightGBMSettings:
+    from dataclasses import replace
+
+    return replace(settings, num_threads=threads)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        return int(probe.getsockname()[1])
+
+
+def _host(address: str) -> str:
+    from urllib.parse import urlparse
+
+    return urlparse(address).hostname or "127.0.0.1"

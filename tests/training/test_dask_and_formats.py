@@ -1,4 +1,5 @@
-"""Distributed training on Dask, standard svmlight LTR data, and the synthetic generator."""
+"""Standard svmlight LTR data and the synthetic generator (training on Dask:
+`test_dask_pipeline.py`, `test_dask_job.py`)."""
 
 from __future__ import annotations
 
@@ -8,29 +9,12 @@ import numpy as np
 import pytest
 from ranking_features.events import FEEDBACK_SCHEMA, IMPRESSION_SCHEMA
 from ranking_training.__main__ import main
-from ranking_training.config import LightGBMSettings
 from ranking_training.data import load_lake
-from ranking_training.evaluate import evaluate
 from ranking_training.features import build_training_matrix
 from ranking_training.split import split_by_time
-from ranking_training.train import train_in_process, train_on_dask
 
 from recplat.synthetic import GroundTruth, SynthParams, generate
 from tests.training.lake_window import END, FIRST
-
-
-@pytest.mark.slow
-def test_dask_with_two_workers_trains_a_model_of_equal_quality(clean_lake: Path) -> None:
-    data = load_lake(clean_lake.as_uri(), FIRST, END)
-    matrix, _ = build_training_matrix(data)
-    windows = split_by_time(matrix, data.window_start, data.window_end, 1)
-    train, valid = windows.train, windows.early_stopping
-    local = evaluate(train_in_process(train, valid, LightGBMSettings(num_threads=1)), valid)
-    # lightgbm.dask has no early stopping: give it the rounds the local run settles around.
-    settings = LightGBMSettings(num_threads=1, num_boost_round=20)
-    distributed = evaluate(train_on_dask(train, settings, workers=2), valid)
-    assert distributed.model["ndcg@10"] > distributed.popularity["ndcg@10"]
-    assert abs(distributed.model["ndcg@10"] - local.model["ndcg@10"]) < 0.02
 
 
 def test_svmlight_format_trains_and_reports_metrics(

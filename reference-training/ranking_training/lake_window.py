@@ -1,0 +1,577 @@
+"""Stage 1 on day partitions: read, validate and deduplicate a window where its days are read.
+
+One task per `date=` partition reads that day's impressions and feedback with the rules and
+messages of `ranking_training.data`. What crosses days goes through buckets keyed by a hash, so
+no task, and never the driver, sees every id of the window:
+
+- impressions: an event_id logged twice is kept where it was first read (the earlier day, then
+  the earlier file and row), in buckets by event_id;
+- feedback: retries counted once (`first_of_each_event`), matched to impressions
+  (`drop_unmatched_feedback`) and labelled (`features.label_rows`) in buckets by request_id
+  (feedback without one by its event_id). A request's impressions and every feedback naming it
+  meet in one bucket, whatever their days.
+
+Each day then keeps its surviving rows, labels and the feedback on its explore requests. The
+driver only ever holds counts and error messages, and raises the error the window's first bad
+file gives, in the order of reading: impression files by day, no mature impressions, feedback
+files by day, the catalog, a request on two days, a repeated item in a ranked list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from ranking_features.events import (
+    FEEDBACK_DIR,
+    FEEDBACK_SCHEMA,
+    IMPRESSION_SCHEMA,
+    IMPRESSIONS_DIR,
+    POLICY_EXPLORE,
+    first_of_each_event,
+)
+from ranking_features.lake import open_lake
+
+from ranking_training.cluster import Task, TrainingCluster
+from ranking_training.data import (
+    EXPLORATION_COLUMNS,
+    FEEDBACK_COLUMNS,
+    IMPRESSION_COLUMNS,
+    Digest,
+    EventFiles,
+    LakeData,
+    content_digest,
+    days_between,
+    drop_unmatched_feedback,
+    event_seconds,
+    no_mature_impressions,
+    read_catalog,
+    read_events,
+    to_frame,
+    window_bounds,
+    window_fingerprint,
+)
+from ranking_training.errors import DataError
+from ranking_training.features import label_rows
+
+
+@dataclass
+class DayPart:
+    """One `date=` partition's events, where its task ran. Tasks return new parts, never
+    change one: a recomputed task must find its inputs as they were."""
+
+    day: date
+    # Mature impressions; None for the day read past the window (feedback only).
+    impressions: EventFiles | None
+    feedback: EventFiles
+    immature: int = 0
+    impression_error: str | None = None
+    feedback_error: str | None = None
+    # Set by `settle_day`: per impression row its label (when the read asked for labels), the
+    # matched feedback on this day's explore requests, and the ranked-list check's verdict.
+    labels: np.ndarray | None = None
+    explore_feedback: pd.DataFrame | None = None
+    ranked_list_error: str | None = None
+
+
+@dataclass(frozen=True)
+class DayCounts:
+    """What the driver learns of a day: counts and errors, never rows."""
+
+    impressions: int
+    immature: int
+    feedback: int
+    files: int
+    impression_error: str | None
+    feedback_error: str | None
+    ranked_list_error: str | None = None
+    # Whether an impression row has a positive label (a click or a conversion).
+    labelled: bool = False
+
+
+@dataclass(frozen=True)
+class BucketDay:
+    """One bucket's verdicts on one day's rows (`match_bucket`)."""
+
+    kept_feedback: np.ndarray  # the day's feedback rows that survive
+    label_rows: np.ndarray  # the day's impression rows with a label, and their labels
+    labels: np.ndarray
+    explore_feedback: pd.DataFrame | None
+    duplicates: int = 0
+    unmatched: int = 0
+    # (day, row, message) of the first request whose impressions lie on two days.
+    split_request: tuple[int, int, str] | None = None
+
+
+@dataclass
+class LakeWindow:
+    """A window of the lake as day partitions where they were read; the driver holds counts."""
+
+    cluster: TrainingCluster
+    lake_uri: str
+    data_from: date
+    data_to: date
+    window_start: float
+    window_end: float
+    # One per day, data_from to data_to + 1 (feedback only), persisted where read.
+    parts: list[Task]
+    catalog: Task
+    counts: dict[str, int] = field(default_factory=dict)
+    # The newest impression day with mature impressions (index into the days), and whether
+    # any impression has a positive label (None when the read asked for no labels).
+    newest_day: int = 0
+    labelled: bool | None = None
+
+    @property
+    def impression_parts(self) -> list[Task]:
+        return self.parts[:-1]
+
+    def fingerprint(self) -> str:
+        """`LakeData.fingerprint` of this window, from each day's digests."""
+        digests = self.cluster.compute(
+            [self.cluster.task(_digests, part) for part in self.parts]
+            + [self.cluster.task(content_digest, self.catalog)]
+        )
+        days: list[tuple[Digest, Digest]] = digests[:-1]
+        return window_fingerprint(
+            [d[0] for d in days],
+            [d[1] for d in days],
+            digests[-1],
+            self.window_start,
+            self.window_end,
+        )
+
+    def to_lake_data(self) -> LakeData:
+        """The whole window in this process (the in-memory `LakeData` of `data.load_lake`)."""
+        parts: list[DayPart] = self.cluster.compute(self.parts)
+        catalog = self.cluster.compute([self.catalog])[0]
+        impressions = [p.impressions for p in parts if p.impressions is not None]
+        merged = EventFiles(
+            pa.concat_tables([plain_strings(e.table) for e in impressions]),
+            [path for e in impressions for path in e.paths],
+            np.zeros(0, dtype=np.int64),
+        )
+        merged.encode("request_id", "item_id")
+        feedback = pa.concat_tables([p.feedback.table for p in parts])
+        return LakeData(
+            impressions=to_frame(merged.table),
+            feedback=to_frame(feedback),
+            catalog=catalog,
+            window_start=self.window_start,
+            window_end=self.window_end,
+            files_read=self.counts["files_read"],
+            duplicates_dropped=self.counts["duplicates_dropped"],
+            unmatched_feedback=self.counts["unmatched_feedback"],
+            immature_impressions=self.counts["immature_impressions"],
+        )
+
+
+def read_window(
+    cluster: TrainingCluster,
+    lake_uri: str,
+    data_from: date,
+    data_to: date,
+    mature_before: float | None = None,
+    dismiss_label: int | None = None,
+) -> LakeWindow:
+    """Read and validate [data_from, data_to] on `cluster` (`data.load_lake`'s rules); with a
+    `dismiss_label`, each impression row is labelled too (`features.label_rows`)."""
+    window_start, window_end = window_bounds(data_from, data_to, mature_before)
+    days = days_between(data_from, data_to + timedelta(days=1))
+    n_impression_days = len(days) - 1
+    read = [
+        cluster.task(read_day, lake_uri, day, window_end, i < n_impression_days)
+        for i, day in enumerate(days)
+    ]
+    catalog = cluster.task(_catalog, lake_uri)
+    *read, catalog = cluster.persist([*read, catalog])
+    *first, catalog_error = cluster.compute(
+        [cluster.task(_counts, p) for p in read] + [cluster.task(_catalog_error, catalog)]
+    )
+    _raise_read_errors(first, catalog_error, lake_uri, data_from, data_to, window_end)
+
+    buckets = cluster.buckets
+    n = n_impression_days
+    # Impressions: an event_id read twice is kept where it was read first.
+    ids = [cluster.task(impression_ids, p, buckets, nout=buckets) for p in read[:n]]
+    drops = [
+        cluster.task(first_events, [piece[b] for piece in ids], nout=n) for b in range(buckets)
+    ]
+    deduped = [
+        cluster.task(drop_impressions, read[i], [drop[i] for drop in drops]) for i in range(n)
+    ]
+    # Feedback: deduplicated, matched and labelled where each request's rows meet.
+    keys = [cluster.task(request_keys, p, buckets, nout=buckets) for p in deduped]
+    rows = [cluster.task(feedback_rows, p, buckets, nout=buckets) for p in read]
+    matched = [
+        cluster.task(
+            match_bucket,
+            [piece[b] for piece in keys],
+            [piece[b] for piece in rows],
+            window_end,
+            dismiss_label,
+            f"{lake_uri}/{IMPRESSIONS_DIR}",
+            [d.isoformat() for d in days],
+            nout=len(days),
+        )
+        for b in range(buckets)
+    ]
+    settled = [
+        cluster.task(
+            settle_day, deduped[i] if i < n else read[i], [bucket[i] for bucket in matched]
+        )
+        for i in range(len(days))
+    ]
+    parts = cluster.persist(settled)
+    summaries = cluster.compute(
+        [cluster.task(_counts, p) for p in parts]
+        + [cluster.task(_bucket_totals, [bucket[i] for i in range(len(days))])
+           for bucket in matched]
+    )  # fmt: skip
+    counts: list[DayCounts] = summaries[: len(days)]
+    totals: list[tuple[int, int, tuple[int, int, str] | None]] = summaries[len(days) :]
+    split = [t[2] for t in totals if t[2] is not None]
+    if split:
+        raise DataError(min(split)[2])
+    for day in counts:
+        if day.ranked_list_error:
+            raise DataError(day.ranked_list_error)
+    duplicates = sum(c.impressions for c in first) - sum(c.impressions for c in counts)
+    newest_day = max(i for i, c in enumerate(counts) if c.impressions)
+    return LakeWindow(
+        cluster=cluster,
+        lake_uri=lake_uri,
+        data_from=data_from,
+        data_to=data_to,
+        window_start=window_start,
+        window_end=window_end,
+        parts=parts,
+        catalog=catalog,
+        counts={
+            "impressions": sum(c.impressions for c in counts),
+            "immature_impressions": sum(c.immature for c in counts),
+            "feedback_events": sum(c.feedback for c in counts),
+            "duplicates_dropped": duplicates + sum(t[0] for t in totals),
+            "unmatched_feedback": sum(t[1] for t in totals),
+            "files_read": sum(c.files for c in counts) + 1,
+        },
+        newest_day=newest_day,
+        labelled=None if dismiss_label is None else any(c.labelled for c in counts),
+    )
+
+
+def read_day(lake_uri: str, day: date, window_end: float, impressions: bool) -> DayPart:
+    """One partition's files, validated; a `DataError` is kept as the part's error, so the
+    driver can report the one the window's reading order meets first."""
+    fs, root = open_lake(lake_uri)
+    part = DayPart(day, None, _no_feedback())
+    name = [day.isoformat()]
+    if impressions:
+        try:
+            read = read_events(
+                fs, root, IMPRESSIONS_DIR, name, IMPRESSION_SCHEMA, IMPRESSION_COLUMNS,
+                EXPLORATION_COLUMNS,
+            )  # fmt: skip
+            part.immature = read.keep(event_seconds(read.table) < window_end)
+            part.impressions = read
+        except DataError as error:
+            part.impression_error = str(error)
+    try:
+        part.feedback = read_events(fs, root, FEEDBACK_DIR, name, FEEDBACK_SCHEMA, FEEDBACK_COLUMNS)
+    except DataError as error:
+        part.feedback_error = str(error)
+    return part
+
+
+def impression_ids(part: DayPart, buckets: int) -> tuple[pa.Table, ...]:
+    """The day's impression event_ids with their rows, split into buckets by event_id."""
+    assert part.impressions is not None
+    ids = part.impressions.table["event_id"].combine_chunks()
+    return _split(pa.table({"event_id": ids}), _bucket(ids, buckets), buckets)
+
+
+def first_events(pieces: list[pa.Table]) -> tuple[np.ndarray, ...]:
+    """One bucket of every day's event_ids: per day, the rows whose event_id an earlier row
+    (earlier day, or earlier in the day) already has (`EventFiles.drop_duplicate_events`)."""
+    table = pa.concat_tables(_with_day(pieces))
+    events = EventFiles(table, [], np.zeros(table.num_rows, dtype=np.int64))
+    events.drop_duplicate_events()
+    return _dropped_per_day(pieces, events.table)
+
+
+def drop_impressions(part: DayPart, dropped: list[np.ndarray]) -> DayPart:
+    rows = np.concatenate(dropped) if dropped else np.zeros(0, dtype=np.int64)
+    if len(rows) == 0 or part.impressions is None:
+        return part
+    impressions = _copy(part.impressions)
+    keep = np.ones(impressions.table.num_rows, dtype=bool)
+    keep[rows] = False
+    impressions.keep(keep)
+    return replace(part, impressions=impressions)
+
+
+def request_keys(part: DayPart, buckets: int) -> tuple[pa.Table, ...]:
+    """The day's impressions as the keys feedback matches, split into buckets by request_id."""
+    assert part.impressions is not None
+    table = part.impressions.table
+    explore = pc.fill_null(pc.equal(table["policy"], POLICY_EXPLORE), False)
+    keys = pa.table(
+        {
+            "request_id": table["request_id"].combine_chunks(),
+            "user_id": table["user_id"].combine_chunks(),
+            "item_id": table["item_id"].combine_chunks(),
+            "explore": explore,
+        }
+    )
+    return _split(keys, _bucket(keys["request_id"].combine_chunks(), buckets), buckets)
+
+
+def feedback_rows(part: DayPart, buckets: int) -> tuple[pa.Table, ...]:
+    """The day's feedback, split into buckets by request_id (by event_id without one), so
+    that every retry of an event and every impression it may match share a bucket."""
+    table = part.feedback.table
+    key = pc.coalesce(table["request_id"], table["event_id"]).combine_chunks()
+    return _split(table, _bucket(key, buckets), buckets)
+
+
+def match_bucket(
+    keys: list[pa.Table],
+    feedback: list[pa.Table],
+    window_end: float,
+    dismiss_label: int | None,
+    impressions_dir: str,
+    days: list[str],
+) -> tuple[BucketDay, ...]:
+    """One bucket of every day: the feedback rules (`data.load_lake`) on its feedback, against
+    the impressions of the same requests; per day, what survives and the labels."""
+    # Copied into fresh buffers: pieces that crossed the network may be unaligned for Acero.
+    impressions = pa.concat_tables(_with_day(keys)).combine_chunks()
+    requests = pc.dictionary_encode(impressions["request_id"].combine_chunks())
+    split = _split_request(impressions, requests, impressions_dir, days)
+    table = pa.concat_tables(_with_day(feedback)).combine_chunks()
+    events = EventFiles(table, [], np.zeros(table.num_rows, dtype=np.int64))
+    duplicates = events.keep(first_of_each_event(events.table))
+    unmatched = drop_unmatched_feedback(events, impressions, window_end)
+    kept = events.table
+    impression_day = impressions["_day"].to_numpy()
+    impression_row = impressions["_row"].to_numpy()
+    labels = np.zeros(impressions.num_rows, dtype=np.int32)
+    frame = to_frame(kept.select(["request_id", "item_id", "type"]))
+    if dismiss_label is not None and impressions.num_rows:
+        items = pc.dictionary_encode(impressions["item_id"].combine_chunks())
+        keys_frame = pa.table({"request_id": requests, "item_id": items}).to_pandas()
+        labels = label_rows(keys_frame, frame, dismiss_label)
+    explore = _explore_feedback(impressions, frame)
+    kept_day = kept["_day"].to_numpy()
+    kept_row = kept["_row"].to_numpy()
+    result = []
+    for i in range(len(days)):
+        mine = impression_day == i
+        explore_here = None
+        if explore is not None:
+            explore_here = explore[explore["_day"] == i].drop(columns="_day")
+        result.append(
+            BucketDay(
+                kept_feedback=kept_row[kept_day == i],
+                label_rows=impression_row[mine],
+                labels=labels[mine],
+                explore_feedback=explore_here,
+                duplicates=duplicates if i == 0 else 0,
+                unmatched=unmatched if i == 0 else 0,
+                split_request=split if i == 0 else None,
+            )
+        )
+    return tuple(result)
+
+
+def settle_day(part: DayPart, buckets: list[BucketDay]) -> DayPart:
+    """The day's rows that survive every bucket, its labels, and its ranked-list check."""
+    feedback = _copy(part.feedback)
+    kept = np.concatenate([b.kept_feedback for b in buckets])
+    keep = np.zeros(feedback.table.num_rows, dtype=bool)
+    keep[kept] = True
+    feedback.keep(keep)
+    settled = replace(part, feedback=feedback)
+    if part.impressions is None:
+        return settled
+    impressions = _copy(part.impressions)
+    labels = np.zeros(impressions.table.num_rows, dtype=np.int32)
+    for bucket in buckets:
+        labels[bucket.label_rows] = bucket.labels
+    explore = [b.explore_feedback for b in buckets if b.explore_feedback is not None]
+    # Ids that repeat across a day are read as categories, sorted so that sorting by code
+    # sorts by id: the feature stage groups and orders by them.
+    impressions.encode("request_id", "item_id")
+    ranked_list_error = None
+    try:
+        impressions.check_ranked_lists()
+    except DataError as error:
+        ranked_list_error = str(error)
+    return replace(
+        settled,
+        impressions=impressions,
+        labels=labels,
+        explore_feedback=pd.concat(explore, ignore_index=True) if explore else None,
+        ranked_list_error=ranked_list_error,
+    )
+
+
+def _raise_read_errors(
+    counts: list[DayCounts],
+    catalog_error: str | None,
+    lake_uri: str,
+    data_from: date,
+    data_to: date,
+    window_end: float,
+) -> None:
+    """The first error of the window in reading order (module docstring)."""
+    for day in counts:
+        if day.impression_error:
+            raise DataError(day.impression_error)
+    if sum(day.impressions for day in counts) == 0:
+        raise no_mature_impressions(lake_uri, data_from, data_to, window_end)
+    for day in counts:
+        if day.feedback_error:
+            raise DataError(day.feedback_error)
+    if catalog_error:
+        raise DataError(catalog_error)
+
+
+def _counts(part: DayPart) -> DayCounts:
+    impressions = part.impressions
+    return DayCounts(
+        impressions=0 if impressions is None else impressions.table.num_rows,
+        immature=part.immature,
+        feedback=part.feedback.table.num_rows,
+        files=len(part.feedback.paths) + (0 if impressions is None else len(impressions.paths)),
+        impression_error=part.impression_error,
+        feedback_error=part.feedback_error,
+        ranked_list_error=part.ranked_list_error,
+        labelled=part.labels is not None and bool((part.labels > 0).any()),
+    )
+
+
+def _bucket_totals(days: list[BucketDay]) -> tuple[int, int, tuple[int, int, str] | None]:
+    return (
+        sum(d.duplicates for d in days),
+        sum(d.unmatched for d in days),
+        next((d.split_request for d in days if d.split_request), None),
+    )
+
+
+def _digests(part: DayPart) -> tuple[Digest, Digest]:
+    impressions: Digest = (0, 0, 0)
+    if part.impressions is not None:
+        impressions = content_digest(to_frame(part.impressions.table))
+    return impressions, content_digest(to_frame(part.feedback.table))
+
+
+def _catalog(lake_uri: str) -> pd.DataFrame | str:
+    """The catalog, or the message of its `DataError`."""
+    try:
+        return read_catalog(lake_uri)
+    except DataError as error:
+        return str(error)
+
+
+def _catalog_error(catalog: pd.DataFrame | str) -> str | None:
+    return catalog if isinstance(catalog, str) else None
+
+
+def _no_feedback() -> EventFiles:
+    empty = pa.schema([FEEDBACK_SCHEMA.field(n) for n in FEEDBACK_COLUMNS]).empty_table()
+    return EventFiles(empty, [], np.zeros(0, dtype=np.int64))
+
+
+def _copy(events: EventFiles) -> EventFiles:
+    return EventFiles(events.table, list(events.paths), events.source)
+
+
+def _bucket(values: pa.Array, buckets: int) -> np.ndarray:
+    """Each value's bucket: a stable hash of it, modulo `buckets`."""
+    if buckets == 1:
+        return np.zeros(len(values), dtype=np.int64)
+    encoded = pc.dictionary_encode(values)
+    hashes = pd.util.hash_array(encoded.dictionary.to_numpy(zero_copy_only=False))
+    of_value = (hashes % np.uint64(buckets)).astype(np.int64)
+    return of_value[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _split(table: pa.Table, bucket: np.ndarray, buckets: int) -> tuple[pa.Table, ...]:
+    """`table` with each row's index as `_row`, cut into `buckets` pieces (rows in order)."""
+    table = table.append_column("_row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    if buckets == 1:
+        return (table,)
+    order = np.argsort(bucket, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(bucket, minlength=buckets))]
+    ordered = table.take(pa.array(order))
+    return tuple(ordered.slice(bounds[b], bounds[b + 1] - bounds[b]) for b in range(buckets))
+
+
+def _with_day(pieces: list[pa.Table]) -> list[pa.Table]:
+    return [
+        piece.append_column("_day", pa.array(np.full(piece.num_rows, i, dtype=np.int32)))
+        for i, piece in enumerate(pieces)
+    ]
+
+
+def _dropped_per_day(pieces: list[pa.Table], kept: pa.Table) -> tuple[np.ndarray, ...]:
+    kept_day = kept["_day"].to_numpy()
+    kept_row = kept["_row"].to_numpy()
+    return tuple(
+        np.setdiff1d(piece["_row"].to_numpy(), kept_row[kept_day == i], assume_unique=True)
+        for i, piece in enumerate(pieces)
+    )
+
+
+def _split_request(
+    impressions: pa.Table, requests: pa.DictionaryArray, impressions_dir: str, days: list[str]
+) -> tuple[int, int, str] | None:
+    """The first request (by day, then row) whose impressions lie in two partitions: its rows
+    share its time, so such a request is a writer's error, and a day alone could not group it."""
+    if impressions.num_rows == 0:
+        return None
+    codes = requests.indices.to_numpy()
+    day = impressions["_day"].to_numpy()
+    first = np.full(codes.max() + 1, len(days), dtype=np.int64)
+    np.minimum.at(first, codes, day)
+    last = np.zeros(codes.max() + 1, dtype=np.int64)
+    np.maximum.at(last, codes, day)
+    spread = np.flatnonzero(last[codes] > first[codes])
+    if len(spread) == 0:
+        return None
+    row = int(spread[np.lexsort((impressions["_row"].to_numpy()[spread], day[spread]))[0]])
+    request = codes[row]
+    request_id = impressions["request_id"][row].as_py()
+    return (
+        int(day[row]),
+        int(impressions["_row"][row].as_py()),
+        f"{impressions_dir}: column 'request_id' {request_id!r} has rows in date="
+        f"{days[first[request]]} and date={days[last[request]]}; a request's rows share its "
+        "time, so its partition; fix the writer",
+    )
+
+
+def _explore_feedback(impressions: pa.Table, feedback: pd.DataFrame) -> pd.DataFrame | None:
+    """The matched feedback naming an explore request, with the request's day (`_day`)."""
+    explore = impressions.filter(impressions["explore"])
+    if explore.num_rows == 0 or feedback.empty:
+        return None
+    days = pd.Series(
+        explore["_day"].to_numpy(), index=explore["request_id"].to_numpy(zero_copy_only=False)
+    )
+    days = days[~days.index.duplicated()]
+    linked = feedback[feedback["request_id"].isin(days.index)]
+    return linked.assign(_day=days.reindex(linked["request_id"]).to_numpy()).reset_index(drop=True)
+
+
+def plain_strings(table: pa.Table) -> pa.Table:
+    """A table's dictionary columns back to plain strings (days encode their own)."""
+    for i, column in enumerate(table.schema):
+        if pa.types.is_dictionary(column.type):
+            table = table.set_column(i, column.name, pc.cast(table[column.name], pa.string()))
+    return table
