@@ -147,10 +147,14 @@ def feature_drift_stage(
     from recplat.local.workloads import run_drift
 
     outcomes: dict[str, DriftOutcome] = {}
-    with reporter.stage(title):
-        for name, (brand, lake_uri) in brands.items():
-            outcome = run_drift(brand, lake_uri, wiring, log_dir, since=since)
-            outcomes[name] = outcome
+    # Brands in parallel: each run is a process that mostly waits on MLflow and the lake.
+    with reporter.stage(title), ThreadPoolExecutor(max_workers=max(len(brands), 1)) as pool:
+        futures = {
+            name: pool.submit(run_drift, brand, lake_uri, wiring, log_dir, since=since)
+            for name, (brand, lake_uri) in brands.items()
+        }
+        for name, future in futures.items():
+            outcome = outcomes[name] = future.result()
             prefix = "" if outcome.succeeded else "failed: "
             reporter.console.print(
                 f"     {name}: {prefix}{outcome.report}", markup=False, highlight=False
