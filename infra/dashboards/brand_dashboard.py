@@ -226,8 +226,8 @@ def brand_dashboard(args: BrandDashboardArgs) -> builders.Dashboard:
             time_series(
                 "Online CTR per model version",
                 "Requests with a click / requests, per serving model version, with its "
-                "user-clustered interval (docs/architecture.md, online experiments)."
-                + _not_exported(m.ONLINE_CTR),
+                "user-clustered interval, as the experiment evaluator last measured it "
+                "(docs/architecture.md, online experiments).",
                 [
                     query(f"{ctr}{selector(brand=BRAND, bound='estimate')}", "v{{model_version}}"),
                     query(f"{ctr}{selector(brand=BRAND, bound='lower')}", "v{{model_version}} low"),

@@ -97,19 +97,9 @@ EVENTS_QUARANTINED = MetricName(
     "recplat_events_quarantined_segments", MetricKind.GAUGE, ("brand", "kind")
 )
 
-# Not exported yet: what the brand dashboard's CTR panel needs.
-ONLINE_CTR = MetricName(
-    "recplat_online_ctr",
-    MetricKind.GAUGE,
-    ("brand", "model_version", "bound"),
-    exported=False,
-    needed_by=(
-        "the experiment evaluator (ranking-experiments): per arm's model version, the "
-        "user-clustered CTR (bound=estimate) and its interval (bound=lower|upper) over the "
-        "matched impressions; the service cannot count it, since feedback is matched to "
-        "impressions only in the lake"
-    ),
-)
+# Computed by the experiment evaluator (feedback meets impressions only in the lake), written
+# as `online.*` tags on each arm's version, exported by the service (ranking_service.drift_gauges).
+ONLINE_CTR = MetricName("recplat_online_ctr", MetricKind.GAUGE, ("brand", "model_version", "bound"))
 FEATURE_DRIFT = MetricName(
     "recplat_feature_drift_psi", MetricKind.GAUGE, ("brand", "feature", "model_version")
 )

@@ -11,6 +11,11 @@ model_version}` and `recplat_feature_drift_psi_threshold{brand}`; the service is
 scraped (a PodMonitor on AKS, the local Prometheus locally), so no exporter or pushgateway is
 added. A version without drift tags (a new champion, not judged yet) exports no drift series,
 so an alert never holds on to a model that no longer serves.
+
+The online CTR takes the same road: the experiment evaluator (`ranking-experiments evaluate`)
+tags each arm's version with its CTR and user-clustered 95 % interval (`online.ctr`,
+`online.ctr_low`, `online.ctr_high`), and this thread exports the champion's and the
+challenger's as `recplat_online_ctr{brand,model_version,bound=estimate|lower|upper}`.
 """
 
 from __future__ import annotations
@@ -22,13 +27,25 @@ import threading
 from typing import Any
 
 from ranking_service.metrics import ServiceMetrics
-from ranking_service.model_store import CHAMPION
+from ranking_service.model_store import CHALLENGER, CHAMPION
 from ranking_service.settings import Settings, redact
 
 log = logging.getLogger(__name__)
 
 PSI_TAG_PREFIX = "drift.psi."
 THRESHOLD_TAG = "drift.psi_threshold"
+# What the experiment evaluator writes on each arm's version (ranking_training.experiment_job).
+ONLINE_CTR_TAGS = {"estimate": "online.ctr", "lower": "online.ctr_low", "upper": "online.ctr_high"}
+
+
+def online_ctr_figures(tags: dict[str, str]) -> dict[str, float]:
+    """bound -> value of a version's online CTR tags; empty unless all three are numbers."""
+    values = {
+        bound: _number(tag, tags[tag]) for bound, tag in ONLINE_CTR_TAGS.items() if tag in tags
+    }
+    if len(values) < len(ONLINE_CTR_TAGS) or any(v is None for v in values.values()):
+        return {}
+    return {bound: float(value) for bound, value in values.items() if value is not None}
 
 
 def drift_figures(tags: dict[str, str]) -> tuple[dict[str, float], float | None]:
@@ -68,6 +85,7 @@ class DriftGauges:
         self._thread: threading.Thread | None = None
         self._client: Any = None
         self._exported: tuple[str, dict[str, float], float | None] | None = None
+        self._online: dict[str, dict[str, float]] | None = None
 
     def start(self) -> None:
         if not self.settings.tracking_uri:
@@ -108,9 +126,33 @@ class DriftGauges:
             if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 raise
             self.export(None, {}, None)
+            self.export_online_ctr({})
             return
         psi, threshold = drift_figures(dict(version.tags or {}))
         self.export(str(version.version), psi, threshold)
+        online = {str(version.version): online_ctr_figures(dict(version.tags or {}))}
+        try:
+            challenger = self._registry().get_model_version_by_alias(
+                self.settings.registered_model, CHALLENGER
+            )
+        except RestException as error:
+            if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise
+        else:
+            online[str(challenger.version)] = online_ctr_figures(dict(challenger.tags or {}))
+        self.export_online_ctr(online)
+
+    def export_online_ctr(self, versions: dict[str, dict[str, float]]) -> None:
+        """`recplat_online_ctr` for exactly these versions (the serving ones with figures)."""
+        wanted = {version: figures for version, figures in versions.items() if figures}
+        if wanted == self._online:
+            return
+        gauge = self.metrics.online_ctr
+        gauge.clear()
+        for version, figures in sorted(wanted.items()):
+            for bound, value in figures.items():
+                gauge.labels(self.metrics.brand, version, bound).set(value)
+        self._online = wanted
 
     def export(self, version: str | None, psi: dict[str, float], threshold: float | None) -> None:
         """Make the gauges say exactly this (series of another version removed)."""

@@ -153,6 +153,15 @@ class ServiceMetrics:
             ["brand", "feature", "model_version"],
             registry=r,
         )
+        # Set from the online CTR tags the experiment evaluator writes on each arm's version
+        # (drift_gauges, which reads the champion's and the challenger's tags).
+        self.online_ctr = Gauge(
+            "recplat_online_ctr",
+            "Requests with a click / requests of a model version in its last online "
+            "experiment evaluation, with its user-clustered 95 % interval (bound=lower|upper).",
+            ["brand", "model_version", "bound"],
+            registry=r,
+        )
         self.feature_drift_psi_threshold = Gauge(
             "recplat_feature_drift_psi_threshold",
             "The brand's monitoring.drift_psi_threshold: a feature's PSI above it alerts.",

@@ -339,11 +339,38 @@ def apply_decision(client: Any, settings: JobSettings, spec: Any, decision: Any)
         tags[EXPERIMENT_OUTCOME_TAG] = decision.experiment_tag
     for key, value in tags.items():
         client.set_model_version_tag(model, version, key, value)
+    for arm_version, online in online_ctr_tags(settings, spec, decision).items():
+        for key, value in online.items():
+            client.set_model_version_tag(model, arm_version, key, value)
     if decision.kind == "promote":
         client.set_registered_model_alias(model, CHAMPION, version)
     if decision.kind in ("promote", "stop"):
         client.delete_registered_model_alias(model, CHALLENGER)
     log_evaluation_run(client, settings, spec, decision)
+
+
+def online_ctr_tags(settings: JobSettings, spec: Any, decision: Any) -> dict[str, dict[str, str]]:
+    """Per arm's version with requests: its CTR and 95 % interval as `online.*` tags, which the
+    service exports as `recplat_online_ctr` (ranking_service.drift_gauges)."""
+    from ranking_features.assignment import ARMS
+
+    figures = decision.figures
+    out: dict[str, dict[str, str]] = {}
+    for arm in ARMS:
+        values = [figures.get(f"{arm}.{name}") for name in ("ctr", "ctr_ci_low", "ctr_ci_high")]
+        if not figures.get(f"{arm}.requests") or not all(
+            v is not None and math.isfinite(v) for v in values
+        ):
+            continue
+        out[spec.version_of(arm)] = {
+            "online.ctr": f"{values[0]:.6g}",
+            "online.ctr_low": f"{values[1]:.6g}",
+            "online.ctr_high": f"{values[2]:.6g}",
+            "online.requests": str(int(figures[f"{arm}.requests"])),
+            "online.experiment_id": spec.experiment_id,
+            "online.evaluated_at": _iso(settings.now),
+        }
+    return out
 
 
 def log_evaluation_run(client: Any, settings: JobSettings, spec: Any, decision: Any) -> str:

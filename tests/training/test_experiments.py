@@ -25,6 +25,8 @@ from ranking_training.experiments import (
     msprt,
 )
 
+pytestmark = pytest.mark.fast
+
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
 
@@ -265,6 +267,28 @@ def test_a_broken_error_guardrail_stops_even_a_winning_challenger() -> None:
     assert _decide(0.30, 0.40, errors=(10, 30)) == "promote:won"
     # Failures of the champion's arm never stop the challenger.
     assert _decide(0.30, 0.40, errors=(200, 0)) == "promote:won"
+
+
+def test_the_evaluator_tags_each_arms_version_with_its_online_ctr_and_interval() -> None:
+    from types import SimpleNamespace
+
+    from ranking_training.experiment_job import online_ctr_tags
+
+    stats = {CHAMPION_ARM: _arm(CHAMPION_ARM, 0.30), CHALLENGER_ARM: _arm(CHALLENGER_ARM, 0.40)}
+    now = START + timedelta(days=1)
+    decision = decide(stats, spec(), now, Guardrails())
+    tags = online_ctr_tags(SimpleNamespace(now=now), spec(), decision)  # type: ignore[arg-type]
+    assert set(tags) == {"1", "2"}  # champion v1, challenger v2
+    for arm, version in ((CHAMPION_ARM, "1"), (CHALLENGER_ARM, "2")):
+        low, high = stats[arm].ctr.interval()
+        assert float(tags[version]["online.ctr"]) == pytest.approx(stats[arm].ctr.estimate, 1e-5)
+        assert float(tags[version]["online.ctr_low"]) == pytest.approx(low, 1e-5)
+        assert float(tags[version]["online.ctr_high"]) == pytest.approx(high, 1e-5)
+        assert tags[version]["online.requests"] == "2000"
+    # An arm without requests has no CTR to export.
+    empty = _stats(CHALLENGER_ARM, np.zeros(3, dtype=int), np.zeros(3, dtype=int))
+    decision = decide({**stats, CHALLENGER_ARM: empty}, spec(), now, Guardrails())
+    assert set(online_ctr_tags(SimpleNamespace(now=now), spec(), decision)) == {"1"}  # type: ignore[arg-type]
 
 
 def test_failed_requests_in_the_lake_count_for_the_arm_of_their_user(tmp_path: Path) -> None:
