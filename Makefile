@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 UV ?= uv
 
-.PHONY: demo test setup lint typecheck unit check-pytest-ran clean
+.PHONY: demo test test-fast setup lint typecheck unit check-pytest-ran clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -21,6 +21,12 @@ typecheck:
 
 test: setup lint typecheck
 	@bash scripts/pytest.sh
+
+# The fast tier (tests marked `fast`): only the Python environment, no MLflow server, Azurite,
+# container or plan of the whole program; under 2 minutes on a 2-core machine. `make test` runs
+# these too.
+test-fast:
+	@bash scripts/pytest.sh -m fast --durations=5
 
 clean:
 	-$(UV) run recplat local down 2>/dev/null

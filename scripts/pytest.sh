@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run the full test suite. pytest's exit code 5 (no tests collected) is a
-# failure here, never a pass.
+# Run the test suite: all of it, or what the arguments select (`make test-fast` passes
+# `-m fast`). pytest's exit code 5 (no tests collected) is a failure here, never a pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 uv run --locked pytest "$@"

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from recplat.testing.rankers import sqlite_registry
 from recplat.testing.servers import (
     Azurite,
     MlflowServer,
     azurite_executable,
     free_port,
+    sqlite_registry,
     start_azurite,
     start_mlflow_server,
     stop_group,

@@ -6,8 +6,8 @@ spec as the run's `features/` artifacts. It passes `pip_requirements` so MLflow 
 requirement inference, which takes ~30 s per model on this machine.
 
 The registry is a real MLflow one: a tracking server (`servers.start_mlflow_server`), or, for
-in-process tests, a SQLite store in a folder (`sqlite_registry`), which the ranking service
-reads through the same `MlflowClient` calls.
+in-process tests, a SQLite store in a folder (`servers.sqlite_registry`), which the ranking
+service reads through the same `MlflowClient` calls.
 """
 
 from __future__ import annotations
@@ -131,13 +131,6 @@ def register_broken_version(tracking_uri: str, model_name: str, snapshot: Featur
 
 def set_alias(tracking_uri: str, model_name: str, alias: str, version: str) -> None:
     MlflowClient(tracking_uri=tracking_uri).set_registered_model_alias(model_name, alias, version)
-
-
-def sqlite_registry(directory: Path) -> str:
-    """The tracking URI of an MLflow registry kept in `directory` (a SQLite store, artifacts
-    in `directory/artifacts`): the real registry API in process, without a server."""
-    directory.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{directory.resolve() / 'mlflow.db'}"
 
 
 def _experiment(tracking_uri: str, name: str) -> str:

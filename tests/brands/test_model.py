@@ -11,6 +11,8 @@ import yaml
 
 from recplat.brand import Brand, BrandFileError, Environment, parse_brand
 
+pytestmark = pytest.mark.fast
+
 VALID: dict[str, Any] = {
     "name": "acme",
     "display_name": "Acme",

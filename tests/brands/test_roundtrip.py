@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recplat.brand import BRAND_NAME_PATTERN, Brand, Environment, PromotionMetric, parse_brand
 from recplat.brand_fields import is_placeholder_cost_center
+
+pytestmark = pytest.mark.fast
 
 names = st.from_regex(BRAND_NAME_PATTERN, fullmatch=True)
 cost_centers = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,31}\Z").filter(

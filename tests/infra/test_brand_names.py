@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from infra.brand_names import NAME_LIMITS, BrandSecret, brand_names, label_value
 from recplat.brand import BRAND_NAME_PATTERN
 
+pytestmark = pytest.mark.fast
+
 SUBSCRIPTION = "00000000-0000-4000-8000-00000000c0de"
 
 # Brand names the brand file accepts, minus doubled dashes (see the test below).

@@ -10,6 +10,8 @@ from infra.config import StackConfigError, parse_stack_config
 from infra.environment_names import environment_names
 from tests.infra.plan_queries import stack_file
 
+pytestmark = pytest.mark.fast
+
 SUBSCRIPTION = "8f6b0c5e-3d1a-4c2b-9e7f-0a1b2c3d4e5f"
 
 

@@ -22,6 +22,8 @@ from recplat.local.processes import (
     wait_until,
 )
 
+pytestmark = pytest.mark.fast
+
 # A parent that starts two grandchildren, one of which ignores SIGTERM: the worst case
 # for orphans (like a server with workers that hang on shutdown).
 FAMILY = textwrap.dedent(

@@ -15,6 +15,8 @@ from policies.context import is_brand_resource, stack_name
 from policies.tags import TAGGABLE_TYPES
 from tests.policies.known_good import known_good_stack, resource
 
+pytestmark = pytest.mark.fast
+
 
 def _run(planned: dict, config: dict | None = None) -> list[str]:
     messages: list[str] = []

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from policies.readme_table import render_table
+
+pytestmark = pytest.mark.fast
 
 README = Path(__file__).resolve().parents[2] / "policies" / "README.md"
 

@@ -13,6 +13,8 @@ from policies.offline import PolicyInputError, engine_props, evaluate_stack
 from policies.pack_config import CONFIG_DIR, PackConfigError, load_pack_config
 from tests.policies.known_good import known_good_stack, resource
 
+pytestmark = pytest.mark.fast
+
 
 def _public_api_server(stack: str) -> list[dict]:
     planned = known_good_stack(stack)

@@ -20,6 +20,8 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, plugin_pb2
 from policies.catalog import ALL_POLICIES
 from tests.policies.known_good import known_good_stack, resource
 
+pytestmark = pytest.mark.fast
+
 PACK_DIR = Path(__file__).resolve().parents[2] / "policies"
 STARTUP_DEADLINE_S = 60
 

@@ -15,6 +15,8 @@ from policies.catalog import ALL_POLICIES
 from policies.offline import evaluate_stack
 from tests.policies.known_good import DELETE, known_good_stack, resource, set_path
 
+pytestmark = pytest.mark.fast
+
 STRICT = {"all": "mandatory"}
 OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
 DEPLOY_SC = "spec.template.spec.containers.0.securityContext"

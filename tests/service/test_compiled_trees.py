@@ -10,6 +10,8 @@ from ranking_service.model_store import RankingModel
 
 from recplat.testing.rankers import tiny_snapshot, train_ranker
 
+pytestmark = pytest.mark.fast
+
 
 def _train(
     params: dict, rounds: int, *, features: int = 6, rows: int = 3_000, seed: int = 0

@@ -55,6 +55,7 @@ def assert_uniform_over_pool(cells: np.ndarray) -> None:
 
 
 # --------------------------------------------------------------------------- in process
+@pytest.mark.fast
 def test_explored_lists_show_each_pool_item_at_each_position_with_the_logged_propensity() -> None:
     exploration = Exploration(share=1.0, seed=3)
     order = np.array([7, 2, 9, 0, 5, 1, 3, 8, 4, 6])
@@ -75,6 +76,7 @@ def test_explored_lists_show_each_pool_item_at_each_position_with_the_logged_pro
     assert_uniform_over_pool(cells)
 
 
+@pytest.mark.fast
 def test_fewer_candidates_than_the_pool_explore_all_of_them() -> None:
     exploration = Exploration(share=1.0, seed=5)
     seen = Counter(
@@ -87,6 +89,7 @@ def test_fewer_candidates_than_the_pool_explore_all_of_them() -> None:
     assert exploration.choose(np.array([2, 0, 1]), 5, explorable=True).propensity == 1 / 3
 
 
+@pytest.mark.fast
 def test_the_explored_share_is_the_configured_one_and_the_fallback_never_explores() -> None:
     order = np.arange(50)
     exploration = Exploration(share=0.05, seed=11)
@@ -99,6 +102,7 @@ def test_the_explored_share_is_the_configured_one_and_the_fallback_never_explore
     assert (exploit.policy, exploit.propensity, exploit.pool) == (POLICY_EXPLOIT, 1.0, None)
 
 
+@pytest.mark.fast
 def test_the_services_defaults_and_bounds_are_the_brand_files() -> None:
     service = Settings.model_json_schema()["properties"]
     brand = Serving.model_json_schema()["properties"]
@@ -109,6 +113,7 @@ def test_the_services_defaults_and_bounds_are_the_brand_files() -> None:
         }, name
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [

@@ -12,6 +12,8 @@ from ranking_features.mlflow_credentials import (
 )
 from ranking_service.__main__ import main as serve_main
 
+pytestmark = pytest.mark.fast
+
 
 def test_the_password_file_becomes_mlflows_basic_auth(tmp_path: Path) -> None:
     password = secrets.token_hex(20)

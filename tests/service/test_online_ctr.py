@@ -17,6 +17,8 @@ from typer.testing import CliRunner
 from recplat.online_ctr import VersionCtr, online_ctr, online_ctr_report
 from recplat.report_cli import app
 
+pytestmark = pytest.mark.fast
+
 TS = datetime(2026, 1, 5, 12, tzinfo=UTC)
 
 

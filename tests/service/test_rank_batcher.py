@@ -14,6 +14,8 @@ from ranking_service.scoring_pool import ScoringPool
 
 from recplat.testing.rankers import AS_OF, tiny_snapshot, train_ranker
 
+pytestmark = pytest.mark.fast
+
 REQUESTS = [
     ("u-1", ["i-1", "i-2", "i-3", "new-1"], ["i-2"]),
     ("u-7", [f"i-{n}" for n in range(40)], ["i-5", "i-9", "new-2"]),

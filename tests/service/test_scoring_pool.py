@@ -7,10 +7,13 @@ import asyncio
 import threading
 
 import numpy as np
+import pytest
 from ranking_service.model_store import RankingModel
 from ranking_service.scoring_pool import ScoringPool
 
 from recplat.testing.rankers import tiny_snapshot, train_ranker
+
+pytestmark = pytest.mark.fast
 
 
 class _ThreadRecordingModel(RankingModel):

@@ -93,6 +93,7 @@ def test_missing_settings_name_the_variable(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.fast
 def test_one_event_log_has_one_writer(tmp_path: Path) -> None:
     first = EventLog(tmp_path)
     first.open()
@@ -103,6 +104,7 @@ def test_one_event_log_has_one_writer(tmp_path: Path) -> None:
         first.close()
 
 
+@pytest.mark.fast
 def test_segments_shipped_while_appends_run_lose_no_record(tmp_path: Path) -> None:
     """The shipper seals and lists segments while the event loop appends: a segment that an
     append has just created is active, never shipped (and deleted) under its writer."""
@@ -133,6 +135,7 @@ def test_segments_shipped_while_appends_run_lose_no_record(tmp_path: Path) -> No
     assert len(shipped) == appended and set(shipped) == {str(n) for n in range(appended)}
 
 
+@pytest.mark.fast
 def test_a_torn_last_record_is_skipped(tmp_path: Path) -> None:
     segment = tmp_path / "0001.jsonl"
     records = [{"event_id": "a"}, {"event_id": "b"}]
@@ -141,6 +144,7 @@ def test_a_torn_last_record_is_skipped(tmp_path: Path) -> None:
     assert list(read_segment(segment)) == records
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("torn", [False, True], ids=["whole", "torn"])
 def test_impression_segments_expand_to_one_row_per_item_per_day(tmp_path: Path, torn: bool) -> None:
     day = 86_400_000_000
@@ -187,6 +191,7 @@ def test_impression_segments_expand_to_one_row_per_item_per_day(tmp_path: Path, 
     assert parts[0][1].schema.equals(IMPRESSION_SCHEMA)
 
 
+@pytest.mark.fast
 def test_events_before_1970_land_in_their_own_day(tmp_path: Path) -> None:
     day = 86_400_000_000
     records = [
@@ -209,6 +214,7 @@ def _feedback_segment(log: EventLog, event_id: str) -> None:
     log.seal("feedback")
 
 
+@pytest.mark.fast
 def test_a_segment_the_lake_keeps_refusing_is_quarantined_without_blocking_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -241,6 +247,7 @@ def test_a_segment_the_lake_keeps_refusing_is_quarantined_without_blocking_other
     log.close()
 
 
+@pytest.mark.fast
 def test_an_unreachable_lake_quarantines_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,6 +12,8 @@ from ranking_training.metrics import ranking_metrics
 
 from recplat.simulation.truth import World, WorldParams
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.fixture(scope="module")
 def world() -> World:

@@ -30,6 +30,8 @@ from ranking_training.metrics import ranking_metrics
 
 from recplat.simulation.truth import World, WorldParams
 
+pytestmark = pytest.mark.fast
+
 # Three exploration requests, two users; r3 shows D at position 3, beyond k = 2.
 SMALL_LOG = pd.DataFrame(
     {

@@ -19,6 +19,8 @@ from ranking_training.experiments import (
     read_experiment_events,
 )
 
+pytestmark = pytest.mark.fast
+
 EXPERIMENT = "exp-acme-v2-20260301T120000Z"
 START = datetime(2026, 3, 1, 12, tzinfo=UTC)
 NOW = datetime(2026, 3, 2, 18, tzinfo=UTC)

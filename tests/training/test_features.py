@@ -8,12 +8,15 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from ranking_features import FEATURE_NAMES, FeatureSnapshot, build_features
 from ranking_features.definition import SESSION_LENGTH
 from ranking_training.data import load_lake
 from ranking_training.features import build_training_matrix
 
 from tests.training.lake_window import END, FIRST
+
+pytestmark = pytest.mark.fast
 
 SERVING_DAY = date(2025, 1, 28)
 

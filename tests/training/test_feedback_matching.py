@@ -9,11 +9,14 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from ranking_features.events import FEEDBACK_SCHEMA
 from ranking_training.data import LakeData, load_lake
 from ranking_training.features import build_training_matrix, label_impressions
 
 from tests.training.lake_window import END, FIRST
+
+pytestmark = pytest.mark.fast
 
 
 def _add_feedback(lake: Path, rows: list[dict[str, object]]) -> None:

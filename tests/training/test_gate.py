@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pytest
 from ranking_training.counterfactual import ExplorationLog
 from ranking_training.data import load_lake
 from ranking_training.gate import (
@@ -23,6 +24,8 @@ from ranking_training.metrics import ranking_metrics
 
 from recplat.simulation.lake import TrafficSettings, WorldLake, random_scorer
 from recplat.simulation.truth import World, WorldParams
+
+pytestmark = pytest.mark.fast
 
 # Two items per pool, one shown (k = 1, m = 2): A is the champion's first choice, but B is what
 # users click: P(click | shown at 1) is 0.1 for A and 0.3 for B.

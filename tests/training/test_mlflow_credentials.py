@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from ranking_training.__main__ import main
 
+pytestmark = pytest.mark.fast
+
 
 def test_an_unreadable_password_file_stops_training_naming_the_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

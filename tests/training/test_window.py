@@ -7,9 +7,12 @@ import itertools
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 from ranking_training.__main__ import build_parser, config_from_args
 from ranking_training.features import RankingMatrix
 from ranking_training.split import split_by_time
+
+pytestmark = pytest.mark.fast
 
 DAY = 86_400.0
 

@@ -13,7 +13,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.workflows import workflow_rules as rules
+
+pytestmark = pytest.mark.fast
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = rules.load(REPO_ROOT / ".github" / "workflows" / "deploy.yml")

@@ -18,6 +18,8 @@ import pytest
 
 from tests.workflows import workflow_rules as rules
 
+pytestmark = pytest.mark.fast
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS_DIR = REPO_ROOT / ".github" / "workflows"
 WORKFLOWS = sorted(WORKFLOWS_DIR.glob("*.yml"))
