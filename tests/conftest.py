@@ -17,17 +17,11 @@ from recplat.testing.servers import (
     Azurite,
     MlflowServer,
     azurite_executable,
-    free_port,
     sqlite_registry,
     start_azurite,
     start_mlflow_server,
     stop_group,
-    wait_until,
 )
-
-# The names tests imported from here before `recplat.testing` existed; new code imports them
-# from `recplat.testing.servers`.
-__all__ = ["Azurite", "MlflowServer", "free_port", "start_mlflow_server", "wait_until"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -25,10 +25,6 @@ from tests.images.podman_runtime import (
     writable_by_container,
 )
 
-# The names tests imported from here before they moved to `podman_runtime` and
-# `recplat.testing.servers`.
-__all__ = ["BuiltImage", "MlflowContainer", "http_status"]
-
 IN_CI = os.environ.get("CI", "").lower() == "true"
 BUILD_TIMEOUT_S = 1500
 

@@ -14,17 +14,7 @@ from pathlib import Path
 import pytest
 
 from recplat.plan import Plan, plan_stack
-from tests.infra.plan_queries import (
-    REPO_ROOT,
-    STACKS,
-    kubernetes_version,
-    lookup,
-    one,
-    stack_file,
-)
-
-# The names tests imported from here before `plan_queries` existed.
-__all__ = ["REPO_ROOT", "STACKS", "kubernetes_version", "lookup", "one", "stack_file"]
+from tests.infra.plan_queries import REPO_ROOT, STACKS
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from infra.azure_roles import (
 from infra.config import StackConfigError, parse_stack_config
 from infra.plan_mocks import DEPLOYER_OBJECT_ID
 from recplat.plan import Plan
-from tests.infra.conftest import REPO_ROOT, STACKS, stack_file
+from tests.infra.plan_queries import REPO_ROOT, STACKS, stack_file
 
 BRANDS_DIR = REPO_ROOT / "brands"
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"

@@ -10,7 +10,7 @@ import pytest
 from ranking_training.drift_job import build_parser
 
 from recplat.brand import Brand, brands_for_environment
-from tests.infra.test_brand_stack import EXAMPLE_BRANDS, PlannedResource, plan_brands
+from tests.infra.brand_plans import EXAMPLE_BRANDS, PlannedResource, plan_brands
 
 
 @pytest.fixture(scope="module")

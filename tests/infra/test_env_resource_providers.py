@@ -22,7 +22,7 @@ from infra.resource_providers import (
     namespaces_to_register,
 )
 from recplat.plan import Plan
-from tests.infra.conftest import REPO_ROOT, STACKS
+from tests.infra.plan_queries import REPO_ROOT, STACKS
 from tests.infra.registry_plan import plan_registry
 
 BRANDS_DIR = REPO_ROOT / "brands"

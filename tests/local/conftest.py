@@ -13,9 +13,6 @@ import pytest
 
 from tests.local.platform_cli import StartedPlatform, recplat, write_brands
 
-# The names tests imported from here before `platform_cli` existed.
-__all__ = ["StartedPlatform", "recplat", "write_brands"]
-
 
 @pytest.fixture(scope="module", params=["local", "azurite"])
 def platform(

@@ -55,7 +55,7 @@ from recplat.local.state import PlatformState, load_state
 from recplat.local.status import service_model
 from recplat.local.workloads import read_api_key
 from recplat.synthetic import GroundTruth
-from tests.local.conftest import recplat, write_brands
+from tests.local.platform_cli import recplat, write_brands
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

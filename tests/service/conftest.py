@@ -13,9 +13,6 @@ from recplat.testing.rankers import RegisteredRankers, register_champion_and_cha
 from recplat.testing.servers import MlflowServer
 from recplat.testing.service_process import RankingService
 
-# The name tests imported from here before `recplat.testing` existed.
-__all__ = ["RegisteredRankers"]
-
 
 @pytest.fixture(scope="module")
 def rankers(mlflow_server: MlflowServer, request: pytest.FixtureRequest) -> RegisteredRankers:

@@ -17,9 +17,9 @@ from mlflow import MlflowClient
 from ranking_features import FEATURE_NAMES, FeatureSnapshot, build_features
 from ranking_features.drift import FEATURE_SAMPLE_SCHEMA, FEATURES_DIR
 
-from tests.conftest import MlflowServer
-from tests.service.ranker_models import register_ranker, tiny_snapshot, train_ranker
-from tests.service.service_process import RankingService, wait_for
+from recplat.testing.rankers import register_ranker, tiny_snapshot, train_ranker
+from recplat.testing.servers import MlflowServer, wait_until
+from recplat.testing.service_process import RankingService
 
 BRAND = "svc-drift"
 MODEL = f"{BRAND}-ranker"
@@ -101,7 +101,7 @@ def test_a_share_of_returned_items_lands_in_the_lake_with_the_vector_the_model_s
             seen.update(rows=count, since=time.monotonic())
         return count > 0 and time.monotonic() - seen["since"] > 3
 
-    wait_for(settled, 60, "the feature sample in the lake")
+    wait_until(settled, 60, "the feature sample in the lake")
     rows = _sample_rows(sampled.lake)
     share = len(rows) / len(returned)
     print(f"\n{len(rows)} of {len(returned)} returned items sampled ({share:.2f}, asked 0.5)")
@@ -154,11 +154,11 @@ def test_the_champions_drift_tags_are_exported_and_follow_the_champion(sampled: 
         f'model_version="{version}"}}': 0.01,
         f'recplat_feature_drift_psi_threshold{{brand="{BRAND}"}}': 0.2,
     }
-    wait_for(lambda: _drift_series(sampled.service) == expected, 30, f"drift series {expected}")
+    wait_until(lambda: _drift_series(sampled.service) == expected, 30, f"drift series {expected}")
 
     # A new champion without a verdict: the old version's series go, nothing is exported.
     newer = register_ranker(
         sampled.tracking_uri, MODEL, train_ranker(seed=3), sampled.snapshot, ("champion",)
     )
     assert newer != version
-    wait_for(lambda: _drift_series(sampled.service) == {}, 30, "drift series of v1 removed")
+    wait_until(lambda: _drift_series(sampled.service) == {}, 30, "drift series of v1 removed")

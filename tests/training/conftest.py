@@ -10,10 +10,7 @@ from pathlib import Path
 import pytest
 
 from recplat.synthetic import SyntheticData, SynthParams, generate, write_lake
-from tests.training.lake_window import DAYS, END, FIRST
-
-# The names tests imported from here before `lake_window` existed.
-__all__ = ["END", "FIRST"]
+from tests.training.lake_window import DAYS, END
 
 
 @pytest.fixture(scope="session")

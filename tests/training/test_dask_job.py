@@ -18,8 +18,8 @@ from ranking_training.__main__ import main
 from ranking_training.cluster import TrainingCluster
 
 from recplat.synthetic import SyntheticData, SynthParams, generate, write_lake
+from tests.training.lake_corruptions import CORRUPTIONS, no_feedback
 from tests.training.lake_window import END, FIRST
-from tests.training.test_corrupt_data import CORRUPTIONS, no_feedback
 
 pytestmark = pytest.mark.slow
 
