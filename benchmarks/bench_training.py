@@ -1,54 +1,76 @@
-"""Benchmark of the training job on 1M synthetic impressions.
+"""Benchmark of the training job: its overhead over plain LightGBM, and how it scales on Dask.
 
-Times the job's stages (load, features, fit, evaluate: the functions `ranking-train` runs,
-without the MLflow upload) next to the peer: reading the same parquet files with pyarrow plus a
-plain `lgb.train` on the same matrix with the same parameters and early stopping. Reports
-NDCG@10 of the model, the popularity baseline and the ground-truth oracle on the validation day.
-Last, one whole `ranking-train` run against a real MLflow server on loopback shows what
-fingerprinting, MLflow logging, registration and the gate add.
+1. On 1M synthetic impressions, the job's stages in process (load, features, fit, evaluate:
+   the tasks `ranking-train` runs, without the MLflow upload) next to the peer: reading the
+   same parquet files with pyarrow plus a plain `lgb.train` on the same matrix with the same
+   parameters and early stopping, alternated over rounds (medians count). NDCG@10 of the model,
+   the popularity baseline and the ground-truth oracle on the gate day. Then one whole
+   `ranking-train` run against a real MLflow server on loopback.
+2. The scale table: 1M, 5M and 20M impressions (shards of the 1M world, users distinct per
+   shard), each in process and on a 2-worker LocalCluster with a per-worker memory limit, every
+   run in a fresh process: wall time of the job's stages, the driver's peak RSS and each
+   worker's peak RSS, NDCG@10 of the model on the gate day.
 
-    uv run python benchmarks/bench_training.py [--users 10000 --items 2000 --days 20]
+    uv run python benchmarks/bench_training.py [--scales 1,5,20 --worker-memory 6GiB]
 
-Prints a table and writes benchmarks/results/training.json.
+Prints tables and writes benchmarks/results/training.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from ranking_features import FEATURE_NAMES
+from ranking_training.cluster import TrainingCluster
 from ranking_training.config import LightGBMSettings
-from ranking_training.data import day_start, load_lake
-from ranking_training.evaluate import Evaluation, evaluate
-from ranking_training.features import RankingMatrix, build_training_matrix
+from ranking_training.data import day_start
+from ranking_training.day_features import build_features, concat_matrices
+from ranking_training.evaluate import Evaluation
+from ranking_training.features import RankingMatrix
+from ranking_training.lake_window import read_window
 from ranking_training.metrics import ranking_metrics
-from ranking_training.split import split_by_time
-from ranking_training.train import train_in_process
+from ranking_training.train import fit_on_cluster
+from ranking_training.window_parts import split_days
 
 from recplat.synthetic import SyntheticData, SynthParams, generate, write_lake
 
 RESULTS = Path(__file__).parent / "results" / "training.json"
+END = date(2025, 1, 31)
+SHARD_USERS = 10_000
+"""One shard is the 1M world: 10k users x 0.5 requests a day x 20 days x 10 items."""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--users", type=int, default=SHARD_USERS)
     parser.add_argument("--items", type=int, default=2_000)
     parser.add_argument("--days", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3, help="job and peer runs; medians count")
+    parser.add_argument("--scales", default="1,5,20", help="millions of impressions ('' skips)")
+    parser.add_argument("--worker-memory", default="6GiB", help="per Dask worker")
+    parser.add_argument("--scale-run", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    end = date(2025, 1, 31)
-    first = end - timedelta(days=args.days - 1)
-    params = SynthParams("bench", args.users, args.items, args.days, seed=3, end_date=str(end))
+    if args.scale_run:
+        _scale_run(*args.scale_run)
+        return
+    first = END - timedelta(days=args.days - 1)
+    params = SynthParams("bench", args.users, args.items, args.days, seed=3, end_date=str(END))
 
     started = time.perf_counter()
     data = generate(params)
@@ -57,24 +79,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         lake = Path(scratch) / "lake"
         write_lake(data, lake.as_uri())
-
         # Rounds alternate job and peer; each stage reports its median, so a noisy fit in one
         # round (two cores, OpenMP) does not decide the ratio.
         rounds: list[dict[str, dict[str, float]]] = []
         for _ in range(args.rounds):
-            job, (booster, train, valid, evaluation) = _job_round(lake, first, end, settings)
+            job, (booster, train, valid, gate, evaluation) = _job_round(lake, first, settings)
             peer, plain = _peer_round(lake, train, valid, settings)
             rounds.append({"job": job, "peer": peer})
-        whole = _whole_job(lake, first, end, Path(scratch))
+        whole = _whole_job(lake, first, END, Path(scratch))
     job = {k: statistics.median(r["job"][k] for r in rounds) for k in rounds[0]["job"]}
     peer = {k: statistics.median(r["peer"][k] for r in rounds) for k in rounds[0]["peer"]}
 
-    oracle = _oracle_on_last_day(data, day_start(end + timedelta(days=1)))
-    result = {
+    oracle = _oracle_on_last_day(data, day_start(END + timedelta(days=1)))
+    result: dict[str, Any] = {
         "impressions": data.impressions.num_rows,
         "feedback_events": data.feedback.num_rows,
         "train_rows": len(train.labels),
-        "valid_rows": len(valid.labels),
+        "gate_rows": len(gate.labels),
         "features": list(FEATURE_NAMES),
         "generate_seconds": generate_s,
         "job_seconds": job,
@@ -90,33 +111,41 @@ def main() -> None:
         },
         "lightgbm": settings.booster_params() | {"num_boost_round": settings.num_boost_round},
     }
+    del data
     _print(result)
+    scales = [int(s) for s in args.scales.split(",") if s]
+    if scales:
+        result["scale"] = _scale_table(args, scales)
+        result["worker_memory_limit"] = args.worker_memory
+        _print_scale(result["scale"], args.worker_memory)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2), encoding="utf-8")
     print(f"wrote {RESULTS}")
 
 
 def _job_round(
-    lake: Path, first: date, end: date, settings: LightGBMSettings
-) -> tuple[dict[str, float], tuple[Any, RankingMatrix, RankingMatrix, Evaluation]]:
-    """The job's stages as `ranking-train` runs them (without the MLflow upload), timed."""
+    lake: Path, first: date, settings: LightGBMSettings
+) -> tuple[dict[str, float], tuple[Any, RankingMatrix, RankingMatrix, RankingMatrix, Evaluation]]:
+    """The job's stages as `ranking-train` runs them in process (without MLflow), timed."""
+    cluster = TrainingCluster.in_process()
     job: dict[str, float] = {}
     started = time.perf_counter()
-    lake_data = load_lake(lake.as_uri(), first, end)
+    window = read_window(cluster, lake.as_uri(), first, END, None, dismiss_label=0)
     job["load"] = time.perf_counter() - started
     started = time.perf_counter()
-    matrix, _ = build_training_matrix(lake_data)
-    windows = split_by_time(matrix, lake_data.window_start, lake_data.window_end, 1)
-    train, valid = windows.train, windows.early_stopping
+    parts = split_days(build_features(window, validation_days=1), validation_days=1)
     job["features"] = time.perf_counter() - started
     started = time.perf_counter()
-    booster = train_in_process(train, valid, settings)
+    booster = fit_on_cluster(cluster, parts.train, parts.early_stopping, parts.train_rows, settings)
     job["fit"] = time.perf_counter() - started
     started = time.perf_counter()
-    evaluation = evaluate(booster, valid)
+    evaluation = parts.evaluate(booster, None).evaluation
     job["evaluate"] = time.perf_counter() - started
     job["total"] = sum(job.values())
-    return job, (booster, train, valid, evaluation)
+    train, valid, gate = (
+        concat_matrices(p) for p in (parts.train, parts.early_stopping, parts.gate)
+    )
+    return job, (booster, train, valid, gate, evaluation)
 
 
 def _whole_job(lake: Path, first: date, end: date, scratch: Path) -> dict[str, float]:
@@ -157,7 +186,7 @@ def _peer_round(
         pq.read_table(lake / folder)
     peer["read_parquet"] = time.perf_counter() - started
     started = time.perf_counter()
-    # The same Dataset the job builds (positions for unbiased LambdaMART included).
+    # The Dataset the job builds (positions for unbiased LambdaMART), with LightGBM's own bins.
     train_set = lgb.Dataset(
         train.features, train.labels, group=train.group_sizes, position=train.positions - 1
     )
@@ -175,7 +204,7 @@ def _peer_round(
 
 
 def _oracle_on_last_day(data: SyntheticData, window_end: float) -> float:
-    """NDCG@10 of ranking the validation day by the hidden true relevance."""
+    """NDCG@10 of ranking the gate day by the hidden true relevance."""
     impressions = data.impressions.to_pandas()
     feedback = data.feedback.to_pandas()
     truth = data.truth
@@ -198,7 +227,107 @@ def _oracle_on_last_day(data: SyntheticData, window_end: float) -> float:
     return metrics["ndcg@10"]
 
 
-def _print(result: dict) -> None:
+def _scale_table(args: argparse.Namespace, scales: list[int]) -> list[dict[str, Any]]:
+    """Every scale in process and on two workers, each run in a fresh process."""
+    rows = []
+    first = END - timedelta(days=args.days - 1)
+    with tempfile.TemporaryDirectory() as scratch:
+        shards = Path(scratch) / "shards"
+        for scale in scales:
+            lake = _sharded_lake(args, shards, Path(scratch) / f"lake-{scale}m", scale)
+            for workers in (0, 2):
+                command = [
+                    sys.executable, __file__, "--scale-run",
+                    lake.as_uri(), str(first), str(workers), args.worker_memory,
+                ]  # fmt: skip
+                done = subprocess.run(command, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    raise SystemExit(f"scale run {scale}M, {workers} workers:\n{done.stderr}")
+                row = json.loads(done.stdout.strip().splitlines()[-1])
+                rows.append({"millions": scale, **row})
+                print(_scale_line(rows[-1]), flush=True)
+    return rows
+
+
+def _sharded_lake(args: argparse.Namespace, pool: Path, lake: Path, scale: int) -> Path:
+    """A lake of `scale` 1M-impression shards: the same world, its users renamed per shard."""
+    for shard in range(scale):
+        if not (pool / f"shard-{shard}").exists():
+            params = SynthParams(
+                "bench", args.users, args.items, args.days, seed=3 + shard, end_date=str(END)
+            )
+            data = generate(params)
+            write_lake(_renamed_users(data, shard), (pool / f"shard-{shard}").as_uri())
+            del data
+        for path in (pool / f"shard-{shard}" / "events").rglob("*.parquet"):
+            target = lake / path.relative_to(pool / f"shard-{shard}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, target)
+    catalog = lake / "catalog" / "items.parquet"
+    catalog.parent.mkdir(parents=True, exist_ok=True)
+    if not catalog.exists():
+        os.link(pool / "shard-0" / "catalog" / "items.parquet", catalog)
+    return lake
+
+
+def _renamed_users(data: SyntheticData, shard: int) -> SyntheticData:
+    def renamed(table: pa.Table) -> pa.Table:
+        index = table.schema.get_field_index("user_id")
+        users = pc.binary_join_element_wise(f"s{shard}", table["user_id"], "-")
+        return table.set_column(index, table.schema.field(index), users)
+
+    return replace(data, impressions=renamed(data.impressions), feedback=renamed(data.feedback))
+
+
+def _scale_run(lake_uri: str, first: str, workers: str, memory: str) -> None:
+    """One run of the job's cluster stages in this fresh process; prints one JSON line."""
+    n = int(workers)
+    cluster = TrainingCluster.local(n, memory) if n else TrainingCluster.in_process()
+    settings = LightGBMSettings()
+    started = time.perf_counter()
+    window = read_window(cluster, lake_uri, date.fromisoformat(first), END, None, dismiss_label=0)
+    window.fingerprint()
+    parts = split_days(build_features(window, validation_days=1), validation_days=1)
+    booster = fit_on_cluster(cluster, parts.train, parts.early_stopping, parts.train_rows, settings)
+    evaluation = parts.evaluate(booster, None).evaluation
+    parts.exploration()
+    wall = time.perf_counter() - started
+    worker_peaks = []
+    if cluster.client is not None:
+        worker_peaks = sorted(cluster.client.run(_peak_rss).values())
+    cluster.close()
+    print(
+        json.dumps(
+            {
+                "workers": n,
+                "impressions": window.counts["impressions"],
+                "seconds": wall,
+                "driver_peak_rss_gib": _peak_rss() / 2**30,
+                "worker_peak_rss_gib": [p / 2**30 for p in worker_peaks],
+                "best_iteration": booster.best_iteration,
+                "ndcg@10": evaluation.model["ndcg@10"],
+            }
+        )
+    )
+
+
+def _peak_rss() -> int:
+    status = Path("/proc/self/status").read_text()
+    match = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(match.group(1)) * 1024 if match else 0
+
+
+def _scale_line(row: dict[str, Any]) -> str:
+    where = "in process" if row["workers"] == 0 else f"{row['workers']} workers"
+    workers = ", ".join(f"{p:.2f}" for p in row["worker_peak_rss_gib"]) or "-"
+    return (
+        f"{row['millions']:>3}M {where:<11} {row['seconds']:>8.1f} s   driver "
+        f"{row['driver_peak_rss_gib']:5.2f} GiB   workers {workers:<12} GiB   "
+        f"ndcg@10 {row['ndcg@10']:.4f} (best iteration {row['best_iteration']})"
+    )
+
+
+def _print(result: dict[str, Any]) -> None:
     job, peer = result["job_seconds"], result["peer_seconds"]
     print(f"\n{result['impressions']:,} impressions, {result['train_rows']:,} train rows")
     print(f"{'stage':<14}{'job (s)':>10}   {'peer':<14}{'(s)':>8}")
@@ -218,7 +347,16 @@ def _print(result: dict) -> None:
         f"gate {whole['fingerprint_mlflow_and_gate']:.2f} s)"
     )
     ndcg = result["ndcg@10"]
-    print("NDCG@10 on the validation day: " + ", ".join(f"{k} {v:.4f}" for k, v in ndcg.items()))
+    print("NDCG@10 on the gate day: " + ", ".join(f"{k} {v:.4f}" for k, v in ndcg.items()))
+
+
+def _print_scale(rows: list[dict[str, Any]], memory: str) -> None:
+    print(
+        f"\nscale: the job's stages (no MLflow), fresh process per run; workers limited to {memory}"
+    )
+    print(f"{'':>4} {'where':<11} {'wall':>10}   {'driver peak RSS':<21}{'worker peak RSS'}")
+    for row in rows:
+        print(_scale_line(row))
 
 
 if __name__ == "__main__":

@@ -93,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dismiss-label", type=int, default=0, choices=(0, 1))
     parser.add_argument(
-        "--workers", type=int, help="0 trains in process; N on a local Dask cluster"
+        "--workers",
+        type=int,
+        help="0 trains in this process; N on N Dask workers: a local cluster of N processes, "
+        "or the --dask-scheduler cluster once N have joined",
     )
     parser.add_argument("--dask-scheduler", default="", help="address of an existing Dask cluster")
     parser.add_argument("--format", choices=("lake", "svmlight"), default="lake")

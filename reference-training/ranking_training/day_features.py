@@ -197,6 +197,10 @@ class WindowFeatures:
         """The whole matrix in this process (tests; the job never gathers it)."""
         return concat_matrices(self.window.cluster.compute(self.matrices))
 
+    def release_matrices(self) -> None:
+        """Let the workers free the day matrices (split into windows, they are not needed)."""
+        self.matrices = []
+
 
 def build_features(window: LakeWindow, validation_days: int) -> WindowFeatures:
     """Every impression day's matrix; the window must have been read with a dismiss label."""
@@ -240,6 +244,7 @@ def build_features(window: LakeWindow, validation_days: int) -> WindowFeatures:
     matrices = kept[:n]
     gate_days = {day: (kept[n + j], kept[n + len(gate) + j]) for j, day in enumerate(gate)}
     *stats, snapshot = cluster.compute([cluster.task(_stats, m) for m in matrices] + [final])
+    window.keep_only(set(gate))
     return WindowFeatures(window, bounds, matrices, codes, users, gate_days, stats, snapshot)
 
 

@@ -130,10 +130,20 @@ class LakeWindow:
     def impression_parts(self) -> list[Task]:
         return self.parts[:-1]
 
+    def keep_only(self, days: set[int]) -> None:
+        """Let the workers free every other day's events (the features are built; the gate's
+        days are still read). The window can then no longer be fingerprinted or gathered."""
+        self.parts = [part if i in days else None for i, part in enumerate(self.parts)]
+
+    def _all_parts(self) -> list[Task]:
+        if any(part is None for part in self.parts):
+            raise RuntimeError("the window's events were released after the features were built")
+        return self.parts
+
     def fingerprint(self) -> str:
         """`LakeData.fingerprint` of this window, from each day's digests."""
         digests = self.cluster.compute(
-            [self.cluster.task(_digests, part) for part in self.parts]
+            [self.cluster.task(_digests, part) for part in self._all_parts()]
             + [self.cluster.task(content_digest, self.catalog)]
         )
         days: list[tuple[Digest, Digest]] = digests[:-1]
@@ -147,7 +157,7 @@ class LakeWindow:
 
     def to_lake_data(self) -> LakeData:
         """The whole window in this process (the in-memory `LakeData` of `data.load_lake`)."""
-        parts: list[DayPart] = self.cluster.compute(self.parts)
+        parts: list[DayPart] = self.cluster.compute(self._all_parts())
         catalog = self.cluster.compute([self.catalog])[0]
         impressions = [p.impressions for p in parts if p.impressions is not None]
         merged = EventFiles(

@@ -22,6 +22,7 @@ bit for bit the in-process model.
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
@@ -61,7 +62,11 @@ def fit_booster(
     params = settings.booster_params()
     if network:
         params.update(network)
-    rows = _concat(train)
+    pieces = [part for part in train if len(part.labels)]
+    # Labels, groups and positions concatenated; the features, the window's largest part, as
+    # the pieces hold them (LightGBM reads a list of arrays), never copied.
+    rows = _concat([replace(part, features=part.features[:0]) for part in pieces])
+    features = [part.features for part in pieces]
     # Bins come from the shared sample, not from this machine's rows (module docstring), and
     # are found as on one machine: the sample is the same everywhere.
     reference = lgb.Dataset(
@@ -69,7 +74,7 @@ def fit_booster(
     )
     # Served positions (0-based) let LightGBM's unbiased LambdaMART divide position bias out.
     train_set = lgb.Dataset(
-        rows.features,
+        features[0] if len(features) == 1 else features,
         rows.labels,
         group=rows.group_sizes,
         position=rows.positions - 1,
@@ -200,8 +205,6 @@ def _concat(parts: list[RankingMatrix]) -> RankingMatrix:
 
 
 def _with_threads(settings: LightGBMSettings, threads: int) -> LightGBMSettings:
-    from dataclasses import replace
-
     return replace(settings, num_threads=threads)
 
 

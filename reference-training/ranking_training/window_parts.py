@@ -169,6 +169,7 @@ def split_days(features: WindowFeatures, validation_days: int) -> WindowParts:
     persisted = cluster.persist([p for name in names for p in pieces[name]])
     for name in names:
         pieces[name], persisted = persisted[: len(pieces[name])], persisted[len(pieces[name]) :]
+    features.release_matrices()
     stats = {
         name: cluster.compute([cluster.task(_piece_stats, p) for p in pieces[name]])
         for name in names
@@ -197,9 +198,10 @@ def split_days(features: WindowFeatures, validation_days: int) -> WindowParts:
 
 
 def take_window(matrix: RankingMatrix, start: float, end: float) -> RankingMatrix:
-    """The requests of `matrix` with start <= time < end."""
+    """The requests of `matrix` with start <= time < end (`matrix` itself when that is all)."""
     ts = matrix.request_ts
-    return matrix.take_requests((ts >= start) & (ts < end))
+    inside = (ts >= start) & (ts < end)
+    return matrix if inside.all() else matrix.take_requests(inside)
 
 
 def evaluate_gate(

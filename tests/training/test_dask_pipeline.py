@@ -100,13 +100,13 @@ def test_two_worker_processes_build_the_in_memory_matrix_bit_for_bit(
     assert reference_data.duplicates_dropped == COPIED_IMPRESSIONS + COPIED_FEEDBACK
 
     for cluster in (TrainingCluster.in_process(), two_workers):
-        features = _features(cluster, awkward_lake)
-        _assert_same_matrix(features.gather(), reference)
-        assert features.snapshot.to_json() == reference_snapshot.to_json()
-        window = features.window
+        window = read_window(cluster, awkward_lake.as_uri(), FIRST, END, None, dismiss_label=0)
         assert window.fingerprint() == reference_data.fingerprint()
         assert window.counts["duplicates_dropped"] == reference_data.duplicates_dropped
         assert window.counts["unmatched_feedback"] == reference_data.unmatched_feedback
+        features = build_features(window, validation_days=1)
+        _assert_same_matrix(features.gather(), reference)
+        assert features.snapshot.to_json() == reference_snapshot.to_json()
 
 
 def test_two_workers_hand_the_gate_the_explore_requests_and_pool_features_of_memory(
