@@ -118,6 +118,7 @@ def test_model_endpoint_shows_both_loaded_versions_and_the_serving_settings(
     assert champion["offline_metrics"] == {"model.ndcg_at_10": 0.61, "popularity.ndcg_at_10": 0.42}
     assert {model["scorer"] for model in info["models"]} == {"compiled-trees"}
     assert serving.client.get("/readyz").json() == {"status": "ready"}
+    assert serving.client.get("/healthz").json() == {"status": "ok"}
 
 
 def test_rank_is_documented_with_its_body_limits_and_security(serving: InProcessService) -> None:
