@@ -6,10 +6,10 @@
    parameters and early stopping, alternated over rounds (medians count). NDCG@10 of the model,
    the popularity baseline and the ground-truth oracle on the gate day. Then one whole
    `ranking-train` run against a real MLflow server on loopback.
-2. The scale table: 1M, 5M and 20M impressions (shards of the 1M world, users distinct per
-   shard), each in process and on a 2-worker LocalCluster with a per-worker memory limit, every
-   run in a fresh process: wall time of the job's stages, the driver's peak RSS and each
-   worker's peak RSS, NDCG@10 of the model on the gate day.
+2. The scale table: 1M, 5M and 20M impressions (1M-impression shards, each its own world with
+   its own users and items), each in process and on a 2-worker LocalCluster with a per-worker
+   memory limit, every run in a fresh process: wall time of the job's stages, the driver's
+   peak RSS and each worker's peak RSS, NDCG@10 of the model on the gate day.
 
     uv run python benchmarks/bench_training.py [--scales 1,5,20 --worker-memory 6GiB]
 
@@ -136,7 +136,7 @@ def _job_round(
     parts = split_days(build_features(window, validation_days=1), validation_days=1)
     job["features"] = time.perf_counter() - started
     started = time.perf_counter()
-    booster = fit_on_cluster(cluster, parts.train, parts.early_stopping, parts.train_rows, settings)
+    booster = fit_on_cluster(cluster, parts.train, parts.early_stopping, settings)
     job["fit"] = time.perf_counter() - started
     started = time.perf_counter()
     evaluation = parts.evaluate(booster, None).evaluation
@@ -250,33 +250,41 @@ def _scale_table(args: argparse.Namespace, scales: list[int]) -> list[dict[str, 
 
 
 def _sharded_lake(args: argparse.Namespace, pool: Path, lake: Path, scale: int) -> Path:
-    """A lake of `scale` 1M-impression shards: the same world, its users renamed per shard."""
+    """A lake of `scale` 1M-impression shards, each a world of its own (seed), its users and
+    items renamed apart, so the features mean per shard what they mean in the 1M lake."""
+    catalogs = []
     for shard in range(scale):
         if not (pool / f"shard-{shard}").exists():
             params = SynthParams(
                 "bench", args.users, args.items, args.days, seed=3 + shard, end_date=str(END)
             )
             data = generate(params)
-            write_lake(_renamed_users(data, shard), (pool / f"shard-{shard}").as_uri())
+            write_lake(_renamed(data, shard), (pool / f"shard-{shard}").as_uri())
             del data
         for path in (pool / f"shard-{shard}" / "events").rglob("*.parquet"):
             target = lake / path.relative_to(pool / f"shard-{shard}")
             target.parent.mkdir(parents=True, exist_ok=True)
             os.link(path, target)
-    catalog = lake / "catalog" / "items.parquet"
-    catalog.parent.mkdir(parents=True, exist_ok=True)
-    if not catalog.exists():
-        os.link(pool / "shard-0" / "catalog" / "items.parquet", catalog)
+        catalogs.append(pq.read_table(pool / f"shard-{shard}" / "catalog" / "items.parquet"))
+    (lake / "catalog").mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.concat_tables(catalogs), lake / "catalog" / "items.parquet")
     return lake
 
 
-def _renamed_users(data: SyntheticData, shard: int) -> SyntheticData:
-    def renamed(table: pa.Table) -> pa.Table:
-        index = table.schema.get_field_index("user_id")
-        users = pc.binary_join_element_wise(f"s{shard}", table["user_id"], "-")
-        return table.set_column(index, table.schema.field(index), users)
+def _renamed(data: SyntheticData, shard: int) -> SyntheticData:
+    def renamed(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
+        for name in columns:
+            index = table.schema.get_field_index(name)
+            values = pc.binary_join_element_wise(f"s{shard}", table[name], "-")
+            table = table.set_column(index, table.schema.field(index), values)
+        return table
 
-    return replace(data, impressions=renamed(data.impressions), feedback=renamed(data.feedback))
+    return replace(
+        data,
+        impressions=renamed(data.impressions, ("user_id", "item_id")),
+        feedback=renamed(data.feedback, ("user_id", "item_id")),
+        catalog=renamed(data.catalog, ("item_id",)),
+    )
 
 
 def _scale_run(lake_uri: str, first: str, workers: str, memory: str) -> None:
@@ -288,7 +296,7 @@ def _scale_run(lake_uri: str, first: str, workers: str, memory: str) -> None:
     window = read_window(cluster, lake_uri, date.fromisoformat(first), END, None, dismiss_label=0)
     window.fingerprint()
     parts = split_days(build_features(window, validation_days=1), validation_days=1)
-    booster = fit_on_cluster(cluster, parts.train, parts.early_stopping, parts.train_rows, settings)
+    booster = fit_on_cluster(cluster, parts.train, parts.early_stopping, settings)
     evaluation = parts.evaluate(booster, None).evaluation
     parts.exploration()
     wall = time.perf_counter() - started

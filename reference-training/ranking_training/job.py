@@ -128,9 +128,7 @@ def _run(config: TrainingConfig, cluster: TrainingCluster, say: Callable[[str], 
         )
     } | windows.counts
     with _timed(timings, "fit", say):
-        booster = fit_on_cluster(
-            cluster, windows.train, windows.early_stopping, windows.train_rows, config.lightgbm
-        )
+        booster = fit_on_cluster(cluster, windows.train, windows.early_stopping, config.lightgbm)
     with _timed(timings, "evaluate", say):
         champion, note = load_champion(client, config.registered_model)
         scorable = champion.booster if champion is not None else None

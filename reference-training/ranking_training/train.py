@@ -1,9 +1,8 @@
 """Stage 4: fit a LightGBM LambdaRank booster, in this process or across Dask workers.
 
 One fit, `fit_booster`, on either path: the served positions go to LightGBM's unbiased
-LambdaMART (`Dataset(position=...)`), boosting stops early on the early-stopping window, and
-the features are binned with bins found on one deterministic sample of the training rows
-(`bin_sample`), so every path bins alike.
+LambdaMART (`Dataset(position=...)`) and boosting stops early on the early-stopping window. In
+process it is plain `lgb.train` on the training window's rows.
 
 On Dask (`fit_on_cluster`) the training rows stay on the workers that built them, in whole
 requests. Each worker holding some runs `fit_booster` on its own rows as one machine of
@@ -13,10 +12,10 @@ stopping lets each worker stop on its own slice of the validation data, out of s
 others (LightGBM issues 6351, 7009). Here every worker evaluates the whole early-stopping
 window (it is one of the window's days, copied to each), with the same model and thread count,
 so all stop at the same round. What still differs from one machine (docs/architecture.md,
-"Training on Dask"): histograms are summed across workers in another order, and LightGBM
-estimates the position-bias factors on each worker's own rows (it does not share them), so the
-model agrees with the in-process one within a tolerance, not bit for bit. On one worker it is
-bit for bit the in-process model.
+"Training on Dask"): each feature's bins are found on one worker's rows, leaf counts are
+estimated from hessians summed across workers, and LightGBM fits the position-bias factors on
+each worker's own rows (it does not share them), so the model agrees with the in-process one
+within a tolerance, not bit for bit. On one worker it is bit for bit the in-process model.
 """
 
 from __future__ import annotations
@@ -35,9 +34,6 @@ from ranking_training.features import RankingMatrix
 if TYPE_CHECKING:
     from ranking_training.cluster import Task, TrainingCluster
 
-BIN_SAMPLE_ROWS = 200_000
-"""Training rows the bins are found on: LightGBM's own default sample size
-(`bin_construct_sample_cnt`)."""
 NETWORK_TIMEOUT_MINUTES = 60
 """How long a LightGBM machine waits for the others at a synchronisation point."""
 
@@ -46,14 +42,12 @@ def train_in_process(
     train: RankingMatrix, valid: RankingMatrix, settings: LightGBMSettings
 ) -> lgb.Booster:
     """`fit_booster` on one in-memory training window."""
-    sample = bin_sample(train, _sample_rows(len(train.labels)), 0)
-    return fit_booster([train], [valid], sample, settings)
+    return fit_booster([train], [valid], settings)
 
 
 def fit_booster(
     train: list[RankingMatrix],
     valid: list[RankingMatrix],
-    sample: np.ndarray,
     settings: LightGBMSettings,
     network: dict[str, Any] | None = None,
 ) -> lgb.Booster:
@@ -67,11 +61,6 @@ def fit_booster(
     # the pieces hold them (LightGBM reads a list of arrays), never copied.
     rows = _concat([replace(part, features=part.features[:0]) for part in pieces])
     features = [part.features for part in pieces]
-    # Bins come from the shared sample, not from this machine's rows (module docstring), and
-    # are found as on one machine: the sample is the same everywhere.
-    reference = lgb.Dataset(
-        sample, params=settings.booster_params(), feature_name=list(FEATURE_NAMES)
-    )
     # Served positions (0-based) let LightGBM's unbiased LambdaMART divide position bias out.
     train_set = lgb.Dataset(
         features[0] if len(features) == 1 else features,
@@ -79,7 +68,6 @@ def fit_booster(
         group=rows.group_sizes,
         position=rows.positions - 1,
         feature_name=list(FEATURE_NAMES),
-        reference=reference,
     )
     held_out = _concat(valid)
     valid_set = lgb.Dataset(
@@ -98,47 +86,30 @@ def fit_booster(
     return booster
 
 
-def bin_sample(part: RankingMatrix, picks: np.ndarray, offset: int) -> np.ndarray:
-    """The feature rows of `part` among `picks` (row numbers in the whole training window;
-    `part` starts at `offset`)."""
-    mine = picks[(picks >= offset) & (picks < offset + len(part.labels))] - offset
-    return part.features[mine]
-
-
 def fit_on_cluster(
     cluster: TrainingCluster,
     train: list[Task],
     valid: list[Task],
-    train_rows: list[int],
     settings: LightGBMSettings,
 ) -> lgb.Booster:
-    """Fit on the training pieces where they are (`train`, persisted, `train_rows` rows each,
-    in time order), stopping early on the early-stopping pieces `valid`."""
-    picks = _sample_rows(sum(train_rows))
-    offsets = np.r_[0, np.cumsum(train_rows)[:-1]]
-    pieces = [
-        cluster.task(bin_sample, piece, picks, int(offset))
-        for piece, offset in zip(train, offsets, strict=True)
-    ]
-    sample = cluster.task(np.concatenate, pieces)
+    """Fit on the training pieces where they are (`train`, in time order), stopping early on
+    the early-stopping pieces `valid`."""
     if cluster.client is None:
         # In process the pieces are here already: the same fit, as one machine.
-        return fit_booster(train, valid, sample, settings)
-    return _fit_on_workers(cluster, train, valid, sample, settings)
+        return fit_booster(train, valid, settings)
+    return _fit_on_workers(cluster, train, valid, settings)
 
 
 def _fit_on_workers(
     cluster: TrainingCluster,
     train: list[Task],
     valid: list[Task],
-    sample: Task,
     settings: LightGBMSettings,
 ) -> lgb.Booster:
     from distributed import futures_of
 
     client = cluster.client
     assert client is not None
-    (sample,) = cluster.persist([sample])
     futures = [futures_of(piece)[0] for piece in train]
     holders = client.who_has(futures)
     by_worker: dict[str, list[Any]] = {}
@@ -147,14 +118,13 @@ def _fit_on_workers(
         by_worker.setdefault(sorted(holders[future.key])[0], []).append(future)
     workers = sorted(by_worker)
     valid_futures = [futures_of(piece)[0] for piece in valid]
-    sample_future = futures_of(sample)[0]
     threads = settings.num_threads or min(client.ncores(workers).values())
     # The same thread count everywhere: the early-stopping metric must be equal to the bit on
     # every machine, or they stop at different rounds and wait on each other until time-out.
     settings_here = _with_threads(settings, threads)
     if len(workers) == 1:
         future = client.submit(
-            fit_booster, by_worker[workers[0]], valid_futures, sample_future, settings_here,
+            fit_booster, by_worker[workers[0]], valid_futures, settings_here,
             workers=workers, pure=False,
         )  # fmt: skip
         return future.result()
@@ -165,7 +135,6 @@ def _fit_on_workers(
             fit_booster,
             by_worker[worker],
             valid_futures,
-            sample_future,
             settings_here,
             {
                 "tree_learner": "data",
@@ -183,13 +152,6 @@ def _fit_on_workers(
     # Every machine ends with the same model; the first one's is returned.
     boosters = client.gather(fits)
     return boosters[0]
-
-
-def _sample_rows(total: int) -> np.ndarray:
-    """Evenly spread row numbers of the training window, all of them when it is small."""
-    if total <= BIN_SAMPLE_ROWS:
-        return np.arange(total, dtype=np.int64)
-    return np.arange(BIN_SAMPLE_ROWS, dtype=np.int64) * total // BIN_SAMPLE_ROWS
 
 
 def _concat(parts: list[RankingMatrix]) -> RankingMatrix:

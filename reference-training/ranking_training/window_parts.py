@@ -60,7 +60,6 @@ class WindowParts:
     train: list[Task]
     early_stopping: list[Task]
     gate: list[Task]
-    train_rows: list[int]
     counts: dict[str, int]
 
     @property
@@ -186,7 +185,6 @@ def split_days(features: WindowFeatures, validation_days: int) -> WindowParts:
         train=pieces["training"],
         early_stopping=pieces["early-stopping"],
         gate=pieces["gate"],
-        train_rows=[s[1] for s in stats["training"]],
         counts={
             "train_rows": total("training", 1),
             "train_requests": total("training", 0),

@@ -9,16 +9,18 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from ranking_features import FEATURE_NAMES
 from ranking_training.cluster import TrainingCluster
 from ranking_training.config import LightGBMSettings
 from ranking_training.data import load_lake
-from ranking_training.day_features import WindowFeatures, build_features
+from ranking_training.day_features import WindowFeatures, build_features, concat_matrices
 from ranking_training.errors import DataError
 from ranking_training.features import EncodedEvents, RankingMatrix, build_training_matrix
 from ranking_training.gate import exploration_slice, pool_features
@@ -127,11 +129,27 @@ def test_two_workers_hand_the_gate_the_explore_requests_and_pool_features_of_mem
     assert np.array_equal(pool.row_item, reference.row_item)
 
 
-def test_one_worker_fits_the_in_process_model_bit_for_bit_two_within_tolerance(
+def test_in_process_and_one_worker_fit_plain_lgb_train_bit_for_bit_two_within_tolerance(
     clean_lake: Path, two_workers: TrainingCluster
 ) -> None:
     settings = LightGBMSettings(num_threads=1)
     boosters, gates = {}, {}
+    in_process = split_days(_features(TrainingCluster.in_process(), clean_lake), 1)
+    train = concat_matrices(in_process.train)
+    valid = concat_matrices(in_process.early_stopping)
+    boosters["plain"] = lgb.train(
+        settings.booster_params(),
+        lgb.Dataset(
+            train.features,
+            train.labels,
+            group=train.group_sizes,
+            position=train.positions - 1,
+            feature_name=list(FEATURE_NAMES),
+        ),
+        settings.num_boost_round,
+        valid_sets=[lgb.Dataset(valid.features, valid.labels, group=valid.group_sizes)],
+        callbacks=[lgb.early_stopping(settings.early_stopping_rounds, verbose=False)],
+    )
     one_worker = TrainingCluster.local(1, memory_limit="2GiB")
     try:
         for name, cluster in (
@@ -140,9 +158,7 @@ def test_one_worker_fits_the_in_process_model_bit_for_bit_two_within_tolerance(
             ("two workers", two_workers),
         ):
             parts = split_days(_features(cluster, clean_lake), validation_days=1)
-            boosters[name] = fit_on_cluster(
-                cluster, parts.train, parts.early_stopping, parts.train_rows, settings
-            )
+            boosters[name] = fit_on_cluster(cluster, parts.train, parts.early_stopping, settings)
             gates[name] = parts.evaluate(boosters[name], None)
     finally:
         one_worker.close()
@@ -151,6 +167,7 @@ def test_one_worker_fits_the_in_process_model_bit_for_bit_two_within_tolerance(
         text = boosters[name].model_to_string()
         return text[text.index("Tree=0") : text.index("end of trees")]
 
+    assert trees("in process") == trees("plain")
     assert trees("one worker") == trees("in process")
     assert boosters["one worker"].best_iteration == boosters["in process"].best_iteration
     local, spread = gates["in process"].evaluation.model, gates["two workers"].evaluation.model
