@@ -11,7 +11,7 @@
    memory limit, every run in a fresh process: wall time of the job's stages, the driver's
    peak RSS and each worker's peak RSS, NDCG@10 of the model on the gate day.
 
-    uv run python benchmarks/bench_training.py [--scales 1,5,20 --worker-memory 6GiB]
+    uv run python benchmarks/bench_training.py [--scales 1,5,20 --worker-memory 8GiB]
 
 Prints tables and writes benchmarks/results/training.json.
 """
@@ -61,9 +61,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=SHARD_USERS)
     parser.add_argument("--items", type=int, default=2_000)
     parser.add_argument("--days", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3, help="job and peer runs; medians count")
+    parser.add_argument("--rounds", type=int, default=5, help="job and peer runs; medians count")
     parser.add_argument("--scales", default="1,5,20", help="millions of impressions ('' skips)")
-    parser.add_argument("--worker-memory", default="6GiB", help="per Dask worker")
+    parser.add_argument("--worker-memory", default="8GiB", help="per Dask worker")
     parser.add_argument("--scale-run", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scale_run:
@@ -292,13 +292,18 @@ def _scale_run(lake_uri: str, first: str, workers: str, memory: str) -> None:
     n = int(workers)
     cluster = TrainingCluster.local(n, memory) if n else TrainingCluster.in_process()
     settings = LightGBMSettings()
+    stages: dict[str, float] = {}
     started = time.perf_counter()
     window = read_window(cluster, lake_uri, date.fromisoformat(first), END, None, dismiss_label=0)
     window.fingerprint()
+    stages["load"] = time.perf_counter() - started
     parts = split_days(build_features(window, validation_days=1), validation_days=1)
+    stages["features"] = time.perf_counter() - started - sum(stages.values())
     booster = fit_on_cluster(cluster, parts.train, parts.early_stopping, settings)
+    stages["fit"] = time.perf_counter() - started - sum(stages.values())
     evaluation = parts.evaluate(booster, None).evaluation
     parts.exploration()
+    stages["evaluate"] = time.perf_counter() - started - sum(stages.values())
     wall = time.perf_counter() - started
     worker_peaks = []
     if cluster.client is not None:
@@ -310,6 +315,7 @@ def _scale_run(lake_uri: str, first: str, workers: str, memory: str) -> None:
                 "workers": n,
                 "impressions": window.counts["impressions"],
                 "seconds": wall,
+                "stage_seconds": stages,
                 "driver_peak_rss_gib": _peak_rss() / 2**30,
                 "worker_peak_rss_gib": [p / 2**30 for p in worker_peaks],
                 "best_iteration": booster.best_iteration,
@@ -328,8 +334,9 @@ def _peak_rss() -> int:
 def _scale_line(row: dict[str, Any]) -> str:
     where = "in process" if row["workers"] == 0 else f"{row['workers']} workers"
     workers = ", ".join(f"{p:.2f}" for p in row["worker_peak_rss_gib"]) or "-"
+    stages = "/".join(f"{row['stage_seconds'][k]:.0f}" for k in ("load", "features", "fit"))
     return (
-        f"{row['millions']:>3}M {where:<11} {row['seconds']:>8.1f} s   driver "
+        f"{row['millions']:>3}M {where:<11} {row['seconds']:>8.1f} s ({stages})   driver "
         f"{row['driver_peak_rss_gib']:5.2f} GiB   workers {workers:<12} GiB   "
         f"ndcg@10 {row['ndcg@10']:.4f} (best iteration {row['best_iteration']})"
     )
@@ -362,7 +369,10 @@ def _print_scale(rows: list[dict[str, Any]], memory: str) -> None:
     print(
         f"\nscale: the job's stages (no MLflow), fresh process per run; workers limited to {memory}"
     )
-    print(f"{'':>4} {'where':<11} {'wall':>10}   {'driver peak RSS':<21}{'worker peak RSS'}")
+    print(
+        f"{'':>4} {'where':<11} {'wall (load/features/fit)':>24}   {'driver peak RSS':<21}"
+        "worker peak RSS"
+    )
     for row in rows:
         print(_scale_line(row))
 

@@ -118,10 +118,15 @@ class TrainingCluster:
         """Run `values` (tasks) and bring their (small) results here."""
         if self.client is None or not values:
             return list(values)
+        return self.gather(self.client.compute(list(values)))
+
+    def gather(self, futures: list[Any]) -> list[Any]:
+        """The results of Dask futures; a worker that died is the job's error, not a trace."""
         from distributed import KilledWorker
 
+        assert self.client is not None
         try:
-            return list(self.client.compute(list(values), sync=True))
+            return list(self.client.gather(futures))
         except KilledWorker as error:
             raise TrainingError(
                 f"a Dask worker died running {error.task!r} (killed twice, most often for "

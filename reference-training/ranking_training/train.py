@@ -127,7 +127,7 @@ def _fit_on_workers(
             fit_booster, by_worker[workers[0]], valid_futures, settings_here,
             workers=workers, pure=False,
         )  # fmt: skip
-        return future.result()
+        return cluster.gather([future])[0]
     ports = client.run(_free_port, workers=workers)
     machines = ",".join(f"{_host(w)}:{ports[w]}" for w in workers)
     fits = [
@@ -150,7 +150,7 @@ def _fit_on_workers(
         for worker in workers
     ]
     # Every machine ends with the same model; the first one's is returned.
-    boosters = client.gather(fits)
+    boosters = cluster.gather(fits)
     return boosters[0]
 
 
