@@ -15,6 +15,7 @@ demo: setup
 lint:
 	$(UV) run --locked ruff check .
 	$(UV) run --locked ruff format --check .
+	$(UV) run --locked lint-imports
 
 typecheck:
 	$(UV) run --locked mypy
