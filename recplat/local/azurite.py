@@ -31,6 +31,7 @@ ACCOUNT_KEY = (
 )
 AZURITE_BIN = Path(".scratch/node/node_modules/.bin/azurite-blob")
 AZURITE_START_TIMEOUT_S = 30.0
+PROCESS_NAME = "azurite"
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def start_azurite(*, project_root: Path, data_dir: Path, log_dir: Path) -> Azuri
         "--skipApiVersionCheck",
         "--loose",
     ]
-    process = start_process("azurite", argv, log_path=log_dir / "azurite.log", port=port)
+    process = start_process(PROCESS_NAME, argv, log_path=log_dir / "azurite.log", port=port)
     blob_endpoint = f"http://{LOOPBACK}:{port}/{ACCOUNT_NAME}"
     wait_until(
         lambda: _answers(blob_endpoint),

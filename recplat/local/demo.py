@@ -14,6 +14,7 @@ failure or Ctrl-C stops all processes the demo started.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -246,12 +247,19 @@ def _traffic_phase(
     reporter: StageReporter,
     label: str,
 ) -> None:
-    with reporter.stage(f"simulate traffic {label}"), reporter.progress() as bar:
+    # Brands side by side: each client mostly waits for its own service.
+    with (
+        reporter.stage(f"simulate traffic {label}"),
+        reporter.progress() as bar,
+        ThreadPoolExecutor(max_workers=max(len(clients), 1)) as pool,
+    ):
+        futures = {}
         for name, client in clients.items():
             record = platform.state.brands[name]
             assert record.service_url is not None and record.api_key_file is not None
             task = bar.add_task(f"{name}: /rank + /feedback", total=traffic.requests)
-            result = simulate_brand(
+            futures[name] = pool.submit(
+                simulate_brand,
                 name,
                 record.service_url,
                 read_api_key(Path(record.api_key_file)),
@@ -260,6 +268,8 @@ def _traffic_phase(
                 client.sessions,
                 on_request=lambda task=task: bar.advance(task),  # type: ignore[misc]
             )
+        for name, future in futures.items():
+            result = future.result()
             outcomes[name].traffic.append(result)
             outcomes[name].feedback_sent += len(result.feedback_event_ids)
             if result.failed_requests:

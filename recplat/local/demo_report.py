@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -212,10 +213,17 @@ def write_dashboard_images(
     api = PrometheusApi(state.prometheus_url)
     window = Window(start=started, end=time.time())
     images = {}
-    for uid, model in local_dashboards(brands).items():
-        dashboard = query_dashboard(api, model, window)
-        path = report_dir / f"{DASHBOARD_IMAGE_PREFIX}{uid}.png"
-        images[dashboard.title] = draw_dashboard(dashboard, path)
+    # Prometheus answers queries side by side, so one dashboard is drawn while others are
+    # still being queried.
+    models = local_dashboards(brands)
+    with ThreadPoolExecutor(max_workers=max(len(models), 1)) as pool:
+        queried = {
+            uid: pool.submit(query_dashboard, api, model, window) for uid, model in models.items()
+        }
+        for uid, future in queried.items():
+            dashboard = future.result()
+            path = report_dir / f"{DASHBOARD_IMAGE_PREFIX}{uid}.png"
+            images[dashboard.title] = draw_dashboard(dashboard, path)
     return images
 
 

@@ -28,7 +28,7 @@ from recplat.local.processes import (
     LocalPlatformError,
     StartedProcess,
     is_same_process,
-    stop_process,
+    stop_processes,
 )
 from recplat.local.prometheus import (
     PrometheusFiles,
@@ -92,8 +92,9 @@ class UpOptions:
     project_root: Path = Path()
     synth: SynthSize = field(default_factory=SynthSize)
     service: ServiceOptions = field(default_factory=ServiceOptions)
-    # Two cores: two single-threaded jobs at once keep both busy (imports are single-threaded).
-    training_concurrency: int = 2
+    # Single-threaded jobs that also wait on MLflow and the lake: one more than the cores keeps
+    # them all busy (with three brands on two cores, no brand trains alone at the end).
+    training_concurrency: int = field(default_factory=lambda: (os.cpu_count() or 1) + 1)
 
 
 @dataclass
@@ -416,12 +417,15 @@ def _start_services(
 
 
 def stop_all(state: PlatformState) -> list[str]:
-    """Stop every process in `state`, newest first; return the names stopped."""
-    stopped = []
-    for record in reversed(state.processes):
-        if is_same_process(record.pid, record.create_time):
-            stop_process(record.pid)
-            stopped.append(record.name)
+    """Stop every process in `state`, newest first; return the names stopped.
+
+    They stop side by side (a service's grace period overlaps the others'), storage last:
+    the services flush their feedback to the lake, which may be Azurite, on the way out."""
+    alive = [p for p in reversed(state.processes) if is_same_process(p.pid, p.create_time)]
+    storage = [p for p in alive if p.name == azurite_storage.PROCESS_NAME]
+    for wave in ([p for p in alive if p not in storage], storage):
+        stop_processes([p.pid for p in wave])
+    stopped = [p.name for p in alive]
     state.processes = []
     remove_state(Path(state.state_dir))
     return stopped

@@ -200,22 +200,34 @@ def traffic_shift_drift_stage(
     shifted = dataclasses.replace(
         traffic, seed=traffic.seed + 100, new_user_share=DRIFT_SHIFT_NEW_USERS
     )
-    with reporter.stage(f"shift the traffic: {DRIFT_SHIFT_NEW_USERS:.0%} of users are new"):
-        for name, (truth, sessions) in clients.items():
-            record = platform.state.brands[name]
-            assert record.service_url is not None and record.api_key_file is not None
-            key = read_api_key(Path(record.api_key_file))
-            result = simulate_brand(name, record.service_url, key, truth, shifted, sessions)
-            # Its last feedback is shipped in the round that ships the last sampled vectors.
-            wait_until(
-                lambda lake=record.lake_uri, sent=result.feedback_event_ids: (  # type: ignore[misc]
-                    not missing_event_ids(lake, sent)
-                ),
-                timeout_s=90.0,
-                what=f"{name}'s shifted traffic to land in its lake",
-                interval_s=1.0,
-            )
-            reporter.console.print(f"     {name}: {result.requests} requests, in the lake")
+
+    def shift(name: str, truth: GroundTruth, sessions: ClientSessions) -> int:
+        record = platform.state.brands[name]
+        assert record.service_url is not None and record.api_key_file is not None
+        key = read_api_key(Path(record.api_key_file))
+        result = simulate_brand(name, record.service_url, key, truth, shifted, sessions)
+        # Its last feedback is shipped in the round that ships the last sampled vectors.
+        wait_until(
+            lambda lake=record.lake_uri, sent=result.feedback_event_ids: (  # type: ignore[misc]
+                not missing_event_ids(lake, sent)
+            ),
+            timeout_s=90.0,
+            what=f"{name}'s shifted traffic to land in its lake",
+            interval_s=1.0,
+        )
+        return result.requests
+
+    # Brands side by side, as in the other traffic phases.
+    with (
+        reporter.stage(f"shift the traffic: {DRIFT_SHIFT_NEW_USERS:.0%} of users are new"),
+        ThreadPoolExecutor(max_workers=max(len(clients), 1)) as pool,
+    ):
+        futures = {
+            name: pool.submit(shift, name, truth, sessions)
+            for name, (truth, sessions) in clients.items()
+        }
+        for name, future in futures.items():
+            reporter.console.print(f"     {name}: {future.result()} requests, in the lake")
     fired: dict[str, list[str]] = {}
     wanted = {
         name

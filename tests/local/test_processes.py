@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import psutil
@@ -19,6 +20,7 @@ from recplat.local.processes import (
     process_tree,
     start_process,
     stop_process,
+    stop_processes,
     wait_until,
 )
 
@@ -56,6 +58,23 @@ def test_stop_process_leaves_no_orphans(tmp_path: Path) -> None:
 
     assert [pid for pid in family if _alive(pid)] == []
     assert "started" in (tmp_path / "family.log").read_text()
+
+
+def test_stop_processes_stops_several_in_one_grace_period(tmp_path: Path) -> None:
+    processes = [
+        start_process(name, [sys.executable, "-c", FAMILY], log_path=tmp_path / f"{name}.log")
+        for name in ("one", "two")
+    ]
+    for pid in [process.pid for process in processes]:
+        wait_until(lambda: len(process_tree(pid)) == 3, timeout_s=30, what="3 processes")  # noqa: B023
+    families = [pid for process in processes for pid in process_tree(process.pid)]
+
+    started = time.monotonic()
+    stop_processes([process.pid for process in processes], grace_s=3.0)
+
+    # Both stubborn grandchildren wait out one grace period side by side (one each: >= 6 s).
+    assert time.monotonic() - started < 5.0
+    assert [pid for pid in families if _alive(pid)] == []
 
 
 def test_is_same_process_rejects_a_reused_pid(tmp_path: Path) -> None:
