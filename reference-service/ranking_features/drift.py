@@ -14,9 +14,13 @@ at `PSI_EPSILON` (1e-4) so that an empty bin counts as a share of 1e-4 instead o
 zero: a bin the training data never filled that holds 5 % of the served rows adds
 0.05 x ln(0.05 / 1e-4) = 0.31 on its own, which is drift the model never saw.
 
-Bins are the training values' deciles (`DEFAULT_BINS`), right-closed: (-inf, q1], (q1, q2],
-..., (q9, inf). Equal deciles merge, so a feature with a point mass (recently_seen is 0 or 1)
-gets fewer bins and never a bin the training data cannot fill. Without drift, PSI is sampling
+Bins are the training values' deciles (`DEFAULT_BINS`), right-closed, each edge moved from
+the decile into the gap above it (midway to the next value the data has; values within
+`MASS_TOLERANCE` of the deciles' spread count as one): (-inf, e1], (e1, e2], ..., (e9, inf).
+Deciles in one point mass merge, so a feature with a point mass (recently_seen is 0 or 1)
+gets fewer bins and never a bin the training data cannot fill, and a point mass that moves a
+little (a batch of items published together, whose `item_age_days` grows by the minute)
+stays in its bin. Without drift, PSI is sampling
 noise: about (B - 1) x (1/n + 1/m) for B bins, n served and m training rows (PSI is the
 symmetric Kullback-Leibler divergence, and n x its leading term is chi-squared with B - 1
 degrees of freedom), so 0.009 at n = 1000 against any large training window.
@@ -68,6 +72,10 @@ FEATURE_SAMPLE_SCHEMA = pa.schema(
         *(pa.field(name, pa.float32()) for name in FEATURE_NAMES),
     ]
 )
+
+
+MASS_TOLERANCE = 1e-4
+"""Values closer than this share of the deciles' spread are one point mass for the bins."""
 
 
 class DriftDataError(ValueError):
@@ -192,13 +200,30 @@ def feature_distribution(
         values = features[:, column].astype(np.float64)
         values = values[np.isfinite(values)]
         levels = np.arange(1, bins) / bins
-        # Inverted CDF: every edge is a value the data has, so a point mass sits at an edge
-        # and fills its own right-closed bin.
-        edges = np.unique(np.quantile(values, levels, method="inverted_cdf"))
+        # Inverted CDF: every decile is a value the data has; its edge goes into the gap above.
+        edges = _gap_edges(values, np.unique(np.quantile(values, levels, method="inverted_cdf")))
         histogram = FeatureHistogram(tuple(float(e) for e in edges), ())
         counts = histogram.bin_counts(values)
         histograms[name] = FeatureHistogram(histogram.edges, tuple(int(c) for c in counts))
     return FeatureDistribution(FEATURE_VERSION, len(features), window, histograms)
+
+
+def _gap_edges(values: np.ndarray, deciles: np.ndarray) -> np.ndarray:
+    """Each decile's edge, moved up from the value into the gap after it: midway to the next
+    value the data has more than `MASS_TOLERANCE` x (last decile - first) above the decile, or
+    that tolerance above the largest. Values within the tolerance are one point mass, and a
+    point mass fills one bin with room above it: a served value a little larger (the same
+    items' `item_age_days` computed minutes later) stays in its bin."""
+    distinct = np.unique(values)
+    tolerance = MASS_TOLERANCE * float(deciles[-1] - deciles[0])
+    edges: list[float] = []
+    for decile in deciles:
+        above = int(np.searchsorted(distinct, decile + tolerance, side="right"))
+        top = float(distinct[above - 1])
+        edge = (top + float(distinct[above])) / 2 if above < len(distinct) else top + tolerance
+        if not edges or edge > edges[-1]:
+            edges.append(edge)
+    return np.asarray(edges)
 
 
 def population_stability_index(

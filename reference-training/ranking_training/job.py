@@ -207,7 +207,8 @@ def _run(config: TrainingConfig, cluster: TrainingCluster, say: Callable[[str], 
         )
         # What drift monitoring compares served vectors with (features/distribution.json).
         (feature_dir / Path(DISTRIBUTION_ARTIFACT).name).write_text(
-            windows.on_gate_data(_distribution, windows.bounds, snapshot), encoding="utf-8"
+            windows.on_gate_data(_distribution, windows.bounds, snapshot, booster),
+            encoding="utf-8",
         )
         version = log_and_register(
             booster,
@@ -283,10 +284,13 @@ def _judge(
     )
 
 
-def _distribution(data: LakeData, bounds: WindowBounds, snapshot: FeatureSnapshot) -> str:
-    """features/distribution.json, written where the gate days are (`on_gate_data`)."""
+def _distribution(
+    data: LakeData, bounds: WindowBounds, snapshot: FeatureSnapshot, booster: Any
+) -> str:
+    """features/distribution.json, written where the gate days are (`on_gate_data`): what
+    `booster` returns on the gate window's requests (`ranking_training.drift`)."""
     with tempfile.TemporaryDirectory() as scratch:
-        write_training_distribution(data, bounds, snapshot, Path(scratch))
+        write_training_distribution(data, bounds, snapshot, booster, Path(scratch))
         return (Path(scratch) / Path(DISTRIBUTION_ARTIFACT).name).read_text(encoding="utf-8")
 
 

@@ -48,14 +48,18 @@ def test_training_bins_are_right_closed_deciles_and_a_point_mass_gets_its_own_bi
     binary = np.r_[np.zeros(70), np.ones(30)].astype(np.float32)
     distribution = feature_distribution(np.column_stack([values, binary]), "test", ("v", "b"))
     deciles = distribution.features["v"]
-    assert deciles.edges == (10, 20, 30, 40, 50, 60, 70, 80, 90)
+    # Each decile's edge is midway into the gap above it (MASS_TOLERANCE).
+    assert deciles.edges == (10.5, 20.5, 30.5, 40.5, 50.5, 60.5, 70.5, 80.5, 90.5)
     assert deciles.counts == (10,) * 10
-    # 10 is in the first bin (right-closed), 10.5 in the second, 1000 in the last.
-    assert deciles.bin_counts(np.array([10.0, 10.5, 1000.0])).tolist() == [1, 1] + [0] * 7 + [1]
-    # The deciles of a 0/1 feature are 0 and 1: bins (-inf, 0], (0, 1], (1, inf).
+    # 10 and 10.5 are in the first bin (right-closed), 10.6 in the second, 1000 in the last.
+    counts = deciles.bin_counts(np.array([10.0, 10.5, 10.6, 1000.0])).tolist()
+    assert counts == [2, 1] + [0] * 7 + [1]
+    # The deciles of a 0/1 feature are 0 and 1: bins (-inf, 0.5], (0.5, 1 + 1e-4], (1 + 1e-4, inf).
     point_mass = distribution.features["b"]
-    assert point_mass.edges == (0.0, 1.0)
+    assert point_mass.edges == (0.5, 1.0001)
     assert point_mass.counts == (70, 30, 0)
+    # A point mass that moves by less than half the gap to the next value stays in its bin.
+    assert point_mass.bin_counts(np.array([0.01, 1.00005])).tolist() == [1, 1, 0]
 
 
 def test_without_drift_psi_is_the_sampling_noise_and_a_small_shift_is_far_above_it() -> None:
