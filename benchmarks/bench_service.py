@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ranking_features.mlflow_names import CHAMPION, registered_model_name
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -48,6 +49,7 @@ CANDIDATES = 100
 K = 20  # the brand default `serving.default_k`, sent explicitly: older services returned all
 EXPLORATION_MAX = 0.2
 CONNECTIONS = 8
+MODEL = registered_model_name("bench")
 RESULTS = REPO / "benchmarks" / "results" / "service.json"
 
 
@@ -248,9 +250,7 @@ def main() -> None:
     processes: list[subprocess.Popen[bytes]] = [registry_process]
     services: dict[str, RankingService] = {}
     try:
-        version = register_ranker(
-            registry.tracking_uri, "bench-ranker", booster, snapshot, ("champion",)
-        )
+        version = register_ranker(registry.tracking_uri, MODEL, booster, snapshot, (CHAMPION,))
 
         def start_service(name: str, env: dict[str, str], **kwargs: Any) -> None:
             services[name] = RankingService(
@@ -284,7 +284,7 @@ def main() -> None:
                     "models",
                     "serve",
                     "-m",
-                    f"models:/bench-ranker/{version}",
+                    f"models:/{MODEL}/{version}",
                     "--env-manager",
                     "local",
                     "-w",

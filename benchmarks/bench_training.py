@@ -37,6 +37,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from ranking_features import FEATURE_NAMES
+from ranking_features.events import (
+    CATALOG_DIR,
+    CATALOG_PATH,
+    EVENTS_DIR,
+    FEEDBACK_DIR,
+    IMPRESSIONS_DIR,
+)
 from ranking_training.cluster import TrainingCluster
 from ranking_training.config import LightGBMSettings
 from ranking_training.data import day_start
@@ -182,7 +189,7 @@ def _peer_round(
     """The peer: read the same parquet with pyarrow, then a plain `lgb.train` on the matrix."""
     peer: dict[str, float] = {}
     started = time.perf_counter()
-    for folder in ("events/impressions", "events/feedback", "catalog"):
+    for folder in (IMPRESSIONS_DIR, FEEDBACK_DIR, CATALOG_DIR):
         pq.read_table(lake / folder)
     peer["read_parquet"] = time.perf_counter() - started
     started = time.perf_counter()
@@ -261,13 +268,13 @@ def _sharded_lake(args: argparse.Namespace, pool: Path, lake: Path, scale: int) 
             data = generate(params)
             write_lake(_renamed(data, shard), (pool / f"shard-{shard}").as_uri())
             del data
-        for path in (pool / f"shard-{shard}" / "events").rglob("*.parquet"):
+        for path in (pool / f"shard-{shard}" / EVENTS_DIR).rglob("*.parquet"):
             target = lake / path.relative_to(pool / f"shard-{shard}")
             target.parent.mkdir(parents=True, exist_ok=True)
             os.link(path, target)
-        catalogs.append(pq.read_table(pool / f"shard-{shard}" / "catalog" / "items.parquet"))
-    (lake / "catalog").mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.concat_tables(catalogs), lake / "catalog" / "items.parquet")
+        catalogs.append(pq.read_table(pool / f"shard-{shard}" / CATALOG_PATH))
+    (lake / CATALOG_DIR).mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.concat_tables(catalogs), lake / CATALOG_PATH)
     return lake
 
 

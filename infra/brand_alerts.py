@@ -17,6 +17,7 @@ import pulumi
 import pulumi_azure_native as azure_native
 import yaml
 from ranking_features import metric_names
+from ranking_features.mlflow_names import CHAMPION
 
 from infra.brand_inputs import BrandPlatform
 from infra.brand_names import BrandNames
@@ -191,7 +192,7 @@ def brand_alert_rules(brand: Brand, environment: str) -> list[AlertRule]:
         AlertRule(
             alert="RecplatModelStale",
             expr=(
-                f'max(recplat_model_age_seconds{{{selector},alias="champion"}}) '
+                f'max(recplat_model_age_seconds{{{selector},alias="{CHAMPION}"}}) '
                 f"> {int(stale_after.total_seconds())}"
             ),
             for_minutes=15,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+from ranking_features.mlflow_names import registered_model_name
 
 from infra.brand_names import BrandNames, BrandSecret
 from recplat.brand import Brand
@@ -69,7 +70,7 @@ class BrandWorkloadContext:
             "RECPLAT_BRAND": self.brand.name,
             "RECPLAT_ENV": self.environment,
             "MLFLOW_TRACKING_URI": self.tracking_uri,
-            "RECPLAT_MODEL_NAME": f"{self.brand.name}-ranker",
+            "RECPLAT_MODEL_NAME": registered_model_name(self.brand.name),
             "RECPLAT_LAKE_URI": self.lake_uri,
             "TMPDIR": TMP_MOUNT,
         }

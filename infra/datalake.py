@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pulumi
 from pulumi_azure_native import storage
+from ranking_features.events import EVENTS_DIR
 
 from infra.config import LakeConfig
 from infra.private_endpoint import PrivateEndpointArgs, private_endpoint
@@ -124,7 +125,7 @@ class DataLake(pulumi.ComponentResource):
                                 filters=storage.ManagementPolicyFilterArgs(
                                     blob_types=["blockBlob"],
                                     prefix_match=[
-                                        f"{container}/events/"
+                                        f"{container}/{EVENTS_DIR}/"
                                         for container in sorted(args.event_containers)
                                     ],
                                 ),

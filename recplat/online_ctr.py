@@ -29,6 +29,8 @@ from ranking_features.events import (
     IMPRESSIONS_DIR,
     first_of_each_event,
     matches_an_impression,
+    partition_dir,
+    partition_glob,
 )
 from ranking_features.lake import open_lake
 from ranking_features.statistics import clustered_ratio
@@ -80,7 +82,7 @@ def read_events(
 ) -> pa.Table | None:
     """The `columns` of every parquet file under `events_dir` (days >= since), or None."""
     fs, root = open_lake(lake_uri)
-    pattern = f"{root}/{events_dir}/date=*/*.parquet"
+    pattern = f"{root}/{partition_glob(events_dir)}"
     paths = sorted(fs.glob(pattern))
     if since is not None:
         paths = [p for p in paths if _partition_day(p) >= since.isoformat()]
@@ -120,7 +122,9 @@ def online_ctr_report(
         since,
     )
     if impressions is None or impressions.num_rows == 0:
-        raise LakeReadError(f"{lake_uri}: no impressions under {IMPRESSIONS_DIR}/date=*/")
+        raise LakeReadError(
+            f"{lake_uri}: no impressions under {partition_dir(IMPRESSIONS_DIR, '*')}/"
+        )
     feedback = read_events(lake_uri, FEEDBACK_DIR, [*FEEDBACK_DEDUPE_KEYS, "brand"], since)
     if brand is not None:
         impressions = impressions.filter(pc.field("brand") == brand)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from grafana_foundation_sdk.builders import dashboard as builders
 from ranking_features import metric_names as m
+from ranking_features.mlflow_names import CHALLENGER
 
 from infra.brand_alerts import (
     ERROR_RATIO_THRESHOLD,
@@ -267,7 +268,7 @@ def brand_dashboard(args: BrandDashboardArgs) -> builders.Dashboard:
                 [
                     query(
                         ratio(
-                            rate(requests, selector(brand=BRAND, variant="challenger")),
+                            rate(requests, selector(brand=BRAND, variant=CHALLENGER)),
                             rate(requests, answered),
                         ),
                         "challenger",

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.models import dashboard as model
 from ranking_features import metric_names as m
+from ranking_features.mlflow_names import CHAMPION
 
 from infra.brand_alerts import ERROR_RATIO_THRESHOLD, FALLBACK_RATIO_THRESHOLD
 from infra.dashboards.brand_dashboard import BRAND_TAG, BrandDashboardArgs
@@ -120,7 +121,7 @@ def platform_dashboard(
                 "Time since each brand's serving champion was registered.",
                 [
                     query(
-                        f"max by (brand) ({m.MODEL_AGE.name}{selector(alias='champion')})",
+                        f"max by (brand) ({m.MODEL_AGE.name}{selector(alias=CHAMPION)})",
                         "{{brand}}",
                     )
                 ],

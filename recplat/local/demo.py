@@ -20,6 +20,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ranking_features.mlflow_names import CHALLENGER, CHAMPION, registered_model_name
+
 from recplat.local.demo_report import dashboard_images_stage
 from recplat.local.lake_events import missing_event_ids
 from recplat.local.model_registry import alias_summary, latest_version
@@ -47,7 +49,7 @@ MODEL_SWITCH_TIMEOUT_S = 90.0
 
 
 # The gate's outcomes (the version tag `gate`) and the alias each one moves.
-ALIAS_OF_OUTCOME = {"champion": "champion", "challenger": "challenger"}
+ALIAS_OF_OUTCOME = {CHAMPION: CHAMPION, CHALLENGER: CHALLENGER}
 # An experiment whose promotion.max_experiment_days ends this soon after the first evaluation
 # is evaluated again when it has (the example newsroom's dev experiment lasts ~43 s).
 EXPERIMENT_EXPIRY_WAIT_S = 90.0
@@ -150,7 +152,7 @@ def _loop(
         outcomes[name].first_training = record.training_message
         outcomes[name].champion_before = record.model_version
         outcomes[name].ndcg_before = record.ndcg_at_10
-        first = latest_version(tracking_uri, f"{name}-ranker")
+        first = latest_version(tracking_uri, registered_model_name(name))
         outcomes[name].first_gate = gate_record(tracking_uri, name, first) if first else None
     serving = [name for name, record in state.brands.items() if record.service_url]
     # The day the traffic starts: online CTR counts the served models' events from it on.
@@ -160,7 +162,9 @@ def _loop(
     _traffic_phase(platform, clients, outcomes, options.traffic, reporter, "before retraining")
     _wait_for_feedback(platform, serving, outcomes, reporter)
 
-    previous = {name: latest_version(tracking_uri, f"{name}-ranker") for name in state.brands}
+    previous = {
+        name: latest_version(tracking_uri, registered_model_name(name)) for name in state.brands
+    }
     # The window must end today: that is where the services logged the traffic's impressions
     # and clicks. Said explicitly, so the retrain cannot silently stop at yesterday.
     today = datetime.now(UTC).date()
@@ -308,10 +312,10 @@ def _wait_for_feedback(
 
 def _read_gate(tracking_uri: str, name: str, previous: str | None, result: BrandOutcome) -> None:
     """The retrain's version, the gate's decision on it (its tags), and where the aliases are."""
-    model = f"{name}-ranker"
+    model = registered_model_name(name)
     newest = latest_version(tracking_uri, model)
-    challenger = alias_summary(tracking_uri, model, "challenger")
-    champion = alias_summary(tracking_uri, model, "champion")
+    challenger = alias_summary(tracking_uri, model, CHALLENGER)
+    champion = alias_summary(tracking_uri, model, CHAMPION)
     result.challenger = challenger.version if challenger else None
     result.champion_after = champion.version if champion else None
     if newest is None or newest == previous:
@@ -328,12 +332,12 @@ def _read_gate(tracking_uri: str, name: str, previous: str | None, result: Brand
         )
         return
     alias = ALIAS_OF_OUTCOME.get(gate.outcome)
-    aliased = {"champion": result.champion_after, "challenger": result.challenger}
+    aliased = {CHAMPION: result.champion_after, CHALLENGER: result.challenger}
     if alias is not None and aliased[alias] != newest:
         result.problems.append(f"gate {gate.outcome}, but the {alias} alias is not on v{newest}")
         alias = None
     if alias is not None:
-        summary = challenger if alias == "challenger" else champion
+        summary = challenger if alias == CHALLENGER else champion
         result.new_version_ndcg = summary.ndcg_at_10 if summary else None
     result.switched_alias = alias
     # The counterfactual gate registers every version; only champion and challenger serve.
@@ -349,7 +353,7 @@ def gate_record(tracking_uri: str, name: str, version: str) -> GateRecord | None
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
-        tags = client.get_model_version(f"{name}-ranker", version).tags
+        tags = client.get_model_version(registered_model_name(name), version).tags
     except MlflowException:
         return None
     if "gate" not in tags:

@@ -14,10 +14,11 @@ from collections.abc import Iterable
 def shipped_event_ids(lake_uri: str, kind: str = "feedback") -> set[str]:
     """Event ids in every service-written parquet file under `events/<kind>/` of the lake."""
     import pyarrow.parquet as pq
+    from ranking_features.events import EVENTS_DIR, partition_glob
     from ranking_features.lake import open_lake
 
     fs, root = open_lake(lake_uri)
-    pattern = f"{root}/events/{kind}/date=*/*.parquet"
+    pattern = f"{root}/{partition_glob(f'{EVENTS_DIR}/{kind}')}"
     found: set[str] = set()
     for path in fs.glob(pattern):
         name = str(path).rsplit("/", 1)[-1]

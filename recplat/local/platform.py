@@ -19,6 +19,8 @@ from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
+from ranking_features.mlflow_names import CHAMPION, registered_model_name
+
 from recplat.brand import Brand, BrandFileError, Environment, brands_for_environment, load_brands
 from recplat.local import azurite as azurite_storage
 from recplat.local.commands import recplat_command
@@ -369,7 +371,9 @@ def _record_training(platform: RunningPlatform, outcome: TrainingOutcome) -> Non
     record = platform.state.brands[outcome.brand]
     record.training_status = "ok" if outcome.succeeded else "failed"
     record.training_message = outcome.message
-    champion = alias_summary(platform.wiring.tracking_uri, f"{outcome.brand}-ranker", "champion")
+    champion = alias_summary(
+        platform.wiring.tracking_uri, registered_model_name(outcome.brand), CHAMPION
+    )
     if champion is not None:
         record.model_version = champion.version
         record.ndcg_at_10 = champion.ndcg_at_10

@@ -12,6 +12,7 @@ import json
 import shlex
 from dataclasses import dataclass
 
+from ranking_features.mlflow_names import registered_model_name
 from rich.console import Console
 from rich.table import Table
 
@@ -123,7 +124,7 @@ def print_summary(
             lines.append(f"  service  {record.service_url}")
             lines.append(f"  API key  {shell_path(str(record.api_key_file))} (Bearer token)")
         if state.mlflow_url:
-            lines.append(f"  model    {state.mlflow_url}/#/models/{name}-ranker")
+            lines.append(f"  model    {state.mlflow_url}/#/models/{registered_model_name(name)}")
         lines.append(f"  lake     {lake_argument(record.lake_uri)}")
         _print_plain(console, *lines)
     if state.mlflow_url:

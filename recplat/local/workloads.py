@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from ranking_features.mlflow_names import registered_model_name
 
 from recplat.brand import Brand, ranking_drift_flags, ranking_train_flags
 from recplat.local.processes import (
@@ -58,7 +59,7 @@ def common_env(brand: Brand, lake_uri: str, wiring: WorkloadWiring) -> dict[str,
         "RECPLAT_BRAND": brand.name,
         "RECPLAT_ENV": wiring.environment,
         "MLFLOW_TRACKING_URI": wiring.tracking_uri,
-        "RECPLAT_MODEL_NAME": f"{brand.name}-ranker",
+        "RECPLAT_MODEL_NAME": registered_model_name(brand.name),
         "RECPLAT_LAKE_URI": lake_uri,
         # Two cores, several jobs: oversubscribed OpenMP threads would only fight each other.
         "OMP_NUM_THREADS": threads,

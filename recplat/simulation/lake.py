@@ -55,6 +55,7 @@ from ranking_features.events import (
     partition_dir,
 )
 from ranking_features.lake import open_lake
+from ranking_features.mlflow_names import CHAMPION, registered_model_name
 from ranking_training.counterfactual import sample_uniform_top_m
 
 from recplat.simulation.truth import World
@@ -365,9 +366,9 @@ class WorldLake:
                 "item_id": self.item_ids()[served.shown.ravel()],
                 "position": position.astype(np.int32),
                 "score": pa.nulls(n * k, pa.float64()),
-                "model_name": [f"{self.traffic.brand}-ranker"] * (n * k),
+                "model_name": [registered_model_name(self.traffic.brand)] * (n * k),
                 "model_version": pa.array([model_version] * (n * k), pa.string()),
-                "variant": ["champion"] * (n * k),
+                "variant": [CHAMPION] * (n * k),
                 "brand": [self.traffic.brand] * (n * k),
                 "policy": np.where(served.explore[rows], POLICY_EXPLORE, POLICY_EXPLOIT),
                 "propensity": served.propensity.ravel(),

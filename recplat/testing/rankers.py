@@ -22,6 +22,12 @@ import mlflow
 import numpy as np
 from mlflow import MlflowClient
 from ranking_features import FEATURE_NAMES, FeatureSnapshot, feature_spec
+from ranking_features.mlflow_names import (
+    CHALLENGER,
+    CHAMPION,
+    brand_of_model,
+    training_experiment_name,
+)
 
 DAY = 86_400.0
 AS_OF = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -82,7 +88,9 @@ def register_ranker(
     """Log and register one version the way the training job does; returns its version."""
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(
-        experiment_id=_experiment(tracking_uri, f"recplat/{model_name.removesuffix('-ranker')}")
+        experiment_id=_experiment(
+            tracking_uri, training_experiment_name(brand_of_model(model_name))
+        )
     )
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run() as run:
         features = Path(tmp)
@@ -101,7 +109,7 @@ def register_ranker(
         )
     version = str(info.registered_model_version)
     client = MlflowClient(tracking_uri=tracking_uri)
-    tags = {"brand": model_name.removesuffix("-ranker"), "data_from": "2025-12-25"}
+    tags = {"brand": brand_of_model(model_name), "data_from": "2025-12-25"}
     for key, value in {**tags, "data_to": "2026-01-01", "run": run.info.run_id}.items():
         client.set_model_version_tag(model_name, version, key, value)
     for alias in aliases:
@@ -160,7 +168,7 @@ class RegisteredRankers:
 
     @property
     def brand(self) -> str:
-        return self.model_name.removesuffix("-ranker")
+        return brand_of_model(self.model_name)
 
 
 def register_champion_and_challenger(tracking_uri: str, model_name: str) -> RegisteredRankers:
@@ -168,9 +176,9 @@ def register_champion_and_challenger(tracking_uri: str, model_name: str) -> Regi
     tag: the challenger takes no traffic until a test tags it)."""
     snapshot = tiny_snapshot()
     champion, challenger = train_ranker(seed=1), train_ranker(seed=2, rounds=12)
-    champion_version = register_ranker(tracking_uri, model_name, champion, snapshot, ("champion",))
+    champion_version = register_ranker(tracking_uri, model_name, champion, snapshot, (CHAMPION,))
     challenger_version = register_ranker(
-        tracking_uri, model_name, challenger, snapshot, ("challenger",)
+        tracking_uri, model_name, challenger, snapshot, (CHALLENGER,)
     )
     return RegisteredRankers(
         model_name, snapshot, champion, champion_version, challenger, challenger_version

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import hashlib
 
-CHAMPION_ARM = "champion"
-CHALLENGER_ARM = "challenger"
+from ranking_features.mlflow_names import CHALLENGER, CHAMPION
+
+# An arm is named after the alias of the version it serves.
+CHAMPION_ARM = CHAMPION
+CHALLENGER_ARM = CHALLENGER
 ARMS = (CHAMPION_ARM, CHALLENGER_ARM)
 
 

@@ -44,8 +44,6 @@ import pyarrow as pa
 from ranking_features.definition import FEATURE_NAMES, FEATURE_VERSION
 from ranking_features.events import TIMESTAMP
 
-FEATURES_DIR = "events/features"
-"""Where the service ships its feature sample: `events/features/date=YYYY-MM-DD/*.parquet`."""
 DISTRIBUTION_ARTIFACT = "features/distribution.json"
 """The training distribution, an artifact of the run that registered the version."""
 DISTRIBUTION_FORMAT = 1

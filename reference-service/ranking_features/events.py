@@ -101,15 +101,27 @@ CATALOG_SCHEMA = pa.schema(
     ]
 )
 
-IMPRESSIONS_DIR = "events/impressions"
-FEEDBACK_DIR = "events/feedback"
-ERRORS_DIR = "events/errors"
-CATALOG_PATH = "catalog/items.parquet"
+# The lake layout (docs/architecture.md, "Contracts"): every path into a brand's lake is built
+# from these.
+EVENTS_DIR = "events"
+"""The prefix of everything the service ships (the lifecycle rules age it out)."""
+IMPRESSIONS_DIR = f"{EVENTS_DIR}/impressions"
+FEEDBACK_DIR = f"{EVENTS_DIR}/feedback"
+ERRORS_DIR = f"{EVENTS_DIR}/errors"
+FEATURES_DIR = f"{EVENTS_DIR}/features"
+"""Where the service ships its feature sample (`ranking_features.drift`)."""
+CATALOG_DIR = "catalog"
+CATALOG_PATH = f"{CATALOG_DIR}/items.parquet"
 
 
 def partition_dir(events_dir: str, day: str) -> str:
     """The lake folder of one day's events, e.g. `events/feedback/date=2025-01-31`."""
     return f"{events_dir}/date={day}"
+
+
+def partition_glob(events_dir: str) -> str:
+    """Every day's parquet files of one kind of event, e.g. `events/feedback/date=*/*.parquet`."""
+    return f"{partition_dir(events_dir, '*')}/*.parquet"
 
 
 # The columns that link feedback to the impression it is about. The service accepts feedback

@@ -137,4 +137,3 @@ ANSWERED_OUTCOMES = ("ok", "fallback")
 ATTEMPTED_OUTCOMES = ("ok", "fallback", "error")
 """Requests the service tried to answer: what a server error ratio is a share of."""
 REFUSED_OUTCOMES = ("unauthorized", "invalid", "too_large")
-MODEL_ALIASES = ("champion", "challenger")

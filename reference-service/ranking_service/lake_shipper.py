@@ -32,9 +32,9 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
-from ranking_features.drift import FEATURES_DIR
 from ranking_features.events import (
     ERRORS_DIR,
+    FEATURES_DIR,
     FEEDBACK_DIR,
     FEEDBACK_SCHEMA,
     IMPRESSION_SCHEMA,

@@ -26,14 +26,13 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 from ranking_features.definition import FEATURE_NAMES, build_features
+from ranking_features.mlflow_names import CHALLENGER, CHAMPION
 from ranking_features.snapshot import FeatureSnapshot
 
 from ranking_service.compiled_trees import CompiledTrees, NotCompilableError, compile_trees
 
 log = logging.getLogger(__name__)
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 FALLBACK = "fallback"
 ALIASES = (CHAMPION, CHALLENGER)
 

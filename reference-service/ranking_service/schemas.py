@@ -25,6 +25,7 @@ from pydantic import (
     ValidationError,
     create_model,
 )
+from ranking_features.mlflow_names import CHAMPION, registered_model_name
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 FeedbackType = Literal["click", "conversion", "dismiss"]
@@ -149,7 +150,11 @@ class RankResponse(BaseModel):
             "examples": [
                 {
                     "request_id": "3f0c6d3e8a4b4c1c9a8f0e6c2b7d5a10",
-                    "model": {"name": "acme-ranker", "version": "7", "variant": "champion"},
+                    "model": {
+                        "name": registered_model_name("acme"),
+                        "version": "7",
+                        "variant": CHAMPION,
+                    },
                     "items": [{"item_id": "i-3", "score": 1.37}, {"item_id": "i-17", "score": 0.2}],
                     "fallback": False,
                 }

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from ranking_features.mlflow_names import registered_model_name
 
 MIN_API_KEY_LENGTH = 16
 # Values people paste into examples; a key that contains one is a placeholder, not a secret.
@@ -68,7 +69,7 @@ class Settings(BaseSettings):
     @property
     def registered_model(self) -> str:
         """The MLflow registered model to serve: RECPLAT_MODEL_NAME or `<brand>-ranker`."""
-        return self.model_name or f"{self.brand}-ranker"
+        return self.model_name or registered_model_name(self.brand)
 
     def read_api_key(self) -> bytes:
         """The API key from `api_key_file`, refusing missing, placeholder or weak keys."""

@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--tracking-uri", default=env("MLFLOW_TRACKING_URI"), help="[MLFLOW_TRACKING_URI]"
     )
     parser.add_argument(
-        "--model-name", default=env("RECPLAT_MODEL_NAME", ""), help="default <brand>-ranker"
+        "--model-name",
+        default=env("RECPLAT_MODEL_NAME", ""),
+        help="default: the brand's registered model name",
     )
     parser.add_argument("--brand-file", type=Path, help="take training settings from this file")
     parser.add_argument("--from", dest="data_from", type=_date, help="first day (YYYY-MM-DD)")

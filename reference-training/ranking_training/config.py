@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from ranking_features.mlflow_names import registered_model_name, training_experiment_name
+
 
 @dataclass(frozen=True)
 class LightGBMSettings:
@@ -77,11 +79,11 @@ class TrainingConfig:
 
     @property
     def registered_model(self) -> str:
-        return self.model_name or f"{self.brand}-ranker"
+        return self.model_name or registered_model_name(self.brand)
 
     @property
     def experiment(self) -> str:
-        return f"recplat/{self.brand}"
+        return training_experiment_name(self.brand)
 
 
 def zoned_time(text: str) -> datetime:

@@ -39,17 +39,17 @@ from ranking_features.definition import FEATURE_NAMES, FEATURE_VERSION
 from ranking_features.drift import (
     DISTRIBUTION_ARTIFACT,
     FEATURE_SAMPLE_SCHEMA,
-    FEATURES_DIR,
     DriftDataError,
     FeatureDistribution,
     population_stability_index,
     unshifted_psi,
 )
-from ranking_features.events import partition_dir
+from ranking_features.events import FEATURES_DIR, partition_dir
 from ranking_features.mlflow_credentials import (
     MlflowCredentialsError,
     configure_mlflow_credentials,
 )
+from ranking_features.mlflow_names import CHAMPION, registered_model_name
 
 from ranking_training.config import zoned_time
 from ranking_training.errors import TrainingError
@@ -112,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--tracking-uri", default=env("MLFLOW_TRACKING_URI"), help="[MLFLOW_TRACKING_URI]"
     )
     parser.add_argument(
-        "--model-name", default=env("RECPLAT_MODEL_NAME", ""), help="default <brand>-ranker"
+        "--model-name",
+        default=env("RECPLAT_MODEL_NAME", ""),
+        help="default: the brand's registered model name",
     )
     parser.add_argument("--brand-file", type=Path, help="take the monitoring settings from it")
     parser.add_argument(
@@ -198,7 +200,7 @@ def settings_from_args(args: argparse.Namespace) -> DriftSettings:
         brand=args.brand,
         tracking_uri=args.tracking_uri,
         lake_uri=args.lake_uri,
-        model_name=args.model_name or f"{args.brand}-ranker",
+        model_name=args.model_name or registered_model_name(args.brand),
         psi_threshold=threshold,
         min_rows=min_rows,
         since=since,
@@ -373,7 +375,7 @@ def _champion(client: Any, settings: DriftSettings) -> Any | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return client.get_model_version_by_alias(settings.model_name, "champion")
+        return client.get_model_version_by_alias(settings.model_name, CHAMPION)
     except MlflowException as error:
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None

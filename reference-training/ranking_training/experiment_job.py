@@ -35,6 +35,7 @@ from ranking_features.mlflow_credentials import (
     MlflowCredentialsError,
     configure_mlflow_credentials,
 )
+from ranking_features.mlflow_names import registered_model_name
 
 from ranking_training.config import zoned_time
 from ranking_training.errors import TrainingError
@@ -100,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--tracking-uri", default=env("MLFLOW_TRACKING_URI"), help="[MLFLOW_TRACKING_URI]"
     )
     parser.add_argument(
-        "--model-name", default=env("RECPLAT_MODEL_NAME", ""), help="default <brand>-ranker"
+        "--model-name",
+        default=env("RECPLAT_MODEL_NAME", ""),
+        help="default: the brand's registered model name",
     )
     parser.add_argument(
         "--brand-file", type=Path, help="take challenger_traffic and max_experiment_days from it"
@@ -181,7 +184,7 @@ def settings_from_args(args: argparse.Namespace) -> JobSettings:
         env=args.env,
         tracking_uri=args.tracking_uri,
         lake_uri=args.lake_uri,
-        model_name=args.model_name or f"{args.brand}-ranker",
+        model_name=args.model_name or registered_model_name(args.brand),
         challenger_traffic=traffic,
         max_experiment_days=max_days,
         now=args.now or datetime.now(UTC),
@@ -375,9 +378,11 @@ def online_ctr_tags(settings: JobSettings, spec: Any, decision: Any) -> dict[str
 
 def log_evaluation_run(client: Any, settings: JobSettings, spec: Any, decision: Any) -> str:
     """One run in `recplat/<brand>/experiments`: params, the figures as metrics, the decision."""
-    from ranking_training.registry import experiment_id_by_name, experiments_experiment
+    from ranking_features.mlflow_names import experiments_experiment_name
 
-    experiment = experiment_id_by_name(client, experiments_experiment(settings.brand))
+    from ranking_training.registry import experiment_id_by_name
+
+    experiment = experiment_id_by_name(client, experiments_experiment_name(settings.brand))
     run = client.create_run(
         experiment,
         run_name=f"{spec.experiment_id} @ {settings.now.astimezone(UTC):%Y%m%dT%H%M%SZ}",

@@ -36,6 +36,7 @@ from enum import StrEnum
 
 import numpy as np
 import pandas as pd
+from ranking_features.mlflow_names import CHALLENGER, CHAMPION
 
 from ranking_training.counterfactual import (
     Estimator,
@@ -55,15 +56,15 @@ Scorer = Callable[[np.ndarray], np.ndarray]
 NEW = "new"
 # Every estimate the gate records; `GateRule.estimator` is the one it decides on.
 ESTIMATORS: tuple[Estimator, ...] = ("pbm", "snips", "ips")
-CHAMPION_TARGET = "champion"
+CHAMPION_TARGET = CHAMPION
 POPULARITY = "popularity"
 
 
 class GateOutcome(StrEnum):
     """What the gate did with a registered version (its `gate` tag)."""
 
-    CHAMPION = "champion"
-    CHALLENGER = "challenger"
+    CHAMPION = CHAMPION
+    CHALLENGER = CHALLENGER
     REJECTED = "rejected"
     INSUFFICIENT_EXPLORATION = "insufficient_exploration"
 

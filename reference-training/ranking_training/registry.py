@@ -28,11 +28,16 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from ranking_features import FEATURE_NAMES, FEATURE_VERSION
+from ranking_features.mlflow_names import (
+    CHALLENGER,
+    CHAMPION,
+    brand_of_model,
+    experiments_experiment_name,
+    model_uri,
+)
 
 from ranking_training.gate import GateDecision, GateOutcome
 
-CHALLENGER = "challenger"
-CHAMPION = "champion"
 FINGERPRINT_TAG = "data_fingerprint"
 SNAPSHOT_ARTIFACT = "features/snapshot.json"
 SPEC_ARTIFACT = "features/spec.json"
@@ -41,12 +46,6 @@ MODEL_ARTIFACT = "model"
 EXPERIMENT_ID_TAG = "experiment_id"
 EXPERIMENT_STARTED_AT_TAG = "experiment.started_at"
 EXPERIMENT_CHAMPION_TAG = "experiment.champion_version"
-
-
-def experiments_experiment(brand: str) -> str:
-    """The MLflow experiment of a brand's online experiments: their start and every evaluation
-    (the admin's access job reserves it and lets the brand's writer log runs in it)."""
-    return f"recplat/{brand}/experiments"
 
 
 def experiment_id_for(brand: str, version: str, started_at: datetime) -> str:
@@ -92,7 +91,7 @@ def load_champion(client: MlflowClient, model_name: str) -> tuple[Champion | Non
             return unscored, f"champion v{version.version} has no readable {SPEC_ARTIFACT}"
     if spec.get("feature_names") != list(FEATURE_NAMES):
         return unscored, f"champion v{version.version} uses other features"
-    booster = mlflow.lightgbm.load_model(f"models:/{model_name}@{CHAMPION}")
+    booster = mlflow.lightgbm.load_model(model_uri(model_name, CHAMPION))
     return Champion(version=version.version, booster=booster), None
 
 
@@ -157,7 +156,7 @@ def start_experiment(
     experiment through the client, so the training run that may be active stays untouched.
     """
     tags = client.get_model_version(model_name, version).tags or {}
-    brand = tags.get("brand") or model_name.removesuffix("-ranker")
+    brand = tags.get("brand") or brand_of_model(model_name)
     try:
         champion: str | None = client.get_model_version_by_alias(model_name, CHAMPION).version
     except MlflowException:
@@ -173,7 +172,7 @@ def start_experiment(
         client.set_model_version_tag(model_name, version, key, value)
     client.set_registered_model_alias(model_name, CHALLENGER, version)
     run = client.create_run(
-        experiment_id_by_name(client, experiments_experiment(brand)),
+        experiment_id_by_name(client, experiments_experiment_name(brand)),
         run_name=experiment_id,
         tags={"experiment.event": "start", "model_name": model_name},
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
+from ranking_features.mlflow_names import training_experiment_name
 
 from ranking_training.config import LightGBMSettings
 from ranking_training.errors import DataError
@@ -68,7 +69,7 @@ def run_svmlight(
         import mlflow
 
         mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_experiment(f"recplat/{experiment}")
+        mlflow.set_experiment(training_experiment_name(experiment))
         with mlflow.start_run(run_name=f"svmlight-{train_path.stem}"):
             mlflow.set_tag("format", "svmlight")
             mlflow.log_params(

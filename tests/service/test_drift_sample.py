@@ -15,7 +15,8 @@ import pyarrow.dataset as ds
 import pytest
 from mlflow import MlflowClient
 from ranking_features import FEATURE_NAMES, FeatureSnapshot, build_features
-from ranking_features.drift import FEATURE_SAMPLE_SCHEMA, FEATURES_DIR
+from ranking_features.drift import FEATURE_SAMPLE_SCHEMA
+from ranking_features.events import FEATURES_DIR
 
 from recplat.testing.rankers import register_ranker, tiny_snapshot, train_ranker
 from recplat.testing.servers import MlflowServer, wait_until

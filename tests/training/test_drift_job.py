@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
 from ranking_features import FEATURE_NAMES
-from ranking_features.drift import DISTRIBUTION_ARTIFACT, FEATURES_DIR, feature_distribution
+from ranking_features.drift import DISTRIBUTION_ARTIFACT, feature_distribution
+from ranking_features.events import FEATURES_DIR
 from ranking_training.experiment_job import main
 
 from recplat.testing.rankers import register_ranker, tiny_snapshot, train_ranker

@@ -24,8 +24,9 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from ranking_features.assignment import experiment_bucket
 from ranking_features.events import FEEDBACK_SCHEMA, IMPRESSION_SCHEMA
+from ranking_features.mlflow_names import experiments_experiment_name
 from ranking_training.experiment_job import main
-from ranking_training.registry import experiments_experiment, start_experiment
+from ranking_training.registry import start_experiment
 
 from recplat.testing.servers import MlflowServer, free_port
 
@@ -141,8 +142,8 @@ def _args(command: str, brand: str, lake: Path, server: MlflowServer, now: datet
 
 
 def _evaluation_runs(client: MlflowClient, brand: str) -> list[object]:
-    found = client.get_experiment_by_name(experiments_experiment(brand))
-    assert found is not None, f"no MLflow experiment {experiments_experiment(brand)}"
+    found = client.get_experiment_by_name(experiments_experiment_name(brand))
+    assert found is not None, f"no MLflow experiment {experiments_experiment_name(brand)}"
     return list(
         client.search_runs(
             [found.experiment_id], filter_string="tags.`experiment.event` = 'evaluation'"
@@ -161,7 +162,7 @@ def test_the_start_tags_the_version_before_it_moves_the_alias_and_logs_a_start_r
     assert tags["experiment.started_at"] == "2026-03-02T00:00:00+00:00"
     assert tags["experiment.champion_version"] == "1"
     assert (_alias(client, model, "challenger"), _alias(client, model, "champion")) == ("2", "1")
-    found = client.get_experiment_by_name(experiments_experiment(brand))
+    found = client.get_experiment_by_name(experiments_experiment_name(brand))
     assert found is not None
     (run,) = client.search_runs([found.experiment_id])
     assert run.info.run_name == experiment_id

@@ -1,0 +1,164 @@
+"""Each contract between the parts is spelled in one module, and every other module imports it.
+
+The MLflow names (registered model, experiments, aliases) are built by
+`ranking_features.mlflow_names`, the lake layout by `ranking_features.events`
+(docs/architecture.md, "Contracts"). These tests read the string literals of every non-test
+source (docstrings and comments aside) and fail, naming file and line, on one that spells a
+contract anywhere else.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from ranking_features.mlflow_names import (
+    CHALLENGER,
+    CHAMPION,
+    experiments_experiment_name,
+    registered_model_name,
+    training_experiment_name,
+)
+
+pytestmark = pytest.mark.fast
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SOURCE_DIRS = (
+    "infra",
+    "recplat",
+    "policies",
+    "benchmarks",
+    "reference-service",
+    "reference-training",
+)
+MLFLOW_NAMES = REPO_ROOT / "reference-service/ranking_features/mlflow_names.py"
+LAKE_LAYOUT = REPO_ROOT / "reference-service/ranking_features/events.py"
+# Runs with the standard library only, as `python3 -c <source>`, in the MLflow server's image
+# (which has no ranking_features): it keeps its own copy of the names, checked below.
+MLFLOW_ACCESS_JOB = REPO_ROOT / "infra/mlflow_access_job.py"
+ALIASES = {CHAMPION, CHALLENGER}
+
+
+def sources() -> Iterator[Path]:
+    for folder in SOURCE_DIRS:
+        yield from sorted((REPO_ROOT / folder).rglob("*.py"))
+
+
+def docstrings(tree: ast.AST) -> set[int]:
+    """ids of the string constants that are statements of their own (docstrings)."""
+    return {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+    }
+
+
+def string_literals(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, text) of every string literal in `path`, f-strings' literal parts included."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    skipped = docstrings(tree)
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in skipped
+        ):
+            yield node.lineno, node.value
+
+
+def alias_literals(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, text) of an alias spelled out: assigned to a name, or passed to an *alias* call."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    for node in ast.walk(tree):
+        values: list[ast.expr] = []
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            values = [node.value]  # a definition: NAME = "champion"
+        elif isinstance(node, ast.Call) and "alias" in ast.unparse(node.func).lower():
+            values = [*node.args, *(keyword.value for keyword in node.keywords)]
+            values += [e for v in values if isinstance(v, ast.Tuple | ast.List) for e in v.elts]
+        for value in values:
+            if isinstance(value, ast.Constant) and value.value in ALIASES:
+                yield value.lineno, str(value.value)
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and re.search(rf"@({CHAMPION}|{CHALLENGER})\b", node.value)
+        ):
+            yield node.lineno, node.value
+
+
+def offenders(
+    owner: Path, literals: Callable[[Path], Iterator[tuple[int, str]]], spells: re.Pattern[str]
+) -> list[str]:
+    return [
+        f"{path.relative_to(REPO_ROOT)}:{line}: {text!r}"
+        for path in sources()
+        if path not in (owner, MLFLOW_ACCESS_JOB)
+        for line, text in literals(path)
+        if spells.search(text)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("contract", "owner", "literals", "spells"),
+    [
+        (
+            "registered model name <brand>-ranker",
+            MLFLOW_NAMES,
+            string_literals,
+            re.compile(r"-ranker$"),
+        ),
+        (
+            "experiment name recplat/<brand>",
+            MLFLOW_NAMES,
+            string_literals,
+            re.compile(r"^recplat/"),
+        ),
+        ("alias champion|challenger", MLFLOW_NAMES, alias_literals, re.compile(r".")),
+        (
+            "lake path events/... or catalog/items.parquet",
+            LAKE_LAYOUT,
+            string_literals,
+            re.compile(r"(^|/)events/|(^|/)catalog/items\.parquet|date=\*"),
+        ),
+    ],
+)
+def test_a_contract_is_spelled_only_where_it_is_defined(
+    contract: str,
+    owner: Path,
+    literals: Callable[[Path], Iterator[tuple[int, str]]],
+    spells: re.Pattern[str],
+) -> None:
+    found = offenders(owner, literals, spells)
+    assert found == [], (
+        f"{contract} is owned by {owner.relative_to(REPO_ROOT)}; import it from there instead of "
+        "spelling it:\n" + "\n".join(found)
+    )
+
+
+def test_the_grep_finds_a_contract_spelled_elsewhere(tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong.py"
+    wrong.write_text(
+        '"""Docstrings may name `acme-ranker` and events/feedback."""\n'
+        'MODEL = f"{brand}-ranker"\n'
+        'client.set_registered_model_alias(MODEL, "champion", "3")\n'
+        'FOLDER = "events/feedback"\n',
+        encoding="utf-8",
+    )
+    assert [line for line, text in string_literals(wrong) if text.endswith("-ranker")] == [2]
+    assert [line for line, _ in alias_literals(wrong)] == [3]
+    assert [line for line, text in string_literals(wrong) if "events/" in text] == [4]
+
+
+def test_the_mlflow_access_job_reserves_the_names_the_workloads_use() -> None:
+    from infra.mlflow_access_job import BrandAccess
+
+    access = BrandAccess("acme")
+    assert access.model == registered_model_name("acme")
+    assert access.experiments == (
+        training_experiment_name("acme"),
+        experiments_experiment_name("acme"),
+    )
