@@ -1,7 +1,8 @@
 """How every brand pod runs: its security context, its environment contract, its image.
 
 The ranking service, the training job and the Dask pods share these so the pod
-security (restricted profile) and the environment variables of DESIGN.md are
+security (restricted profile) and the environment variables of docs/architecture.md
+("Contracts") are
 written once and cannot drift between workloads.
 """
 
@@ -65,7 +66,7 @@ class BrandWorkloadContext:
         )
 
     def common_env(self) -> list[core.EnvVarArgs]:
-        """The environment contract of DESIGN.md shared by service and training."""
+        """The environment contract (docs/architecture.md, "Contracts") of service and training."""
         values: dict[str, pulumi.Input[str]] = {
             "RECPLAT_BRAND": self.brand.name,
             "RECPLAT_ENV": self.environment,

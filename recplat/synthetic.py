@@ -17,7 +17,8 @@ the day after it: a history that ends yesterday (`recplat data synth`'s default)
 today's arriving items new to every model.
 
 `generate` plays a logging policy against the world for `params.days` days and writes
-impressions, click and conversion feedback and catalog in the lake layout of DESIGN.md. It
+impressions, click and conversion feedback and catalog in the lake layout
+(docs/architecture.md, "Contracts"). It
 reports the oracle NDCG@10: ranking the logged lists by the true attraction, scored on the
 logged labels. Two logging policies (`LoggingPolicy`):
 

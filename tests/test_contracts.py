@@ -162,3 +162,29 @@ def test_the_mlflow_access_job_reserves_the_names_the_workloads_use() -> None:
         training_experiment_name("acme"),
         experiments_experiment_name("acme"),
     )
+
+
+def test_no_source_cites_the_outside_design_brief() -> None:
+    """The design lives in docs/architecture.md; the design brief it came from is
+    outside the repository."""
+    outside = "DESIGN" + ".md"  # spelled in two parts so this file does not cite it
+    folders = (*SOURCE_DIRS, "tests", "scripts", "images", "brands", ".github")
+    files = [REPO_ROOT / "README.md", REPO_ROOT / "Makefile", REPO_ROOT / "pyproject.toml"]
+    files += [
+        path
+        for folder in folders
+        for path in sorted((REPO_ROOT / folder).rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    ]
+    citing = [
+        f"{path.relative_to(REPO_ROOT)}:{number}"
+        for path in files
+        for number, line in enumerate(
+            path.read_text(encoding="utf-8", errors="replace").splitlines(), 1
+        )
+        if outside in line
+    ]
+    assert citing == [], (
+        "cite docs/architecture.md (the section that covers it) instead of the outside brief:\n"
+        + "\n".join(citing)
+    )

@@ -1,7 +1,8 @@
 """What the local platform reads back from the MLflow registry: a brand's champion and challenger.
 
-Names follow DESIGN.md: registered model `<brand>-ranker`, aliases `champion` and
-`challenger`. Offline metrics come from the run that produced the version.
+Names follow `ranking_features.mlflow_names` (docs/architecture.md, "Contracts"): registered
+model `<brand>-ranker`, aliases `champion` and `challenger`. Offline metrics come from the run
+that produced the version.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """A brand's two workloads on the local platform: its training job and its ranking service.
 
 Both run as the same programs AKS runs (`ranking-train`, `ranking-serve`), configured by the
-same environment variables infra sets on the CronJob and the Deployment (DESIGN.md,
-"Workload environment variables"), so the local platform proves that contract. The API key
+same environment variables infra sets on the CronJob and the Deployment (docs/architecture.md,
+"Contracts"), so the local platform proves that contract. The API key
 is generated into a 0600 file under the state directory and only its path is passed on.
 """
 

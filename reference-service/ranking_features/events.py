@@ -2,7 +2,7 @@
 
 The service writes impressions and feedback with exactly these schemas; the training job and
 the synthetic generator read and write them. Timestamps are UTC microseconds. Layout of the
-files in the lake (DESIGN.md):
+files in the lake (docs/architecture.md, "Contracts"):
 
     events/impressions/date=YYYY-MM-DD/*.parquet   IMPRESSION_SCHEMA
     events/feedback/date=YYYY-MM-DD/*.parquet      FEEDBACK_SCHEMA

@@ -1,4 +1,5 @@
-"""The Prometheus metric names of a ranking service, defined once (DESIGN.md, "Metrics").
+"""The Prometheus metric names of a ranking service, defined once (docs/architecture.md,
+"Contracts").
 
 Dashboards (``infra.dashboards``) build every query from these; the service
 (``ranking_service.metrics``) and the alert rules (``infra.brand_alerts``) still spell the

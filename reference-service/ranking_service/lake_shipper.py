@@ -1,7 +1,7 @@
 """Ships sealed event-log segments to the brand's lake as parquet, then deletes them.
 
-One segment becomes one parquet file per day it spans, under the lake layout of DESIGN.md
-(`events/<kind>/date=YYYY-MM-DD/<segment>.parquet`), with the schemas of
+One segment becomes one parquet file per day it spans, under the lake layout of docs/architecture.md
+("Contracts": `events/<kind>/date=YYYY-MM-DD/<segment>.parquet`), with the schemas of
 `ranking_features.events`. The file name is the segment's name, so re-shipping a segment after a
 crash between upload and delete overwrites the same file instead of duplicating it. A local
 segment is deleted only after its upload succeeded; failed uploads stay and are retried.

@@ -1,4 +1,4 @@
-"""Prometheus metrics of one ranking service (names from DESIGN.md).
+"""Prometheus metrics of one ranking service (docs/architecture.md, "Contracts").
 
 Each app gets its own registry, so two apps in one process (tests) never share counters.
 The latency buckets are dense below 50 ms, where brands set their `latency_slo_ms`, so an

@@ -1,4 +1,5 @@
-"""The HTTP API's request and response bodies (DESIGN.md), with OpenAPI examples.
+"""The HTTP API's request and response bodies (docs/architecture.md, "Contracts"), with
+OpenAPI examples.
 
 `rank_request_model()` builds the /rank request body for the brand's `max_candidates`, so the
 limit is in the published OpenAPI schema and a request over it fails validation naming

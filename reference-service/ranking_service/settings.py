@@ -1,4 +1,5 @@
-"""Service settings: the environment contract of DESIGN.md, read once at start.
+"""Service settings: the environment contract (docs/architecture.md, "Contracts"), read
+once at start.
 
 Every value comes from the environment (`RECPLAT_*`, plus `MLFLOW_TRACKING_URI` and the
 optional `APPLICATIONINSIGHTS_CONNECTION_STRING`). The API key itself never sits in an

@@ -1,4 +1,5 @@
-"""The training job's configuration: the env contract of DESIGN.md, overridden by flags."""
+"""The training job's configuration: the environment contract (docs/architecture.md,
+"Contracts"), overridden by flags."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Stage 7: register the model in MLflow and record the gate's outcome on the version.
 
-Names (DESIGN.md, docs/architecture.md "Promotion gate"): registered model `<brand>-ranker`,
+Names (`ranking_features.mlflow_names`; docs/architecture.md "Contracts" and "Promotion gate"):
+registered model `<brand>-ranker`,
 aliases `challenger` (a version that passed the counterfactual gate, which the online
 experiment judges) and `champion` (what serves). The training job moves `champion` only for a
 brand's first model, when nothing serves yet; a rejected version, or one judged on too little
