@@ -36,6 +36,7 @@ from recplat.local.simulator import (
 from recplat.local.stages import (
     StageReporter,
     evaluate_experiments_stage,
+    seconds_to_expiry,
     traffic_shift_drift_stage,
 )
 from recplat.local.status import service_model
@@ -194,18 +195,8 @@ def _loop(
     _wait_for_feedback(platform, serving, outcomes, reporter)
     # What the hourly CronJob does on AKS: judge each running online experiment on the lake,
     # and once more when one reaches its promotion.max_experiment_days within the demo.
-    experiments = evaluate_experiments_stage(
-        reporter,
-        {name: (platform.brands[name], state.brands[name].lake_uri) for name in state.brands},
-        platform.wiring,
-        platform.log_dir,
-        until_expiry_within_s=EXPERIMENT_EXPIRY_WAIT_S,
-    )
-    for name, evaluation in experiments.items():
-        if name in outcomes:
-            outcomes[name].experiment = evaluation.result
-            if not evaluation.succeeded:
-                outcomes[name].problems.append(f"experiment evaluation: {evaluation.report}")
+    judged = {name: (platform.brands[name], state.brands[name].lake_uri) for name in state.brands}
+    experiments = evaluate_experiments_stage(reporter, judged, platform.wiring, platform.log_dir)
     # Issue 19: that traffic's feature drift, then a shift (new users) firing the drift alert.
     traffic_shift_drift_stage(
         reporter,
@@ -214,6 +205,29 @@ def _loop(
         after,
         unshifted_since,
     )
+    # An experiment without a verdict that reaches its maximum duration meanwhile (the brands'
+    # dev settings are a minute or so) is judged again when it has, as the next CronJob run
+    # would: the drift stages above run while it gets there.
+    expiring = {
+        name: judged[name]
+        for name, evaluation in experiments.items()
+        if (seconds := seconds_to_expiry(evaluation.result)) is not None
+        and seconds <= EXPERIMENT_EXPIRY_WAIT_S
+    }
+    if expiring:
+        experiments |= evaluate_experiments_stage(
+            reporter,
+            expiring,
+            platform.wiring,
+            platform.log_dir,
+            until_expiry_within_s=EXPERIMENT_EXPIRY_WAIT_S,
+            title="evaluate again the experiments that reached their maximum duration",
+        )
+    for name, evaluation in experiments.items():
+        if name in outcomes:
+            outcomes[name].experiment = evaluation.result
+            if not evaluation.succeeded:
+                outcomes[name].problems.append(f"experiment evaluation: {evaluation.report}")
     with reporter.stage("online CTR per variant from the lake"):
         for name in serving:
             outcomes[name].online_ctr = online_ctr_rows(state.brands[name].lake_uri, traffic_day)

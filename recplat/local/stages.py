@@ -77,6 +77,7 @@ def evaluate_experiments_stage(
     log_dir: Path,
     *,
     until_expiry_within_s: float = 0.0,
+    title: str = "evaluate each brand's online experiment",
 ) -> dict[str, ExperimentsOutcome]:
     """The stage after traffic: `ranking-experiments evaluate` for each brand (its `Brand` and
     lake URI), brands in parallel; prints each brand's report, or why it failed.
@@ -86,7 +87,7 @@ def evaluate_experiments_stage(
     is still running (decision `continue`) and reaches `promotion.max_experiment_days` within
     that many seconds is evaluated once more when it has, so the run shows its decision."""
     outcomes: dict[str, ExperimentsOutcome] = {}
-    stage = reporter.stage("evaluate each brand's online experiment")
+    stage = reporter.stage(title)
     with stage, ThreadPoolExecutor(max_workers=max(len(brands), 1)) as pool:
         futures = {
             name: pool.submit(
@@ -113,7 +114,7 @@ def _evaluate_until_decided(
     from recplat.local.workloads import run_experiments
 
     first = run_experiments("evaluate", brand, lake_uri, wiring, log_dir, as_json=True)
-    expires_in = _seconds_to_expiry(first.result)
+    expires_in = seconds_to_expiry(first.result)
     if expires_in is None or expires_in > within_s:
         return [first]
     # The deadline is a known instant, not a guess: wait for it to pass, then judge again.
@@ -121,7 +122,7 @@ def _evaluate_until_decided(
     return [first, run_experiments("evaluate", brand, lake_uri, wiring, log_dir, as_json=True)]
 
 
-def _seconds_to_expiry(result: dict[str, object] | None) -> float | None:
+def seconds_to_expiry(result: dict[str, object] | None) -> float | None:
     """Seconds until a running, undecided experiment passes its maximum duration (0 when it
     already has), or None when nothing is left to decide."""
     if not result or not result.get("running") or result.get("decision") != "continue":
