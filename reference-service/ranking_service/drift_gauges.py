@@ -12,6 +12,11 @@ scraped (a PodMonitor on AKS, the local Prometheus locally), so no exporter or p
 added. A version without drift tags (a new champion, not judged yet) exports no drift series,
 so an alert never holds on to a model that no longer serves.
 
+The job writes a verdict's tags one at a time, `drift.evaluated_at` last. Once a version has
+that tag, its figures are read again only when the tag changes, so a poll during a write keeps
+the previous verdict whole instead of exporting one half old and half new (which made alerts
+for one verdict start on different rule evaluations).
+
 The online CTR takes the same road: the experiment evaluator (`ranking-experiments evaluate`)
 tags each arm's version with its CTR and user-clustered 95 % interval (`online.ctr`,
 `online.ctr_low`, `online.ctr_high`), and this thread exports the champion's and the
@@ -34,6 +39,7 @@ log = logging.getLogger(__name__)
 
 PSI_TAG_PREFIX = "drift.psi."
 THRESHOLD_TAG = "drift.psi_threshold"
+EVALUATED_AT_TAG = "drift.evaluated_at"
 # What the experiment evaluator writes on each arm's version (ranking_training.experiment_job).
 ONLINE_CTR_TAGS = {"estimate": "online.ctr", "lower": "online.ctr_low", "upper": "online.ctr_high"}
 
@@ -85,6 +91,9 @@ class DriftGauges:
         self._thread: threading.Thread | None = None
         self._client: Any = None
         self._exported: tuple[str, dict[str, float], float | None] | None = None
+        # (version, drift.evaluated_at) of the verdict read last, and its figures.
+        self._verdict: tuple[str, str] | None = None
+        self._figures: tuple[dict[str, float], float | None] = ({}, None)
         self._online: dict[str, dict[str, float]] | None = None
 
     def start(self) -> None:
@@ -128,8 +137,13 @@ class DriftGauges:
             self.export(None, {}, None)
             self.export_online_ctr({})
             return
-        psi, threshold = drift_figures(dict(version.tags or {}))
-        self.export(str(version.version), psi, threshold)
+        tags = dict(version.tags or {})
+        stamp = tags.get(EVALUATED_AT_TAG)
+        verdict = (str(version.version), stamp) if stamp is not None else None
+        if verdict is None or verdict != self._verdict:
+            self._figures = drift_figures(tags)
+        self._verdict = verdict
+        self.export(str(version.version), *self._figures)
         online = {str(version.version): online_ctr_figures(dict(version.tags or {}))}
         try:
             challenger = self._registry().get_model_version_by_alias(

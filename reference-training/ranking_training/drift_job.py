@@ -431,12 +431,13 @@ def _record(
             if key.startswith(PSI_TAG_PREFIX) and key not in kept:
                 client.delete_model_version_tag(model, version, key)
         tags = {
-            EVALUATED_AT_TAG: _iso(settings.until),
             SAMPLE_ROWS_TAG: str(rows),
             WINDOW_TAG: _window(settings),
             THRESHOLD_TAG: f"{settings.psi_threshold:g}",
         }
         tags |= {f"{PSI_TAG_PREFIX}{name}": f"{value:.6f}" for name, value in (psi or {}).items()}
+        # Last: the service takes a verdict whole once this tag changes (drift_gauges).
+        tags[EVALUATED_AT_TAG] = _iso(settings.until)
         for key, value in tags.items():
             client.set_model_version_tag(model, version, key, value)
     except Exception as error:

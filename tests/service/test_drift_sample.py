@@ -163,3 +163,48 @@ def test_the_champions_drift_tags_are_exported_and_follow_the_champion(sampled: 
     )
     assert newer != version
     wait_until(lambda: _drift_series(sampled.service) == {}, 30, "drift series of v1 removed")
+
+
+def test_a_verdict_being_written_is_not_exported_half_old_half_new(sampled: Sampled) -> None:
+    """The drift job writes `drift.evaluated_at` last; until it changes, the service keeps the
+    previous verdict whole, then takes the new one whole."""
+    registry = MlflowClient(tracking_uri=sampled.tracking_uri)
+    version = register_ranker(
+        sampled.tracking_uri, MODEL, train_ranker(seed=5), sampled.snapshot, ("champion",)
+    )
+    series = (
+        f'recplat_feature_drift_psi{{brand="{BRAND}",feature="item_ctr",model_version="{version}"}}'
+    )
+
+    def write(tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            registry.set_model_version_tag(MODEL, version, key, value)
+
+    write(
+        {
+            "drift.psi_threshold": "0.2",
+            "drift.psi.item_ctr": "0.05",
+            "drift.evaluated_at": "2026-01-01T00:00:00+00:00",
+        }
+    )
+    wait_until(lambda: _drift_series(sampled.service).get(series) == 0.05, 30, "first verdict")
+
+    # The next verdict half written: its PSI is there, its evaluated_at not yet. The online
+    # CTR tags written with it show when the service has polled them.
+    write({"drift.psi.item_ctr": "0.5", "online.ctr": "0.1"})
+    write({"online.ctr_low": "0.09", "online.ctr_high": "0.11"})
+
+    def polled() -> bool:
+        lines = sampled.service.client().get("/metrics").text.splitlines()
+        return any(
+            line.startswith("recplat_online_ctr{")
+            and f'model_version="{version}"' in line
+            and 'bound="estimate"' in line
+            for line in lines
+        )
+
+    wait_until(polled, 30, "a poll after the write")
+    assert _drift_series(sampled.service).get(series) == 0.05, "a half-written verdict exported"
+
+    write({"drift.evaluated_at": "2026-01-01T01:00:00+00:00"})
+    wait_until(lambda: _drift_series(sampled.service).get(series) == 0.5, 30, "second verdict")
