@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ranking_features.events import EXPLORATION_POOL_FACTOR, POLICY_EXPLOIT, POLICY_EXPLORE
-from ranking_training.counterfactual import sample_uniform_top_m
+from ranking_training.exploration_schemes import sample_uniform_top_m
 
 from recplat.simulation.lake import TrafficSettings, WorldLake
 from recplat.simulation.truth import World, WorldParams

@@ -56,7 +56,7 @@ from ranking_features.events import (
 )
 from ranking_features.lake import open_lake
 from ranking_features.mlflow_names import CHAMPION, registered_model_name
-from ranking_training.counterfactual import sample_uniform_top_m
+from ranking_training.exploration_schemes import sample_uniform_top_m
 
 from recplat.simulation.truth import World
 

@@ -31,7 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from ranking_training.counterfactual import ExplorationLog, sample_uniform_top_m
+from ranking_training.exploration_log import ExplorationLog
+from ranking_training.exploration_schemes import sample_uniform_top_m
 
 
 @dataclass(frozen=True)

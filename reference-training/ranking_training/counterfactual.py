@@ -23,7 +23,8 @@ variance and for robustness to rows lost between service and lake.
 
 Assumptions, exactly:
 - Support: for every request and every p <= k, the item the target puts at p has pi0 > 0 at p.
-  For a uniformly random k-permutation of the logging policy's top m (`sample_uniform_top_m`),
+  For a uniformly random k-permutation of the logging policy's top m
+  (`ranking_training.exploration_schemes.sample_uniform_top_m`),
   that means the target's top-k set lies within the logging top m. Slots outside it are never
   observed: IPS then drops their reward (biased down); SNIPS fills them with the position's
   mean over matched rows.
@@ -36,175 +37,26 @@ they are correlated), vectorised: per-user sums, then replicate weights per user
 or Poisson(1)) times those sums. `paired_bootstrap_interval` applies the same user weights to two
 target policies on the same log, for the difference new model minus champion or popularity.
 
-Exploration schemes, and the recommended one. A uniformly random k-permutation of the logging
-top m (m >= k; m = k is "shuffle the top k") has exact propensities, 1/m for every top-m item
-at every position, so weights are bounded by m and the estimate has no propensity error. A
-Plackett-Luce sample from the scores supports every target, but only its position-1 marginal
-(a softmax) is exact: later positions need Monte Carlo (`plackett_luce_marginals`), whose error
-biases IPS (1/pi-hat is convex), and low-scored items get unbounded weights. Recommended:
-the uniform k-permutation of the top m, with m somewhat above k (e.g. 2k) so that a retrain
-whose top k leaves the champion's top k is still supported.
+The exploration log and the target's positions on it are in `ranking_training.exploration_log`;
+the exploration schemes that produce such logs in `ranking_training.exploration_schemes`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
-if TYPE_CHECKING:
-    import pandas as pd
-    import pyarrow as pa
+from ranking_training.exploration_log import ExplorationLog, ExplorationLogError
 
 Estimator = Literal["ips", "snips", "pbm"]
 IntervalMethod = Literal["percentile", "bca"]
 Resampling = Literal["multinomial", "poisson"]
 
-LOG_COLUMNS = ("request_id", "user_id", "item_id", "position", "propensity", "clicked")
 # Bootstrap replicates are drawn in blocks so memory stays (block x users), not (B x users).
 _REPLICATE_BLOCK = 128
-
-
-class ExplorationLogError(ValueError):
-    """An exploration log that the estimators cannot use; the message names the column."""
-
-
-@dataclass(frozen=True, eq=False)
-class ExplorationLog:
-    """Exploration impressions, one row per item shown, as integer codes for vectorised use.
-
-    `request` and `user` are dense codes (0..n_requests-1, 0..n_users-1), and each request
-    belongs to one user. `position` is 1-based; `propensity` is P(logging policy showed this item
-    at this position). `*_ids` map codes back to the lake's ids when the log came from a table.
-    """
-
-    request: np.ndarray
-    user: np.ndarray
-    item: np.ndarray
-    position: np.ndarray
-    propensity: np.ndarray
-    clicked: np.ndarray
-    converted: np.ndarray
-    n_requests: int
-    n_users: int
-    request_ids: np.ndarray | None = None
-    user_ids: np.ndarray | None = None
-    item_ids: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        rows = len(self.request)
-        for name in ("user", "item", "position", "propensity", "clicked", "converted"):
-            if len(getattr(self, name)) != rows:
-                raise ExplorationLogError(
-                    f"exploration log: {name}: expected {rows} rows like request, "
-                    f"got {len(getattr(self, name))}"
-                )
-        _check_rows(
-            "request",
-            (self.request < 0) | (self.request >= self.n_requests),
-            f"codes in [0, {self.n_requests})",
-            self.request,
-        )
-        _check_rows(
-            "user",
-            (self.user < 0) | (self.user >= self.n_users),
-            f"codes in [0, {self.n_users})",
-            self.user,
-        )
-        _check_rows("position", self.position < 1, "1-based positions >= 1", self.position)
-        bad = ~((self.propensity > 0) & (self.propensity <= 1))
-        _check_rows("propensity", bad, "probabilities in (0, 1]", self.propensity)
-        if rows and (self.user != self.request_user[self.request]).any():
-            raise ExplorationLogError(
-                "exploration log: user_id: expected one user per request_id, got several"
-            )
-
-    @classmethod
-    def from_table(cls, table: pd.DataFrame | pa.Table) -> ExplorationLog:
-        """A log from a pandas DataFrame or pyarrow Table with `LOG_COLUMNS` (+ `converted`)."""
-        import pandas as pd
-
-        frame = table if isinstance(table, pd.DataFrame) else table.to_pandas()
-        missing = [c for c in LOG_COLUMNS if c not in frame.columns]
-        if missing:
-            raise ExplorationLogError(
-                f"exploration log: {', '.join(missing)}: expected columns {list(LOG_COLUMNS)} "
-                f"(+ optional converted), got {list(frame.columns)}"
-            )
-        request, request_ids = pd.factorize(frame["request_id"])
-        user, user_ids = pd.factorize(frame["user_id"])
-        item, item_ids = pd.factorize(frame["item_id"])
-        converted = frame["converted"] if "converted" in frame.columns else np.zeros(len(frame))
-        return cls(
-            request=request.astype(np.int64),
-            user=user.astype(np.int64),
-            item=item.astype(np.int64),
-            position=frame["position"].to_numpy(np.int64),
-            propensity=frame["propensity"].to_numpy(np.float64),
-            clicked=np.asarray(frame["clicked"], dtype=np.float64),
-            converted=np.asarray(converted, dtype=np.float64),
-            n_requests=len(request_ids),
-            n_users=len(user_ids),
-            request_ids=np.asarray(request_ids),
-            user_ids=np.asarray(user_ids),
-            item_ids=np.asarray(item_ids),
-        )
-
-    @cached_property
-    def request_user(self) -> np.ndarray:
-        """The user code of each request (requests without rows get user 0)."""
-        owner = np.zeros(self.n_requests, dtype=np.int64)
-        owner[self.request] = self.user
-        return owner
-
-    def reward(self, conversion_weight: float = 0.0) -> np.ndarray:
-        """Per-row reward: clicked + conversion_weight * converted."""
-        return self.clicked + conversion_weight * self.converted
-
-
-def _check_rows(column: str, bad: np.ndarray, expected: str, values: np.ndarray) -> None:
-    if bad.any():
-        raise ExplorationLogError(
-            f"exploration log: {column}: expected {expected}, got {values[bad][0]!r} "
-            f"in {int(bad.sum())} rows"
-        )
-
-
-def positions_from_scores(group: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """1-based rank of each row within its group by descending score (ties by row order).
-
-    Score each request's *whole* candidate set with the target model, rank it here, then
-    `align_positions` onto the log: ranking only the logged rows would ignore the candidates
-    the target would have put above them."""
-    group = np.asarray(group, dtype=np.int64)
-    n = len(group)
-    order = np.lexsort((np.arange(n), -np.asarray(scores, dtype=np.float64), group))
-    sorted_group = group[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_group)) + 1]
-    lengths = np.diff(np.r_[starts, n])
-    positions = np.empty(n, dtype=np.int64)
-    positions[order] = np.arange(n) - np.repeat(starts, lengths) + 1
-    return positions
-
-
-def align_positions(
-    log: ExplorationLog, request: np.ndarray, item: np.ndarray, position: np.ndarray
-) -> np.ndarray:
-    """Target position of each log row from (request, item, position) rows of the target's
-    ranking, in the log's codes; 0 where the target did not rank that item for that request."""
-    if len(request) == 0:
-        return np.zeros(len(log.request), dtype=np.int64)
-    width = int(max(log.item.max(initial=0), np.max(item))) + 1
-    keys = np.asarray(request, dtype=np.int64) * width + np.asarray(item, dtype=np.int64)
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    wanted = log.request * width + log.item
-    at = np.minimum(np.searchsorted(sorted_keys, wanted), len(keys) - 1)
-    sorted_position = np.asarray(position, dtype=np.int64)[order]
-    return np.where(sorted_keys[at] == wanted, sorted_position[at], 0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -302,8 +154,8 @@ def _examination_sums(
 ) -> _ExaminationSums:
     depth = int(log.position.max())
     # P(the request showed this item at any position): the propensity times the request's
-    # list length, for schemes whose propensity is the same at every position (module
-    # docstring); a uniform k-permutation of m gives k / m.
+    # list length, for schemes whose propensity is the same at every position
+    # (`ranking_training.exploration_schemes`); a uniform k-permutation of m gives k / m.
     length = np.bincount(log.request, minlength=log.n_requests)[log.request]
     inverse_shown = 1.0 / np.minimum(log.propensity * length, 1.0)
     targeted = (target_position >= 1) & (target_position <= k)
@@ -528,62 +380,3 @@ def _bca_quantiles(
         z = z0 + normal.inv_cdf(tail)
         adjusted.append(normal.cdf(z0 + z / (1.0 - acceleration * z)))
     return adjusted[0], adjusted[1]
-
-
-def uniform_top_m_propensities(m: int, k: int) -> np.ndarray:
-    """P(the item at logging rank r is shown at position p), m x k, for a uniformly random
-    k-permutation of the logging top m: 1/m for every r < m and p < k (m = k: shuffled top k).
-    Items below the top m have propensity 0 at every position."""
-    if not 1 <= k <= m:
-        raise ValueError(f"exploration: expected 1 <= k <= m, got k={k}, m={m}")
-    return np.full((m, k), 1.0 / m)
-
-
-def sample_uniform_top_m(
-    top_m: np.ndarray, k: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Shown items (requests x k) drawn as a uniformly random k-permutation of each row of
-    `top_m` (requests x m, the logging policy's top m), and their propensities (all 1/m)."""
-    n, m = top_m.shape
-    uniform_top_m_propensities(m, k)
-    order = np.argsort(rng.random((n, m)), axis=1)[:, :k]
-    return np.take_along_axis(top_m, order, axis=1), np.full((n, k), 1.0 / m)
-
-
-def sample_plackett_luce(
-    scores: np.ndarray, k: int, rng: np.random.Generator, temperature: float = 1.0
-) -> np.ndarray:
-    """Column indices (requests x k) of a Plackett-Luce sample from `scores` (requests x m),
-    drawn with the Gumbel top-k trick: argsort of scores / temperature + Gumbel noise."""
-    noisy = scores / temperature + rng.gumbel(size=scores.shape)
-    return np.argsort(-noisy, axis=1)[:, :k]
-
-
-def plackett_luce_marginals(
-    scores: np.ndarray,
-    k: int,
-    rng: np.random.Generator,
-    samples: int = 10_000,
-    temperature: float = 1.0,
-) -> np.ndarray:
-    """P(candidate j shown at position p) under Plackett-Luce, requests x m x k.
-
-    Position 1 is exact (softmax of scores / temperature). Positions 2..k are Monte Carlo
-    frequencies over `samples` draws: the exact marginal sums over every ordered prefix, which
-    grows as m!/(m-p+1)!. Their standard error is sqrt(P(1-P)/samples), and IPS with estimated
-    propensities is biased upward for small ones (E[1/pi-hat] > 1/pi)."""
-    n, m = scores.shape
-    counts = np.zeros(n * m * k)
-    request = np.arange(n)[None, :, None]
-    position = np.arange(k)[None, None, :]
-    for start in range(0, samples, 64):
-        block = min(64, samples - start)
-        noisy = scores / temperature + rng.gumbel(size=(block, n, m))
-        drawn = np.argsort(-noisy, axis=2)[:, :, :k]
-        counts += np.bincount(((request * m + drawn) * k + position).ravel(), minlength=n * m * k)
-    counts = counts.reshape(n, m, k)
-    marginals = counts / samples
-    logits = scores / temperature
-    first = np.exp(logits - logits.max(axis=1, keepdims=True))
-    marginals[:, :, 0] = first / first.sum(axis=1, keepdims=True)
-    return marginals

@@ -36,13 +36,11 @@ from ranking_training.gate import (
     POPULARITY,
     GateDecision,
     GateRule,
-    Scorer,
-    as_served,
     decide_counterfactual,
     decide_without_exploration,
     estimate_targets,
-    target_positions,
 )
+from ranking_training.gate_exploration import Scorer, as_served, target_positions
 from ranking_training.lake_window import read_window
 from ranking_training.registry import (
     FINGERPRINT_TAG,

@@ -34,7 +34,12 @@ from ranking_training.day_features import (
 )
 from ranking_training.evaluate import Evaluation, evaluate, offline_check_failures, score
 from ranking_training.features import EncodedEvents, RankingMatrix
-from ranking_training.gate import ExplorationSlice, PoolFeatures, exploration_slice, pool_features
+from ranking_training.gate_exploration import (
+    ExplorationSlice,
+    PoolFeatures,
+    exploration_slice,
+    pool_features,
+)
 from ranking_training.lake_window import DayPart, plain_strings
 from ranking_training.metrics import ranking_metrics
 from ranking_training.split import WindowBounds, check_parts

@@ -12,18 +12,22 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from ranking_training.counterfactual import (
-    ExplorationLog,
-    ExplorationLogError,
-    align_positions,
     bootstrap_interval,
     estimate_policy_value,
     ips,
     paired_bootstrap_interval,
     pbm,
-    plackett_luce_marginals,
-    positions_from_scores,
-    sample_uniform_top_m,
     snips,
+)
+from ranking_training.exploration_log import (
+    ExplorationLog,
+    ExplorationLogError,
+    align_positions,
+    positions_from_scores,
+)
+from ranking_training.exploration_schemes import (
+    plackett_luce_marginals,
+    sample_uniform_top_m,
     uniform_top_m_propensities,
 )
 from ranking_training.metrics import ranking_metrics

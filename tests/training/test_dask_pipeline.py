@@ -23,7 +23,7 @@ from ranking_training.data import load_lake
 from ranking_training.day_features import WindowFeatures, build_features, concat_matrices
 from ranking_training.errors import DataError
 from ranking_training.features import EncodedEvents, RankingMatrix, build_training_matrix
-from ranking_training.gate import exploration_slice, pool_features
+from ranking_training.gate_exploration import exploration_slice, pool_features
 from ranking_training.lake_window import read_window
 from ranking_training.train import fit_on_cluster
 from ranking_training.window_parts import split_days

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ranking_training.counterfactual import ExplorationLog
 from ranking_training.data import load_lake
+from ranking_training.exploration_log import ExplorationLog
 from ranking_training.gate import (
     CHAMPION_TARGET,
     NEW,
@@ -18,8 +18,8 @@ from ranking_training.gate import (
     decide_counterfactual,
     decide_without_exploration,
     estimate_targets,
-    exploration_slice,
 )
+from ranking_training.gate_exploration import exploration_slice
 from ranking_training.metrics import ranking_metrics
 
 from recplat.simulation.lake import TrafficSettings, WorldLake, random_scorer
@@ -62,7 +62,7 @@ def _first_choice(log: ExplorationLog, shows_a: np.ndarray, prefers_a: bool) -> 
 
 
 def _slice(log: ExplorationLog) -> object:
-    from ranking_training.gate import ExplorationSlice
+    from ranking_training.gate_exploration import ExplorationSlice
 
     return ExplorationSlice(
         log=log,
