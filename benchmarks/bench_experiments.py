@@ -38,13 +38,10 @@ from typing import Any
 import numpy as np
 from ranking_features.assignment import CHALLENGER_ARM, CHAMPION_ARM
 from ranking_features.statistics import clustered_ratio_from_sums
-from ranking_training.experiments import (
-    DEFAULT_MIXING_RELATIVE_SD,
-    ArmStats,
-    ExperimentSpec,
-    Guardrails,
-    decide,
-)
+from ranking_training.experiment_arms import ArmStats
+from ranking_training.experiment_spec import ExperimentSpec, Guardrails
+from ranking_training.experiments import decide
+from ranking_training.sequential_test import DEFAULT_MIXING_RELATIVE_SD
 
 RESULTS = Path(__file__).parent / "results" / "experiments.json"
 START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -17,13 +17,10 @@ from ranking_features.assignment import (
     experiment_bucket,
 )
 from ranking_features.statistics import Z_95, clustered_ratio
-from ranking_training.experiments import (
-    ArmStats,
-    ExperimentSpec,
-    Guardrails,
-    decide,
-    msprt,
-)
+from ranking_training.experiment_arms import ArmStats
+from ranking_training.experiment_spec import ExperimentSpec, Guardrails
+from ranking_training.experiments import decide
+from ranking_training.sequential_test import msprt
 
 pytestmark = pytest.mark.fast
 
@@ -295,7 +292,7 @@ def test_failed_requests_in_the_lake_count_for_the_arm_of_their_user(tmp_path: P
     import pyarrow as pa
     import pyarrow.parquet as pq
     from ranking_features.events import ERRORS_DIR, RANK_ERROR_SCHEMA, partition_dir
-    from ranking_training.experiments import arm_statistics, read_experiment_events
+    from ranking_training.experiment_arms import arm_statistics, read_experiment_events
 
     experiment = spec()
     users = [f"u{i}" for i in range(40)]

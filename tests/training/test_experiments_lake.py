@@ -12,12 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 from ranking_features.assignment import experiment_arm
 from ranking_features.events import FEEDBACK_SCHEMA, IMPRESSION_SCHEMA
-from ranking_training.experiments import (
-    ExperimentSpec,
-    arm_statistics,
-    evaluate,
-    read_experiment_events,
-)
+from ranking_training.experiment_arms import arm_statistics, read_experiment_events
+from ranking_training.experiment_spec import ExperimentSpec
+from ranking_training.experiments import evaluate
 
 pytestmark = pytest.mark.fast
 
