@@ -20,16 +20,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ranking_features import FEATURE_VERSION, FeatureSnapshot, feature_spec
-from ranking_features.drift import DISTRIBUTION_ARTIFACT
+from ranking_features import FEATURE_VERSION
 
 from ranking_training.cluster import TrainingCluster, training_cluster
 from ranking_training.config import TrainingConfig
-from ranking_training.data import LakeData
 from ranking_training.day_features import build_features
-from ranking_training.drift import write_training_distribution
 from ranking_training.errors import TrainingError
-from ranking_training.evaluate import Evaluation, popularity_scores, write_report
+from ranking_training.evaluate import Evaluation, popularity_scores
 from ranking_training.gate import (
     CHAMPION_TARGET,
     NEW,
@@ -41,7 +38,7 @@ from ranking_training.gate import (
     estimate_targets,
 )
 from ranking_training.gate_exploration import Scorer, as_served, target_positions
-from ranking_training.lake_window import read_window
+from ranking_training.lake_window import LakeWindow, read_window
 from ranking_training.registry import (
     FINGERPRINT_TAG,
     Champion,
@@ -50,8 +47,14 @@ from ranking_training.registry import (
     load_champion,
     log_and_register,
 )
-from ranking_training.split import WindowBounds
 from ranking_training.train import fit_on_cluster
+from ranking_training.training_run import (
+    TrainedModel,
+    log_decision,
+    log_run_inputs,
+    log_run_results,
+    write_feature_artifacts,
+)
 from ranking_training.window_parts import WindowParts, split_days
 
 
@@ -66,6 +69,16 @@ class JobResult:
     skipped_reason: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+
+
+# The window's row counts the run logs (`rows.*` metrics).
+_WINDOW_COUNTS = (
+    "impressions",
+    "immature_impressions",
+    "feedback_events",
+    "duplicates_dropped",
+    "unmatched_feedback",
+)
 
 
 @contextmanager
@@ -111,107 +124,73 @@ def _run(config: TrainingConfig, cluster: TrainingCluster, say: Callable[[str], 
         say(f"{config.brand}: {reason}")
         return JobResult(existing.version, existing.run_id, None, None, reason, timings)
 
+    trained = _train_and_judge(config, cluster, client, window, timings, say)
+    return _record_and_register(config, client, fingerprint, trained, timings, say)
+
+
+def _train_and_judge(
+    config: TrainingConfig,
+    cluster: TrainingCluster,
+    client: Any,
+    window: LakeWindow,
+    timings: dict[str, float],
+    say: Callable[[str], None],
+) -> TrainedModel:
+    """Features, fit, the biased evaluation against the champion, and the gate, each timed."""
     with _timed(timings, "features", say):
         features = build_features(window, config.validation_days)
         windows = split_days(features, config.validation_days)
-    snapshot = features.snapshot
-    counts = {
-        key: window.counts[key]
-        for key in (
-            "impressions",
-            "immature_impressions",
-            "feedback_events",
-            "duplicates_dropped",
-            "unmatched_feedback",
-        )
-    } | windows.counts
+    counts = {key: window.counts[key] for key in _WINDOW_COUNTS} | windows.counts
     with _timed(timings, "fit", say):
         booster = fit_on_cluster(cluster, windows.train, windows.early_stopping, config.lightgbm)
     with _timed(timings, "evaluate", say):
         champion, note = load_champion(client, config.registered_model)
         scorable = champion.booster if champion is not None else None
         judged = windows.evaluate(booster, scorable)
-        evaluation, failures = judged.evaluation, judged.failures
         if note:
-            evaluation.notes.append(note)
+            judged.evaluation.notes.append(note)
         if champion is not None and scorable is not None:
-            evaluation.champion_version = champion.version
+            judged.evaluation.champion_version = champion.version
     with _timed(timings, "gate", say):
-        decision = _judge(config, windows, booster, champion, evaluation)
+        decision = _judge(config, windows, booster, champion, judged.evaluation)
     counts["explore_requests"] = decision.exploration_requests
+    return TrainedModel(
+        window.window_end, windows, features.snapshot, booster, judged, decision, counts
+    )
 
+
+def _record_and_register(
+    config: TrainingConfig,
+    client: Any,
+    fingerprint: str,
+    trained: TrainedModel,
+    timings: dict[str, float],
+    say: Callable[[str], None],
+) -> JobResult:
+    """One MLflow run: what went in and came out; then, if the offline checks pass, the
+    registered version with the gate's alias. Failed checks raise after logging."""
+    import mlflow
+
+    evaluation, decision = trained.judged.evaluation, trained.decision
     mlflow.set_experiment(config.experiment)
     with (
         mlflow.start_run(run_name=f"{config.brand}-{config.data_to}") as run,
         tempfile.TemporaryDirectory() as scratch,
     ):
-        mlflow.set_tags(
-            {
-                "brand": config.brand,
-                "env": config.env,
-                "git_sha": config.git_sha,
-                FINGERPRINT_TAG: fingerprint,
-                "trainer": "dask" if config.workers or config.dask_scheduler else "in-process",
-            }
-        )
-        mlflow.log_params(
-            {
-                **asdict(config.lightgbm),
-                "data_from": str(config.data_from),
-                "data_to": str(config.data_to),
-                "promotion_metric": config.promotion_metric,
-                "label_delay_hours": config.label_delay_hours,
-                "mature_before": _span(window.window_end, window.window_end)[1:17],
-                "train_window": _span(windows.train_start, windows.early_stopping_start),
-                "early_stopping_window": _span(windows.early_stopping_start, windows.gate_start),
-                "gate_window": _span(windows.gate_start, windows.gate_end),
-                "conversion_weight": config.conversion_weight,
-                "margin": config.margin,
-                "min_exploration_requests": config.min_exploration_requests,
-                "workers": config.workers,
-                "feature_version": FEATURE_VERSION,
-                "best_iteration": booster.best_iteration or booster.current_iteration(),
-            }
-        )
-        mlflow.log_metrics({f"rows.{k}": v for k, v in counts.items()})
-        mlflow.log_metrics({f"seconds.{k}": v for k, v in timings.items()})
-        for ranker, metrics in (
-            ("model", evaluation.model),
-            ("popularity", evaluation.popularity),
-            ("champion", evaluation.champion),
-        ):
-            if metrics:
-                mlflow.log_metrics(
-                    {f"biased.{ranker}.{k.replace('@', '_at_')}": v for k, v in metrics.items()}
-                )
-        mlflow.log_metrics(decision.metrics())
-        mlflow.log_dict(_importance(booster), "evaluation/feature_importance.json")
-        report_dir = Path(scratch) / "evaluation"
-        summary = {"title": f"{config.brand} {config.data_from}..{config.data_to}", "rows": counts}
-        for path in write_report(evaluation, summary, report_dir):
-            mlflow.log_artifact(str(path), artifact_path="evaluation")
-
-        if failures:
+        log_run_inputs(config, fingerprint, trained)
+        log_run_results(config, trained, timings, Path(scratch))
+        if trained.judged.failures:
             mlflow.set_tag("gate", "rejected")
             raise TrainingError(
-                f"{config.brand}: offline checks failed: {'; '.join(failures)}; nothing registered"
+                f"{config.brand}: offline checks failed: {'; '.join(trained.judged.failures)}; "
+                "nothing registered"
             )
-
         feature_dir = Path(scratch) / "features"
-        feature_dir.mkdir()
-        snapshot.save(feature_dir / "snapshot.json")
-        (feature_dir / "spec.json").write_text(
-            json.dumps(feature_spec(), indent=2), encoding="utf-8"
-        )
-        # What drift monitoring compares served vectors with (features/distribution.json).
-        (feature_dir / Path(DISTRIBUTION_ARTIFACT).name).write_text(
-            windows.on_gate_data(_distribution, windows.bounds, snapshot, booster),
-            encoding="utf-8",
-        )
+        write_feature_artifacts(trained, feature_dir)
         version = log_and_register(
-            booster,
+            trained.booster,
             model_name=config.registered_model,
-            example=judged.example,
+            example=trained.judged.example,
             feature_dir=feature_dir,
             version_tags={
                 "brand": config.brand,
@@ -223,18 +202,14 @@ def _run(config: TrainingConfig, cluster: TrainingCluster, say: Callable[[str], 
             },
         )
         apply_gate(client, config.registered_model, version.version, decision)
-        mlflow.log_dict(decision.tags(), "evaluation/decision.json")
-        mlflow.set_tags(
-            {key: decision.tags()[key] for key in ("gate", "gate.reason", "gate.basis")}
-        )
-        mlflow.set_tag("model_version", version.version)
+        log_decision(decision, version.version)
         say(
             f"{config.brand}: registered {config.registered_model} v{version.version}; "
             f"gate {decision.outcome.value}: {decision.reason}"
         )
         say("  " + _table(evaluation))
         return JobResult(
-            version.version, run.info.run_id, evaluation, decision, None, timings, counts
+            version.version, run.info.run_id, evaluation, decision, None, timings, trained.counts
         )
 
 
@@ -282,30 +257,11 @@ def _judge(
     )
 
 
-def _distribution(
-    data: LakeData, bounds: WindowBounds, snapshot: FeatureSnapshot, booster: Any
-) -> str:
-    """features/distribution.json, written where the gate days are (`on_gate_data`): what
-    `booster` returns on the gate window's requests (`ranking_training.drift`)."""
-    with tempfile.TemporaryDirectory() as scratch:
-        write_training_distribution(data, bounds, snapshot, booster, Path(scratch))
-        return (Path(scratch) / Path(DISTRIBUTION_ARTIFACT).name).read_text(encoding="utf-8")
-
-
 def _booster_scorer(booster: Any) -> Scorer:
     def scores(features: Any) -> Any:
         return booster.predict(features, num_iteration=booster.best_iteration or None)
 
     return scores
-
-
-def _span(start: float, end: float) -> str:
-    from datetime import UTC, datetime
-
-    def moment(seconds: float) -> str:
-        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M")
-
-    return f"[{moment(start)}, {moment(end)})"
 
 
 def _fingerprint(data_fingerprint: str, config: TrainingConfig) -> str:
@@ -321,11 +277,6 @@ def _fingerprint(data_fingerprint: str, config: TrainingConfig) -> str:
         "validation_days": config.validation_days,
     }
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:32]
-
-
-def _importance(booster: Any) -> dict[str, float]:
-    gains = booster.feature_importance(importance_type="gain")
-    return {name: float(gain) for name, gain in zip(booster.feature_name(), gains, strict=True)}
 
 
 def _table(evaluation: Evaluation) -> str:
