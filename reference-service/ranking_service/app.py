@@ -14,8 +14,8 @@ away, or segments in quarantine) is kept on local disk and the last log line say
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -118,11 +118,45 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 
 def create_app(settings: Settings) -> FastAPI:
     """The ranking service of one brand, configured by `settings`."""
-    metrics = ServiceMetrics(settings.brand)
     api_key_check = ApiKeyCheck(settings.read_api_key())
     scoring = ScoringPool()
+    state = _service_state(settings, scoring)
+    drift_gauges = DriftGauges(settings, state.metrics, after=state.reloader.ready)
+    # Opened here, before uvicorn starts: a bad lake URI or a second process on the same
+    # event log fails fast with one line, not a lifespan traceback.
+    shipper = LakeShipper(
+        state.event_log, settings.lake_uri, state.metrics, settings.ship_interval_s
+    )
+    state.event_log.open()
+
+    app = FastAPI(
+        title=f"recplat ranking service ({settings.brand})",
+        version="1",
+        description="Ranks candidate items for a user with the brand's champion LightGBM model "
+        "and records impressions and feedback for training.",
+        lifespan=_lifespan(state, scoring, shipper, drift_gauges),
+    )
+    app.state.service = state
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _server_error)
+
+    def count_too_large(scope: Scope) -> None:
+        if scope["path"] == "/rank":
+            state.metrics.count_rank("none", "too_large")
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, on_refused=count_too_large)
+    app.include_router(rank_router(settings.max_candidates, api_key_check))
+    app.include_router(feedback_router(api_key_check))
+    app.include_router(ops_router)
+    return app
+
+
+def _service_state(settings: Settings, scoring: ScoringPool) -> ServiceState:
+    """The objects the routes and background tasks share; the event log is not open yet."""
+    metrics = ServiceMetrics(settings.brand)
     event_log = EventLog(settings.event_log_dir)
-    state = ServiceState(
+    return ServiceState(
         settings=settings,
         metrics=metrics,
         reloader=ModelReloader(settings, metrics),
@@ -133,12 +167,14 @@ def create_app(settings: Settings) -> FastAPI:
             settings.feature_sample, event_log, settings.brand, settings.exploration_seed
         ),
     )
-    drift_gauges = DriftGauges(settings, metrics, after=state.reloader.ready)
 
-    # Opened here, before uvicorn starts: a bad lake URI or a second process on the same
-    # event log fails fast with one line, not a lifespan traceback.
-    shipper = LakeShipper(state.event_log, settings.lake_uri, metrics, settings.ship_interval_s)
-    state.event_log.open()
+
+def _lifespan(
+    state: ServiceState, scoring: ScoringPool, shipper: LakeShipper, drift_gauges: DriftGauges
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Starts the shipper, the reloader and the drift gauges; on shutdown stops them, ships
+    what is left and says what stays on local disk."""
+    settings = state.settings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -161,36 +197,21 @@ def create_app(settings: Settings) -> FastAPI:
             drift_gauges.stop()
             shipper.stop()
             state.event_log.close()
-            pending, quarantined = shipper.backlog()
-            if pending or quarantined:
-                log.warning(
-                    "stopped: event log flushed; %d segment(s) left to ship at the next start, "
-                    "%d quarantined in %s",
-                    pending,
-                    quarantined,
-                    state.event_log.quarantine_directory,
-                )
-            else:
-                log.info("stopped: event log flushed and shipped")
+            _log_backlog(shipper, state.event_log)
 
-    app = FastAPI(
-        title=f"recplat ranking service ({settings.brand})",
-        version="1",
-        description="Ranks candidate items for a user with the brand's champion LightGBM model "
-        "and records impressions and feedback for training.",
-        lifespan=lifespan,
-    )
-    app.state.service = state
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _server_error)
+    return lifespan
 
-    def count_too_large(scope: Scope) -> None:
-        if scope["path"] == "/rank":
-            metrics.count_rank("none", "too_large")
 
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, on_refused=count_too_large)
-    app.include_router(rank_router(settings.max_candidates, api_key_check))
-    app.include_router(feedback_router(api_key_check))
-    app.include_router(ops_router)
-    return app
+def _log_backlog(shipper: LakeShipper, event_log: EventLog) -> None:
+    """The last log line: whether everything was shipped, or how much stays on local disk."""
+    pending, quarantined = shipper.backlog()
+    if pending or quarantined:
+        log.warning(
+            "stopped: event log flushed; %d segment(s) left to ship at the next start, "
+            "%d quarantined in %s",
+            pending,
+            quarantined,
+            event_log.quarantine_directory,
+        )
+    else:
+        log.info("stopped: event log flushed and shipped")

@@ -1,11 +1,8 @@
-"""POST /rank: pick the variant, score the candidates, choose the list, log it, answer.
+"""POST /rank over HTTP: check the API key, parse the body, pick the arm, answer.
 
-The candidates are featurised and scored by the `RankBatcher`, together with the requests
-that arrived at the same time. If no model is loaded (or scoring fails) the answer is the
-popularity fallback, marked `fallback: true` and counted. `Exploration` picks the list shown:
-the top k (`k`, else the brand's `default_k`), or on a share of the model's requests a random
-permutation of its top 2k; the impression record logs the policy and propensity. A share of
-the returned items' feature vectors goes to the feature sample (`feature_sample`).
+The ranking itself (scoring, the fallback, exploration, the impression) is
+`ranking_service.ranker.rank_in_arm`; this module keeps the route thin and counts failures
+against the arm that had the request (`record_rank_error`).
 """
 
 import logging
@@ -15,13 +12,12 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
 from ranking_service.auth import BEARER_SECURITY, ApiKeyCheck
-from ranking_service.model_store import FALLBACK, popularity_scores, rank_order
+from ranking_service.ranker import rank_in_arm
 from ranking_service.schemas import (
     ErrorResponse,
     RankResponse,
@@ -73,78 +69,19 @@ def rank_router(max_candidates: int, api_key_check: ApiKeyCheck) -> APIRouter:
         )
         state: ServiceState = request.app.state.service
         started = time.perf_counter()
-        settings, metrics = state.settings, state.metrics
         served = state.reloader.served
-        variant, model = choose_model(served, body.user_id, settings.challenger_traffic)
-        experiment_id = running_experiment(served, settings.challenger_traffic)
+        traffic = state.settings.challenger_traffic
+        variant, model = choose_model(served, body.user_id, traffic)
+        experiment_id = running_experiment(served, traffic)
         # From here on the request is in an arm: a failure is that arm's (`record_rank_error`).
         request.state.rank_arm = RankArm(
             body.user_id, variant, model.version if model else None, experiment_id
         )
-        candidates: list[str] = body.candidates
-        scores: np.ndarray | None = None
-        now = time.time()
-        if model is not None:
-            try:
-                scores = await state.batcher.score(
-                    model, body.user_id, candidates, body.recent_items, now=now
-                )
-                if not np.all(np.isfinite(scores)):
-                    raise ValueError("non-finite scores")
-            except Exception:
-                log.exception("scoring with %s v%s failed: fallback", model.name, model.version)
-                metrics.fallback.labels(metrics.brand, "scoring_error").inc()
-        else:
-            metrics.fallback.labels(metrics.brand, "no_model").inc()
-        if scores is None:
-            model, variant = None, FALLBACK
-            scores = popularity_scores(served.fallback_snapshot, candidates)
-
-        k = body.k if body.k is not None else settings.default_k
-        shown = state.exploration.choose(rank_order(scores), k, explorable=model is not None)
-        items = [candidates[i] for i in shown.shown.tolist()]
-        # The model's scores of the items shown: descending unless the request was explored.
-        item_scores = scores[shown.shown].tolist()
-        pool = None
-        if shown.pool is not None:
-            pool = [candidates[i] for i in shown.pool.tolist()]
-            metrics.count_explored(variant)
-        request_id = uuid.uuid4().hex
-        model_name = model.name if model is not None else None
-        model_version = model.version if model is not None else None
-        state.event_log.append(
-            "impressions",
-            [
-                {
-                    "request_id": request_id,
-                    "ts": time.time_ns() // 1000,
-                    "user_id": body.user_id,
-                    "items": items,
-                    "scores": item_scores,
-                    "model_name": model_name,
-                    "model_version": model_version,
-                    "variant": variant,
-                    "brand": settings.brand,
-                    "policy": shown.policy,
-                    "propensity": shown.propensity,
-                    "pool": pool,
-                    "experiment_id": experiment_id,
-                }
-            ],
-            durable=False,
+        payload = await rank_in_arm(state, served, body, variant, model, experiment_id)
+        outcome = "fallback" if payload["fallback"] else "ok"
+        state.metrics.count_rank(
+            payload["model"]["variant"], outcome, time.perf_counter() - started
         )
-        if model is not None:
-            state.feature_sampler.offer(
-                model, variant, request_id, body.user_id, items, body.recent_items, now
-            )
-        payload = {
-            "request_id": request_id,
-            "model": {"name": model_name, "version": model_version, "variant": variant},
-            "items": [{"item_id": i, "score": s} for i, s in zip(items, item_scores, strict=True)],
-            "fallback": model is None,
-        }
-        outcome = "fallback" if model is None else "ok"
-        metrics.count_rank(variant, outcome, time.perf_counter() - started)
         del request.state.rank_arm  # answered: nothing after this is the arm's failure
         # The payload already matches RankResponse; skipping re-validation saves ~0.1 ms.
         return Response(orjson.dumps(payload), media_type="application/json")
