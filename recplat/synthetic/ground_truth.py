@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from recplat.simulation.lake import TrafficSettings, WorldLake
+from recplat.simulation.lake import WorldLake
+from recplat.simulation.traffic import TrafficSettings
 from recplat.simulation.truth import World, WorldParams
 
 # Items there from day 0 were published over this many days before the history starts.

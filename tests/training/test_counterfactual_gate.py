@@ -45,10 +45,10 @@ import pytest
 from mlflow import MlflowClient
 from ranking_features import FeatureSnapshot
 
-from recplat.simulation.lake import (
+from recplat.simulation.lake import WorldLake
+from recplat.simulation.traffic import (
     ClickHistory,
     TrafficSettings,
-    WorldLake,
     model_scorer,
     random_scorer,
 )

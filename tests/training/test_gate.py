@@ -22,7 +22,8 @@ from ranking_training.gate import (
 from ranking_training.gate_exploration import exploration_slice
 from ranking_training.metrics import ranking_metrics
 
-from recplat.simulation.lake import TrafficSettings, WorldLake, random_scorer
+from recplat.simulation.lake import WorldLake
+from recplat.simulation.traffic import TrafficSettings, random_scorer
 from recplat.simulation.truth import World, WorldParams
 
 pytestmark = pytest.mark.fast
