@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING
 
 from ranking_features.mlflow_names import CHALLENGER, CHAMPION, registered_model_name
 
+from recplat.local.brand_runs import RunningPlatform, train_all
 from recplat.local.demo_report import dashboard_images_stage
 from recplat.local.lake_events import missing_event_ids
 from recplat.local.model_registry import alias_summary, latest_version
-from recplat.local.platform import RunningPlatform, UpOptions, stop_all, train_all, up, wipe_data
+from recplat.local.platform import UpOptions, stop_all, up, wipe_data
 from recplat.local.processes import LocalPlatformError, wait_until
 from recplat.local.simulator import (
     ClientSessions,

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from recplat.brand import Brand
-    from recplat.local.platform import RunningPlatform
+    from recplat.local.brand_runs import RunningPlatform
     from recplat.local.simulator import ClientSessions, TrafficOptions
     from recplat.local.workloads import DriftOutcome, ExperimentsOutcome, WorkloadWiring
     from recplat.synthetic import GroundTruth

@@ -19,8 +19,9 @@ import testinfra
 from mlflow.tracking import MlflowClient
 from rich.console import Console
 
+from recplat.local.brand_runs import train_all
 from recplat.local.lake_events import missing_event_ids
-from recplat.local.platform import attach, train_all
+from recplat.local.platform import attach
 from recplat.local.processes import port_is_listening, wait_until
 from recplat.local.simulator import TrafficOptions, simulate_brand
 from recplat.local.stages import StageReporter
