@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from ranking_features.mlflow_names import CHALLENGER, CHAMPION, registered_model_name
 
 from recplat.local.brand_runs import RunningPlatform, train_all
+from recplat.local.demo_gate import GateRecord, gate_record
 from recplat.local.demo_report import dashboard_images_stage
 from recplat.local.lake_events import missing_event_ids
 from recplat.local.model_registry import alias_summary, latest_version
@@ -55,44 +56,6 @@ ALIAS_OF_OUTCOME = {CHAMPION: CHAMPION, CHALLENGER: CHALLENGER}
 # An experiment whose promotion.max_experiment_days ends this soon after the first evaluation
 # is evaluated again when it has (the example newsroom's dev experiment lasts ~43 s).
 EXPERIMENT_EXPIRY_WAIT_S = 90.0
-
-
-@dataclass(frozen=True)
-class GateRecord:
-    """What the gate decided about one registered version, from the version's tags."""
-
-    version: str
-    outcome: str  # champion | challenger | rejected | insufficient_exploration
-    reason: str
-    basis: str  # counterfactual | biased_ndcg | none
-    # The run's gate figures: `ope.*` (PBM, SNIPS and IPS, differences with .low/.high) and
-    # `gate.exploration_requests`.
-    figures: dict[str, float] = field(default_factory=dict)
-
-    def summary(self) -> str:
-        """The decision with the figures of the estimator it rests on (PBM), on one line."""
-        figures = self.figures
-        explore = int(figures.get("gate.exploration_requests", 0))
-        if self.basis != "counterfactual":
-            return f"v{self.version} {self.outcome} ({self.basis}, {explore} explore requests)"
-        values = ", ".join(
-            f"{target} {figures[f'ope.{target}.pbm']:.3f}"
-            for target in ("new", "champion", "popularity")
-            if f"ope.{target}.pbm" in figures
-        )
-        differences = "; ".join(
-            f"new - {baseline} {_interval(figures, f'ope.new_minus_{baseline}.pbm')}"
-            for baseline in ("popularity", "champion")
-            if f"ope.new_minus_{baseline}.pbm" in figures
-        )
-        return (
-            f"v{self.version} {self.outcome} on {explore} explore requests: PBM reward per "
-            f"request {values}; {differences}"
-        )
-
-
-def _interval(figures: dict[str, float], name: str) -> str:
-    return f"{figures[name]:+.3f} [{figures[f'{name}.low']:+.3f}, {figures[f'{name}.high']:+.3f}]"
 
 
 @dataclass
@@ -148,14 +111,7 @@ def _loop(
     platform: RunningPlatform, options: DemoOptions, reporter: StageReporter
 ) -> list[BrandOutcome]:
     state = platform.state
-    tracking_uri = platform.wiring.tracking_uri
-    outcomes = {name: BrandOutcome(brand=name) for name in state.brands}
-    for name, record in state.brands.items():
-        outcomes[name].first_training = record.training_message
-        outcomes[name].champion_before = record.model_version
-        outcomes[name].ndcg_before = record.ndcg_at_10
-        first = latest_version(tracking_uri, registered_model_name(name))
-        outcomes[name].first_gate = gate_record(tracking_uri, name, first) if first else None
+    outcomes = _first_outcomes(platform)
     serving = [name for name, record in state.brands.items() if record.service_url]
     # The day the traffic starts: online CTR counts the served models' events from it on.
     traffic_day = datetime.now(UTC).date()
@@ -163,9 +119,50 @@ def _loop(
 
     _traffic_phase(platform, clients, outcomes, options.traffic, reporter, "before retraining")
     _wait_for_feedback(platform, serving, outcomes, reporter)
+    _retrain(platform, options, outcomes, reporter)
+    _wait_for_switch(platform, serving, outcomes, reporter)
+    after = TrafficOptions(
+        requests=options.traffic.requests,
+        candidates=options.traffic.candidates,
+        shown=options.traffic.shown,
+        seed=options.traffic.seed + 1,
+    )
+    unshifted_since = datetime.now(UTC)
+    _traffic_phase(platform, clients, outcomes, after, reporter, "after the switch")
+    _wait_for_feedback(platform, serving, outcomes, reporter)
+    _experiments_and_drift(platform, clients, outcomes, after, unshifted_since, reporter)
+    with reporter.stage("online CTR per variant from the lake"):
+        for name in serving:
+            outcomes[name].online_ctr = online_ctr_rows(state.brands[name].lake_uri, traffic_day)
+    dashboard_images_stage(reporter, state, platform.brands)
+    return list(outcomes.values())
 
+
+def _first_outcomes(platform: RunningPlatform) -> dict[str, BrandOutcome]:
+    """Each brand's outcome with what `up`'s first training did: its message, champion and
+    the gate's decision on its newest version."""
+    tracking_uri = platform.wiring.tracking_uri
+    outcomes = {name: BrandOutcome(brand=name) for name in platform.state.brands}
+    for name, record in platform.state.brands.items():
+        outcomes[name].first_training = record.training_message
+        outcomes[name].champion_before = record.model_version
+        outcomes[name].ndcg_before = record.ndcg_at_10
+        first = latest_version(tracking_uri, registered_model_name(name))
+        outcomes[name].first_gate = gate_record(tracking_uri, name, first) if first else None
+    return outcomes
+
+
+def _retrain(
+    platform: RunningPlatform,
+    options: DemoOptions,
+    outcomes: dict[str, BrandOutcome],
+    reporter: StageReporter,
+) -> None:
+    """Retrain every brand on a window up to today, and read the gate's decision."""
+    tracking_uri = platform.wiring.tracking_uri
     previous = {
-        name: latest_version(tracking_uri, registered_model_name(name)) for name in state.brands
+        name: latest_version(tracking_uri, registered_model_name(name))
+        for name in platform.state.brands
     }
     # The window must end today: that is where the services logged the traffic's impressions
     # and clicks. Said explicitly, so the retrain cannot silently stop at yesterday.
@@ -184,16 +181,18 @@ def _loop(
         if result.retrain_gate is not None:
             reporter.console.print(f"     {name}: gate {result.retrain_gate.summary()}")
 
-    _wait_for_switch(platform, serving, outcomes, reporter)
-    after = TrafficOptions(
-        requests=options.traffic.requests,
-        candidates=options.traffic.candidates,
-        shown=options.traffic.shown,
-        seed=options.traffic.seed + 1,
-    )
-    unshifted_since = datetime.now(UTC)
-    _traffic_phase(platform, clients, outcomes, after, reporter, "after the switch")
-    _wait_for_feedback(platform, serving, outcomes, reporter)
+
+def _experiments_and_drift(
+    platform: RunningPlatform,
+    clients: dict[str, _Client],
+    outcomes: dict[str, BrandOutcome],
+    traffic: TrafficOptions,
+    unshifted_since: datetime,
+    reporter: StageReporter,
+) -> None:
+    """Judge the online experiments, run the drift stages, and judge again the experiments
+    that reach their maximum duration meanwhile."""
+    state = platform.state
     # What the hourly CronJob does on AKS: judge each running online experiment on the lake,
     # and once more when one reaches its promotion.max_experiment_days within the demo.
     judged = {name: (platform.brands[name], state.brands[name].lake_uri) for name in state.brands}
@@ -203,7 +202,7 @@ def _loop(
         reporter,
         platform,
         {name: (client.truth, client.sessions) for name, client in clients.items()},
-        after,
+        traffic,
         unshifted_since,
     )
     # An experiment without a verdict that reaches its maximum duration meanwhile (the brands'
@@ -229,11 +228,6 @@ def _loop(
             outcomes[name].experiment = evaluation.result
             if not evaluation.succeeded:
                 outcomes[name].problems.append(f"experiment evaluation: {evaluation.report}")
-    with reporter.stage("online CTR per variant from the lake"):
-        for name in serving:
-            outcomes[name].online_ctr = online_ctr_rows(state.brands[name].lake_uri, traffic_day)
-    dashboard_images_stage(reporter, state, platform.brands)
-    return list(outcomes.values())
 
 
 @dataclass
@@ -358,35 +352,6 @@ def _read_gate(tracking_uri: str, name: str, previous: str | None, result: Brand
     # The counterfactual gate registers every version; only champion and challenger serve.
     served = f"v{newest} serves as {alias}" if alias else f"v{newest} is not served"
     result.gate = f"{gate.outcome}: {served}; {kept}. {gate.reason}"
-
-
-def gate_record(tracking_uri: str, name: str, version: str) -> GateRecord | None:
-    """The gate's decision on `version` of the brand's model, from its version tags (None when
-    it has no `gate` tag)."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    try:
-        tags = client.get_model_version(registered_model_name(name), version).tags
-    except MlflowException:
-        return None
-    if "gate" not in tags:
-        return None
-    figures = {}
-    for key, value in tags.items():
-        if key.startswith("ope.") or key == "gate.exploration_requests":
-            try:
-                figures[key] = float(value)
-            except ValueError:
-                continue
-    return GateRecord(
-        version=version,
-        outcome=tags["gate"],
-        reason=tags.get("gate.reason", ""),
-        basis=tags.get("gate.basis", ""),
-        figures=figures,
-    )
 
 
 def _wait_for_switch(

@@ -184,12 +184,6 @@ def traffic_shift_drift_stage(
     import dataclasses
     from datetime import UTC, datetime
 
-    from recplat.local.lake_events import missing_event_ids
-    from recplat.local.processes import LocalPlatformError, wait_until
-    from recplat.local.prometheus_api import PrometheusApi
-    from recplat.local.simulator import simulate_brand
-    from recplat.local.workloads import read_api_key
-
     brands = {
         name: (platform.brands[name], platform.state.brands[name].lake_uri) for name in clients
     }
@@ -201,6 +195,32 @@ def traffic_shift_drift_stage(
     shifted = dataclasses.replace(
         traffic, seed=traffic.seed + 100, new_user_share=DRIFT_SHIFT_NEW_USERS
     )
+    _send_shifted_traffic(reporter, platform, clients, shifted)
+    wanted = {
+        name
+        for name, outcome in feature_drift_stage(
+            reporter, brands, *args, since=shifted_since, title="feature drift of shifted traffic"
+        ).items()
+        if outcome.drifted
+    }
+    url = platform.state.prometheus_url
+    if not wanted or url is None:
+        return {}
+    return _wait_for_drift_alerts(reporter, url, wanted)
+
+
+def _send_shifted_traffic(
+    reporter: StageReporter,
+    platform: RunningPlatform,
+    clients: Mapping[str, tuple[GroundTruth, ClientSessions]],
+    shifted: TrafficOptions,
+) -> None:
+    """Every brand's shifted traffic, brands side by side, each until its feedback is in the
+    lake."""
+    from recplat.local.lake_events import missing_event_ids
+    from recplat.local.processes import wait_until
+    from recplat.local.simulator import simulate_brand
+    from recplat.local.workloads import read_api_key
 
     def shift(name: str, truth: GroundTruth, sessions: ClientSessions) -> int:
         record = platform.state.brands[name]
@@ -229,18 +249,18 @@ def traffic_shift_drift_stage(
         }
         for name, future in futures.items():
             reporter.console.print(f"     {name}: {future.result()} requests, in the lake")
+
+
+def _wait_for_drift_alerts(
+    reporter: StageReporter, prometheus_url: str, wanted: set[str]
+) -> dict[str, list[str]]:
+    """The features `DRIFT_ALERT` fires for, per brand, once it fires for every brand in
+    `wanted` (or the timeout passes: the demo goes on and says so)."""
+    from recplat.local.processes import LocalPlatformError, wait_until
+    from recplat.local.prometheus_api import PrometheusApi
+
     fired: dict[str, list[str]] = {}
-    wanted = {
-        name
-        for name, outcome in feature_drift_stage(
-            reporter, brands, *args, since=shifted_since, title="feature drift of shifted traffic"
-        ).items()
-        if outcome.drifted
-    }
-    url = platform.state.prometheus_url
-    if not wanted or url is None:
-        return fired
-    api = PrometheusApi(url)
+    api = PrometheusApi(prometheus_url)
     with reporter.stage(f"wait for the local Prometheus to fire {DRIFT_ALERT}"):
 
         def firing() -> bool:
