@@ -139,39 +139,49 @@ def online_ctr_report(
     clicks = _unique_clicks(matched)
     requests = _requests(impressions, pc.unique(clicks["request_id"]))
 
-    results = []
     groups = requests.group_by(["model_version", "variant"]).aggregate([]).to_pylist()
-    for group in sorted(groups, key=_row_order):
-        version, variant = group["model_version"], group["variant"]
-        mine = (pc.field("model_version") == version) & (pc.field("variant") == variant)
-        rows = requests.filter(mine)
-        shown = impressions.filter(mine)
-        per_user = rows.group_by("user_id").aggregate([("request_id", "count"), ("clicked", "sum")])
-        ctr = clustered_ratio(
-            per_user["clicked_sum"].to_numpy(), per_user["request_id_count"].to_numpy()
-        )
-        low, high = ctr.interval()
-        pairs = pa.table({"request_id": shown["request_id"], "item_id": shown["item_id"]})
-        item_clicks = pairs.join(clicks, ["request_id", "item_id"], join_type="inner")
-        results.append(
-            VersionCtr(
-                model_version=version,
-                variant=variant,
-                users=per_user.num_rows,
-                requests=rows.num_rows,
-                clicked_requests=round(ctr.numerator),
-                ctr=ctr.estimate,
-                ci_low=low,
-                ci_high=high,
-                impressions=shown.num_rows,
-                clicks=item_clicks.num_rows,
-                unmatched_feedback=int(
-                    pc.sum(pc.is_in(unmatched["request_id"], value_set=rows["request_id"])).as_py()
-                    or 0
-                ),
-            )
-        )
+    results = [
+        _version_ctr(group, requests, impressions, clicks, unmatched)
+        for group in sorted(groups, key=_row_order)
+    ]
     return CtrReport(results, unmatched.num_rows)
+
+
+def _version_ctr(
+    group: dict[str, str],
+    requests: pa.Table,
+    impressions: pa.Table,
+    clicks: pa.Table,
+    unmatched: pa.Table,
+) -> VersionCtr:
+    """One (model version, variant) row: its requests' CTR with a user-clustered interval,
+    its impressions and item clicks, and the unmatched feedback naming its requests."""
+    version, variant = group["model_version"], group["variant"]
+    mine = (pc.field("model_version") == version) & (pc.field("variant") == variant)
+    rows = requests.filter(mine)
+    shown = impressions.filter(mine)
+    per_user = rows.group_by("user_id").aggregate([("request_id", "count"), ("clicked", "sum")])
+    ctr = clustered_ratio(
+        per_user["clicked_sum"].to_numpy(), per_user["request_id_count"].to_numpy()
+    )
+    low, high = ctr.interval()
+    pairs = pa.table({"request_id": shown["request_id"], "item_id": shown["item_id"]})
+    item_clicks = pairs.join(clicks, ["request_id", "item_id"], join_type="inner")
+    return VersionCtr(
+        model_version=version,
+        variant=variant,
+        users=per_user.num_rows,
+        requests=rows.num_rows,
+        clicked_requests=round(ctr.numerator),
+        ctr=ctr.estimate,
+        ci_low=low,
+        ci_high=high,
+        impressions=shown.num_rows,
+        clicks=item_clicks.num_rows,
+        unmatched_feedback=int(
+            pc.sum(pc.is_in(unmatched["request_id"], value_set=rows["request_id"])).as_py() or 0
+        ),
+    )
 
 
 def _row_order(group: dict[str, str]) -> tuple[int, int, str]:
