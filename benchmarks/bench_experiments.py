@@ -150,24 +150,7 @@ def simulate(
     clicks = np.zeros(population, dtype=np.int64)
     arms = {CHAMPION_ARM: _ArmSums(), CHALLENGER_ARM: _ArmSums()}
     for look in range(1, traffic.looks + 1):
-        shown = np.minimum(
-            # Sorted draws: searchsorted walks the table in order (several times faster).
-            np.searchsorted(activity, np.sort(rng.random(traffic.requests_per_look))),
-            population - 1,
-        )
-        clicked = rng.random(len(shown)) < click_p[shown]
-        touched, new_requests = np.unique(shown, return_counts=True)
-        new_clicks = np.bincount(np.searchsorted(touched, shown[clicked]), minlength=len(touched))
-        old_x, old_y = requests[touched], clicks[touched]
-        requests[touched] += new_requests
-        clicks[touched] += new_clicks
-        for arm, members in (
-            (CHALLENGER_ARM, challenger[touched]),
-            (CHAMPION_ARM, ~challenger[touched]),
-        ):
-            arms[arm].update(
-                old_x[members], old_y[members], requests[touched][members], clicks[touched][members]
-            )
+        _serve_look(traffic, activity, click_p, challenger, (requests, clicks), arms, rng)
         stats = {
             CHAMPION_ARM: arms[CHAMPION_ARM].stats(CHAMPION_ARM, "1"),
             CHALLENGER_ARM: arms[CHALLENGER_ARM].stats(CHALLENGER_ARM, "2"),
@@ -183,6 +166,38 @@ def simulate(
                 challenger_requests=stats[CHALLENGER_ARM].requests,
             )
     raise AssertionError("unreachable: the last look returns")
+
+
+def _serve_look(
+    traffic: Traffic,
+    activity: np.ndarray,
+    click_p: np.ndarray,
+    challenger: np.ndarray,
+    totals: tuple[np.ndarray, np.ndarray],
+    arms: dict[str, _ArmSums],
+    rng: np.random.Generator,
+) -> None:
+    """One look's requests: which users come (by `activity`) and click (by `click_p`); their
+    request and click `totals` and their arm's sums are updated in place."""
+    requests, clicks = totals
+    shown = np.minimum(
+        # Sorted draws: searchsorted walks the table in order (several times faster).
+        np.searchsorted(activity, np.sort(rng.random(traffic.requests_per_look))),
+        traffic.users - 1,
+    )
+    clicked = rng.random(len(shown)) < click_p[shown]
+    touched, new_requests = np.unique(shown, return_counts=True)
+    new_clicks = np.bincount(np.searchsorted(touched, shown[clicked]), minlength=len(touched))
+    old_x, old_y = requests[touched], clicks[touched]
+    requests[touched] += new_requests
+    clicks[touched] += new_clicks
+    for arm, members in (
+        (CHALLENGER_ARM, challenger[touched]),
+        (CHAMPION_ARM, ~challenger[touched]),
+    ):
+        arms[arm].update(
+            old_x[members], old_y[members], requests[touched][members], clicks[touched][members]
+        )
 
 
 def _median(values: list[float]) -> float:
