@@ -29,187 +29,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ranking_features.mlflow_names import CHAMPION, registered_model_name
 
+from benchmarks.service_model import bench_model, scoring_floor, wait_http
+from benchmarks.wrk_load import CONNECTIONS, PHASES, run_load, run_side_by_side
+
+if TYPE_CHECKING:
+    from recplat.testing.service_process import RankingService
+
 REPO = Path(__file__).resolve().parent.parent
 
-RATES = (50, 200, 500)
 CANDIDATES = 100
 K = 20  # the brand default `serving.default_k`, sent explicitly: older services returned all
 EXPLORATION_MAX = 0.2
-CONNECTIONS = 8
 MODEL = registered_model_name("bench")
 RESULTS = REPO / "benchmarks" / "results" / "service.json"
-
-
-# ------------------------------------------------------------------------- load with wrk
-def wrk_phase(
-    url: str,
-    bodies: list[str],
-    headers: dict[str, str],
-    seconds: float,
-    rate: float | None,
-    connections: int = CONNECTIONS,
-) -> dict[str, Any]:
-    """One wrk run: paced to `rate` requests/s over all connections, or as fast as it goes."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise SystemExit("bench_service: wrk not found; install it (apt-get install wrk)")
-    lines = [
-        'wrk.method = "POST"',
-        "local bodies = {" + ", ".join(json.dumps(b) for b in bodies) + "}",
-        "local n = 0",
-        "function request()",
-        "  n = n + 1",
-        "  return wrk.format(nil, nil, nil, bodies[n % #bodies + 1])",
-        "end",
-    ]
-    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
-    if rate is not None:
-        # Exponential gaps (Poisson arrivals) with the rate's mean per connection: a fixed
-        # gap keeps the connections in step, so "50 rps" would arrive as bursts of 8.
-        mean_ms = connections * 1000.0 / rate
-        lines += [
-            "math.randomseed(7)",
-            "function delay()",
-            f"  return -{mean_ms} * math.log(1 - math.random())",
-            "end",
-        ]
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write("\n".join(lines) + "\n")
-    command = [wrk, "-t1", f"-c{connections}", f"-d{max(int(seconds), 1)}s", "--latency"]
-    command += ["--timeout", "5s", "-s", script.name, url]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
-    Path(script.name).unlink()
-    result: dict[str, Any] = {"errors": 0}
-    for line in out.splitlines():
-        parts = line.split()
-        if line.startswith("Requests/sec:"):
-            result["rps"] = float(parts[1])
-        elif line.strip().startswith("Non-2xx"):
-            result["errors"] += int(parts[-1])
-        elif line.strip().startswith("Socket errors:"):
-            result["errors"] += sum(int(p.rstrip(",")) for p in parts[3::2])
-        elif len(parts) == 2 and parts[0] in ("50%", "75%", "90%", "99%"):
-            result[f"p{parts[0][:-1]}_ms"] = _wrk_ms(parts[1])
-        elif "requests in" in line:
-            result["requests"] = int(parts[0])
-    if "rps" not in result:
-        raise RuntimeError(f"wrk printed no result for {url}:\n{out}")
-    return result
-
-
-# One connection, back to back: the service's own per-request latency, warm, as the
-# in-process floor is measured (paced phases add the machine's idle wake-ups on both ends).
-PHASES: list[tuple[str, float | None, int]] = [
-    ("sequential", None, 1),
-    *((str(rate), float(rate), CONNECTIONS) for rate in RATES),
-    ("max", None, CONNECTIONS),
-]
-
-
-def run_load(url: str, bodies: list[str], headers: dict[str, str], seconds: float) -> Any:
-    return run_side_by_side({"one": (url, bodies, headers)}, seconds)["one"]
-
-
-def run_side_by_side(
-    targets: dict[str, tuple[str, list[str], dict[str, str]]], seconds: float
-) -> dict[str, dict[str, Any]]:
-    """Every phase on every target in turn (not target after target), so that a change in the
-    machine's load during the run falls on all targets alike."""
-    results: dict[str, dict[str, Any]] = {name: {} for name in targets}
-    for key, rate, connections in PHASES:
-        for name, (url, bodies, headers) in targets.items():
-            results[name][key] = wrk_phase(url, bodies, headers, seconds, rate, connections)
-    return results
-
-
-def _wrk_ms(text: str) -> float:
-    for unit, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
-        if text.endswith(unit):
-            return round(float(text[: -len(unit)]) * factor, 3)
-    return float("nan")
-
-
-# ------------------------------------------------------------------------------ the setup
-def bench_model(seed: int = 0) -> tuple[Any, Any]:
-    """A brand-sized snapshot (5,000 items, 2,000 users) and a 200-tree lambdarank model."""
-    import lightgbm as lgb
-    from ranking_features import FEATURE_NAMES, FeatureSnapshot, build_feature_matrix
-
-    rng = np.random.default_rng(seed)
-    as_of, day = 1_767_225_600.0, 86_400.0
-    items = [f"i-{n}" for n in range(5_000)]
-    snapshot = FeatureSnapshot.from_events(
-        as_of=as_of,
-        window_start=as_of - 14 * day,
-        catalog_item_ids=items,
-        catalog_categories=[f"c{n % 12}" for n in range(5_000)],
-        catalog_published_at=as_of - rng.uniform(0, 60, 5_000) * day,
-        impression_item_ids=list(rng.choice(items, 200_000)),
-        impression_ts=as_of - rng.uniform(0, 13, 200_000) * day,
-        click_user_ids=[f"u-{n}" for n in rng.integers(0, 2_000, 20_000)],
-        click_item_ids=list(rng.choice(items, 20_000)),
-        click_ts=as_of - rng.uniform(0, 13, 20_000) * day,
-    )
-    groups, size = 2_000, 20
-    row_items = list(rng.choice(items, groups * size))
-    x = build_feature_matrix(
-        snapshot,
-        user_ids=[f"u-{n}" for n in rng.integers(0, 2_000, groups)],
-        request_times=np.full(groups, as_of),
-        row_request=np.repeat(np.arange(groups), size),
-        row_items=row_items,
-        recent_items=[[] for _ in range(groups)],
-    )
-    relevance = x[:, 2] * 5 + x[:, 4] - x[:, 0] * 0.01 + rng.normal(0, 0.2, len(x))
-    labels = np.clip((relevance - relevance.mean()) / relevance.std() + 1, 0, 3).astype(int)
-    data = lgb.Dataset(x, labels, group=[size] * groups, feature_name=list(FEATURE_NAMES))
-    params = {"objective": "lambdarank", "num_leaves": 31, "verbose": -1, "seed": seed}
-    return snapshot, lgb.train(params, data, num_boost_round=200)
-
-
-def scoring_floor(
-    snapshot: Any, predict: Callable[[np.ndarray], Any], requests: list[tuple[str, list[str]]]
-) -> dict:
-    from ranking_features import build_features
-
-    timings = []
-    for i in range(2_000):
-        user, candidates = requests[i % len(requests)]
-        started = time.perf_counter()
-        predict(build_features(snapshot, user, candidates))
-        timings.append(time.perf_counter() - started)
-    ms = np.array(timings[200:]) * 1000
-    return {
-        "p50_ms": round(float(np.percentile(ms, 50)), 3),
-        "p99_ms": round(float(np.percentile(ms, 99)), 3),
-    }
-
-
-def wait_http(url: str, timeout: float) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not ready within {timeout:.0f} s")
 
 
 def main() -> None:
@@ -225,12 +68,10 @@ def main() -> None:
     if before_dir is not None and not (before_dir / "reference-service").is_dir():
         raise SystemExit(f"bench_service: --before-dir {before_dir}: no reference-service in it")
 
-    import httpx
-    from ranking_features import build_features
+    from ranking_service.compiled_trees import compile_trees
 
     from recplat.testing.rankers import register_ranker
     from recplat.testing.servers import free_port, start_mlflow_server
-    from recplat.testing.service_process import RankingService
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-service-", dir=REPO / ".scratch"))
     print(f"workdir {workdir}: training the model ...", flush=True)
@@ -240,8 +81,6 @@ def main() -> None:
         (f"u-{rng.integers(0, 2_500)}", list(rng.choice(snapshot.item_ids, CANDIDATES, False)))
         for _ in range(200)
     ]
-    from ranking_service.compiled_trees import compile_trees
-
     floor = scoring_floor(snapshot, lambda x: booster.predict(x, num_threads=1), requests)
     compiled_floor = scoring_floor(snapshot, compile_trees(booster).predict, requests)
     print(f"in-process floor: {floor}; with compiled trees: {compiled_floor}", flush=True)
@@ -251,118 +90,152 @@ def main() -> None:
     services: dict[str, RankingService] = {}
     try:
         version = register_ranker(registry.tracking_uri, MODEL, booster, snapshot, (CHAMPION,))
-
-        def start_service(name: str, env: dict[str, str], **kwargs: Any) -> None:
-            services[name] = RankingService(
-                workdir / name,
-                brand="bench",
-                tracking_uri=registry.tracking_uri,
-                lake_uri=f"file://{workdir / name / 'lake'}",
-                env={"RECPLAT_RELOAD_INTERVAL_S": "30", "RECPLAT_SHIP_INTERVAL_S": "10", **env},
-                **kwargs,
-            ).start()
-
-        if before_dir is not None:
-            # Its own code first on the path: the venv's .pth entries come after PYTHONPATH.
-            start_service(
-                "before",
-                {"PYTHONPATH": str(before_dir / "reference-service")},
-                command=[sys.executable, "-m", "ranking_service"],
-            )
-            if "exploration" in httpx.get(f"{services['before'].url}/model").json():
-                raise SystemExit(f"bench_service: {before_dir} already serves with exploration")
-        start_service("after", {"RECPLAT_EXPLORATION": "0.05"})
-        start_service("after_exploration_max", {"RECPLAT_EXPLORATION": str(EXPLORATION_MAX)})
-
+        start_services(services, workdir, registry.tracking_uri, before_dir)
         mlflow_port = free_port()
-        with (workdir / "mlflow-serve.log").open("wb") as log:
-            serve = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "mlflow",
-                    "models",
-                    "serve",
-                    "-m",
-                    f"models:/{MODEL}/{version}",
-                    "--env-manager",
-                    "local",
-                    "-w",
-                    "1",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(mlflow_port),
-                ],
-                env={**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        processes.append(serve)
+        processes.append(start_mlflow_serve(workdir, registry.tracking_uri, version, mlflow_port))
         wait_http(f"http://127.0.0.1:{mlflow_port}/ping", 180)
-
-        rank_bodies = [json.dumps({"user_id": u, "candidates": c, "k": K}) for u, c in requests]
-        now = time.time()
-        invocation_bodies = [
-            json.dumps(
-                {
-                    "dataframe_split": {
-                        "columns": list(snapshot_feature_names()),
-                        "data": build_features(snapshot, u, c, now=now).astype(float).tolist(),
-                    }
-                }
-            )
-            for u, c in requests[:50]
-        ]
-        print(f"loading ranking-serve: {', '.join(services)}, phase by phase ...", flush=True)
-        served = run_side_by_side(
-            {
-                name: (
-                    f"{service.url}/rank",
-                    rank_bodies,
-                    {**service.auth, "Content-Type": "application/json"},
-                )
-                for name, service in services.items()
-            },
-            args.seconds,
-        )
-        print("loading mlflow models serve ...", flush=True)
-        json_header = {"Content-Type": "application/json"}
-        peer = run_load(
-            f"http://127.0.0.1:{mlflow_port}/invocations",
-            invocation_bodies,
-            json_header,
-            args.seconds,
-        )
-        for name, service in services.items():
-            handled = service.metric("recplat_rank_latency_seconds_count")
-            handler_s = service.metric("recplat_rank_latency_seconds_sum")
-            # Time inside the /rank handler (features, scoring, logging), apart from HTTP,
-            # request validation and the load generator.
-            served[name]["handler_mean_ms"] = round(handler_s / max(handled, 1) * 1000, 3)
-            explored = service.metric("recplat_rank_explored_total")
-            served[name]["explored_share"] = round(explored / max(handled, 1), 4)
+        served, peer = load_both(services, mlflow_port, snapshot, requests, args.seconds)
     finally:
-        for service in services.values():
-            service.stop()
-        for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
+        stop_all(services, processes)
+    report(floor, compiled_floor, served, peer, git_ref(before_dir))
 
-    before_ref = None
+
+def start_services(
+    services: dict[str, RankingService], workdir: Path, tracking_uri: str, before_dir: Path | None
+) -> None:
+    """`ranking-serve` at the brand defaults and at the most exploration, and the older
+    checkout's as "before"; each is in `services` as soon as it started, to be stopped."""
+    import httpx
+
+    from recplat.testing.service_process import RankingService
+
+    def start_service(name: str, env: dict[str, str], **kwargs: Any) -> None:
+        services[name] = RankingService(
+            workdir / name,
+            brand="bench",
+            tracking_uri=tracking_uri,
+            lake_uri=f"file://{workdir / name / 'lake'}",
+            env={"RECPLAT_RELOAD_INTERVAL_S": "30", "RECPLAT_SHIP_INTERVAL_S": "10", **env},
+            **kwargs,
+        ).start()
+
     if before_dir is not None:
-        before_ref = subprocess.run(
-            ["git", "-C", str(before_dir), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip() or str(before_dir)
-    report(floor, compiled_floor, served, peer, before_ref)
+        # Its own code first on the path: the venv's .pth entries come after PYTHONPATH.
+        start_service(
+            "before",
+            {"PYTHONPATH": str(before_dir / "reference-service")},
+            command=[sys.executable, "-m", "ranking_service"],
+        )
+        if "exploration" in httpx.get(f"{services['before'].url}/model").json():
+            raise SystemExit(f"bench_service: {before_dir} already serves with exploration")
+    start_service("after", {"RECPLAT_EXPLORATION": "0.05"})
+    start_service("after_exploration_max", {"RECPLAT_EXPLORATION": str(EXPLORATION_MAX)})
+
+
+def start_mlflow_serve(
+    workdir: Path, tracking_uri: str, version: str, port: int
+) -> subprocess.Popen[bytes]:
+    """`mlflow models serve` of the registered version, one worker, in its own session."""
+    with (workdir / "mlflow-serve.log").open("wb") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "models",
+                "serve",
+                "-m",
+                f"models:/{MODEL}/{version}",
+                "--env-manager",
+                "local",
+                "-w",
+                "1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def load_both(
+    services: dict[str, RankingService],
+    mlflow_port: int,
+    snapshot: Any,
+    requests: list[tuple[str, list[str]]],
+    seconds: float,
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Every ranking service phase by phase, then `mlflow models serve` with the equivalent
+    feature rows; each service's mean time in its /rank handler and share explored."""
+    from ranking_features import build_features
+
+    rank_bodies = [json.dumps({"user_id": u, "candidates": c, "k": K}) for u, c in requests]
+    now = time.time()
+    invocation_bodies = [
+        json.dumps(
+            {
+                "dataframe_split": {
+                    "columns": list(snapshot_feature_names()),
+                    "data": build_features(snapshot, u, c, now=now).astype(float).tolist(),
+                }
+            }
+        )
+        for u, c in requests[:50]
+    ]
+    print(f"loading ranking-serve: {', '.join(services)}, phase by phase ...", flush=True)
+    served = run_side_by_side(
+        {
+            name: (
+                f"{service.url}/rank",
+                rank_bodies,
+                {**service.auth, "Content-Type": "application/json"},
+            )
+            for name, service in services.items()
+        },
+        seconds,
+    )
+    print("loading mlflow models serve ...", flush=True)
+    json_header = {"Content-Type": "application/json"}
+    peer = run_load(
+        f"http://127.0.0.1:{mlflow_port}/invocations", invocation_bodies, json_header, seconds
+    )
+    for name, service in services.items():
+        handled = service.metric("recplat_rank_latency_seconds_count")
+        handler_s = service.metric("recplat_rank_latency_seconds_sum")
+        # Time inside the /rank handler (features, scoring, logging), apart from HTTP,
+        # request validation and the load generator.
+        served[name]["handler_mean_ms"] = round(handler_s / max(handled, 1) * 1000, 3)
+        explored = service.metric("recplat_rank_explored_total")
+        served[name]["explored_share"] = round(explored / max(handled, 1), 4)
+    return served, peer
+
+
+def stop_all(services: dict[str, RankingService], processes: list[subprocess.Popen[bytes]]) -> None:
+    for service in services.values():
+        service.stop()
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def git_ref(checkout: Path | None) -> str | None:
+    """The short commit of `checkout` (its path when git cannot say), or None without one."""
+    if checkout is None:
+        return None
+    return subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip() or str(checkout)
 
 
 def snapshot_feature_names() -> tuple[str, ...]:
