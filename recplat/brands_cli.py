@@ -8,10 +8,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from rich.console import Console
-from rich.table import Table
-
-from recplat.brand import (
+from ranking_features.brand import (
     BRAND_NAME_PATTERN,
     NAME_HINT,
     SCHEMA_FILE_NAME,
@@ -24,6 +21,8 @@ from recplat.brand import (
     load_brands,
     parse_brand,
 )
+from rich.console import Console
+from rich.table import Table
 
 DEFAULT_BRANDS_DIR = Path("brands")
 
