@@ -70,10 +70,6 @@ ANSWERED = selector(brand=BRAND, outcome="|".join(m.ANSWERED_OUTCOMES))
 REQUESTS = m.RANK_REQUESTS.total
 
 
-def _not_exported(metric: m.MetricName) -> str:
-    return f" No data until {metric.name} is exported: needed from {metric.needed_by}."
-
-
 def brand_dashboard(args: BrandDashboardArgs) -> builders.Dashboard:
     """The dashboard of ``args.brand``: one row per concern, top to bottom."""
     dashboard = new_dashboard(
@@ -283,8 +279,7 @@ def _feature_drift() -> Panels:
         time_series(
             "Feature drift (PSI per feature)",
             "Population stability index of each feature's served distribution against the "
-            "serving version's training distribution; the threshold is the brand's."
-            + _not_exported(m.FEATURE_DRIFT),
+            "serving version's training distribution; the threshold is the brand's.",
             [
                 query(f"max by (feature) ({m.FEATURE_DRIFT.name}{THIS})", "{{feature}}"),
                 query(f"max({m.FEATURE_DRIFT_THRESHOLD.name}{THIS})", "threshold"),
