@@ -2,9 +2,9 @@
 
 The MLflow names (registered model, experiments, aliases) are built by
 `ranking_features.mlflow_names`, the lake layout by `ranking_features.events`, the Prometheus
-metric names by `ranking_features.metric_names` (docs/architecture.md, "Contracts"). These tests read the string literals of every non-test
-source (docstrings and comments aside) and fail, naming file and line, on one that spells a
-contract anywhere else.
+metric names by `ranking_features.metric_names` (docs/architecture.md, "Contracts"). These
+tests read the string literals of every non-test source (docstrings and comments aside) and
+fail, naming file and line, on one that spells a contract anywhere else.
 """
 
 from __future__ import annotations
