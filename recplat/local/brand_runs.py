@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from ranking_features.brand import Brand
 from ranking_features.mlflow_names import CHAMPION, registered_model_name
 
-from recplat.brand import Brand
 from recplat.local.model_registry import alias_summary
 from recplat.local.processes import LocalPlatformError, StartedProcess
 from recplat.local.prometheus import PrometheusFiles, add_scrape_target

@@ -14,10 +14,16 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
-from recplat.brand import Brand, BrandFileError, Environment, brands_for_environment, load_brands
+from ranking_features.brand import (
+    Brand,
+    BrandFileError,
+    Environment,
+    brands_for_environment,
+    load_brands,
+)
+
 from recplat.local import azurite as azurite_storage
 from recplat.local.brand_runs import (
     RunningPlatform,
@@ -36,17 +42,16 @@ from recplat.local.prometheus import (
     wait_prometheus_ready,
 )
 from recplat.local.stages import StageReporter
-from recplat.local.state import BrandRecord, PlatformState, load_state, remove_state
+from recplat.local.state import (
+    BrandRecord,
+    PlatformState,
+    StorageMode,
+    load_state,
+    remove_state,
+)
 from recplat.local.workloads import ServiceOptions, WorkloadWiring
 
 MLFLOW_CONTAINER = "mlflow"
-
-
-class StorageMode(StrEnum):
-    """Where the lake and MLflow artifacts live locally."""
-
-    LOCAL = "local"
-    AZURITE = "azurite"
 
 
 @dataclass(frozen=True)
