@@ -13,9 +13,9 @@ import pulumi
 
 from infra.brand_names import brand_names
 from infra.brand_stack import BrandStack, BrandStackArgs
-from infra.config import load_stack_config
 from infra.dashboards.brand_dashboard import BrandDashboardArgs
 from infra.environment import Environment, EnvironmentArgs
+from infra.stack_config import load_stack_config
 from recplat.brand import brands_for_environment, load_brands
 
 BRANDS_DIR = Path(
