@@ -8,7 +8,10 @@ a confusing error inside ``recplat plan``. A last test checks nothing else impor
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +86,9 @@ class _Echo(pulumi.runtime.Mocks):
         return {}, None
 
 
-def test_the_mock_engine_shows_urn_parent_dependencies_and_secret_inputs() -> None:
-    """What ``recplat plan`` records from each registration, on a two-resource program."""
+def _probe_mock_engine() -> dict[str, Any]:
+    """Run a two-resource program under a recording ``MockMonitor``; what ``recplat plan``
+    reads from it. Runs in a fresh process: Pulumi's runtime state is global."""
     requests: list[Any] = []
 
     class Recording(MockMonitor):
@@ -113,33 +117,57 @@ def test_the_mock_engine_shows_urn_parent_dependencies_and_secret_inputs() -> No
         made.update(group=parent, first=first, second=second, first_path=first_path)
 
     pulumi.runtime.test(program)()
-
     by_name = {request.name: (request, response) for request, response in requests}
-    assert {"group", "first", "second"} <= set(by_name), changed(
-        "pulumi.runtime.mocks.MockMonitor.RegisterResource", f"saw {sorted(by_name)}"
-    )
     first_request, first_response = by_name["first"]
-    second_request, _ = by_name["second"]
-    first_urn = output_value(made["first"].urn)
-    assert first_response.urn == first_urn, changed(
-        "Output.future via _sync_await", f"urn {first_urn!r} vs {first_response.urn!r}"
+    inputs = engine_properties(first_request.object)
+    return {
+        "registered": sorted(by_name),
+        "first_urn": output_value(made["first"].urn),
+        "first_response_urn": first_response.urn,
+        "first_parent": first_request.parent,
+        "group_urn": output_value(made["group"].urn),
+        "second_dependencies": list(by_name["second"][0].dependencies),
+        "size": inputs["size"],
+        "password_is_secret": is_rpc_secret(inputs["password"]),
+        "derived_from_first": output_resources(made["first_path"]) == {made["first"]},
+        "secret_is_secret": output_is_secret(pulumi.Output.secret("x")),
+        "plain_is_secret": output_is_secret(pulumi.Output.from_input("x")),
+    }
+
+
+def test_the_mock_engine_shows_urn_parent_dependencies_and_secret_inputs() -> None:
+    """What ``recplat plan`` records from each registration, on a two-resource program."""
+    process = subprocess.run(
+        [sys.executable, "-m", "tests.test_pulumi_internals"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
-    assert first_request.parent == output_value(made["group"].urn), changed(
+    assert process.returncode == 0, changed("the mock engine", process.stderr[-3000:])
+    seen = json.loads(process.stdout)
+
+    assert {"group", "first", "second"} <= set(seen["registered"]), changed(
+        "pulumi.runtime.mocks.MockMonitor.RegisterResource", f"saw {seen['registered']}"
+    )
+    assert seen["first_response_urn"] == seen["first_urn"], changed(
+        "Output.future via _sync_await", f"urn {seen['first_urn']!r}"
+    )
+    assert seen["first_parent"] == seen["group_urn"], changed(
         "MockMonitor.RegisterResource", "the request's parent is not the component's URN"
     )
-    assert first_urn in second_request.dependencies, changed(
-        "MockMonitor.RegisterResource", f"depends_on missing: {list(second_request.dependencies)}"
+    assert seen["first_urn"] in seen["second_dependencies"], changed(
+        "MockMonitor.RegisterResource", f"depends_on missing: {seen['second_dependencies']}"
     )
-    inputs = engine_properties(first_request.object)
-    assert inputs["size"] == 3 and is_rpc_secret(inputs["password"]), changed(
-        "pulumi.runtime.rpc.deserialize_properties / is_rpc_secret", f"decoded {inputs!r}"
+    assert seen["size"] == 3 and seen["password_is_secret"], changed(
+        "pulumi.runtime.rpc.deserialize_properties / is_rpc_secret", str(seen)
     )
-    assert output_resources(made["first_path"]) == {made["first"]}, changed(
+    assert seen["derived_from_first"], changed(
         "Output.resources", "a derived output does not name the resource it comes from"
     )
-    assert output_is_secret(pulumi.Output.secret("x")), changed("Output.is_secret", "not secret")
-    assert not output_is_secret(pulumi.Output.from_input("x")), changed(
-        "Output.is_secret", "a plain value is secret"
+    assert seen["secret_is_secret"] and not seen["plain_is_secret"], changed(
+        "Output.is_secret", str(seen)
     )
 
 
@@ -213,3 +241,7 @@ def test_no_module_but_pulumi_internals_reaches_into_private_pulumi_apis() -> No
         "private Pulumi APIs used outside infra/pulumi_internals.py (import them from there, "
         "and list any new one in its docstring and PRIVATE_APIS):\n" + "\n".join(offenders)
     )
+
+
+if __name__ == "__main__":
+    print(json.dumps(_probe_mock_engine()))
