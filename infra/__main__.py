@@ -14,9 +14,9 @@ from ranking_features.brand import brands_for_environment, load_brands
 
 from infra.brand_names import brand_names
 from infra.brand_stack import BrandStack, BrandStackArgs
-from infra.config import load_stack_config
 from infra.dashboards.brand_dashboard import BrandDashboardArgs
 from infra.environment import Environment, EnvironmentArgs
+from infra.stack_config import load_stack_config
 
 BRANDS_DIR = Path(
     os.environ.get("RECPLAT_BRANDS_DIR", Path(__file__).resolve().parent.parent / "brands")

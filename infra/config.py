@@ -1,9 +1,9 @@
-"""The stack configuration model: what ``Pulumi.<stack>.yaml`` may say, validated up front.
+"""The sections of the stack configuration: what each ``recplat:<section>`` key may say.
 
-Every setting the environment layer reads lives under the ``recplat:`` namespace
-(plus ``azure-native:location`` and ``azure-native:subscriptionId``). ``load_stack_config``
-turns it into one frozen ``StackConfig``; a bad value stops the program before any
-resource is declared, with a message that names the stack file, the key and the fix.
+One pydantic model per section of ``Pulumi.<stack>.yaml`` (``network``, ``cluster``, ``lake``
+...), each validating its own values; the enums name the closed choices. The whole
+configuration, the rules that span sections and reading it from the engine are
+``infra.stack_config``.
 """
 
 from __future__ import annotations
@@ -11,42 +11,24 @@ from __future__ import annotations
 import ipaddress
 import re
 from enum import StrEnum
-from typing import Any, Self
+from typing import Self
 
-import pulumi
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 PROJECT = "recplat"
-_STACK_NAME = re.compile(r"[a-z][a-z0-9]{1,5}")
-_GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+# An Entra object id or a subscription id.
+GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 # An image reference relative to the environment's ACR, pinned by tag, digest, or both
 # (`repo:tag@sha256:...`: Kubernetes pulls the digest; the tag says which commit it is).
 _IMAGE = re.compile(
     r"[a-z0-9][a-z0-9._/-]*"
     r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?|@sha256:[0-9a-f]{64})"
 )
-_CONFIG_SECTIONS = (
-    "network",
-    "cluster",
-    "lake",
-    "vault",
-    "database",
-    "mlflow",
-    "monitoring",
-    "dask",
-    "images",
-    "access",
-    "ingress",
-)
 # A DNS host name: lowercase labels of 1-63 letters, digits and inner hyphens, 2+ labels.
 _DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 # Key Vault object names: 1-127 letters, digits and hyphens.
 _VAULT_OBJECT_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
-
-
-class StackConfigError(Exception):
-    """The stack configuration is invalid; the message says where and how to fix it."""
 
 
 class UpgradeChannel(StrEnum):
@@ -82,13 +64,15 @@ class IngressExposure(StrEnum):
     PUBLIC = "public"
 
 
-class _Section(BaseModel):
+class ConfigSection(BaseModel):
+    """A section of the stack config: camelCase keys, nothing unknown, immutable."""
+
     model_config = ConfigDict(
         extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
     )
 
 
-class NetworkConfig(_Section):
+class NetworkConfig(ConfigSection):
     address_space: str = "10.40.0.0/16"
     nodes_subnet: str = "10.40.0.0/20"
     endpoints_subnet: str = "10.40.16.0/24"
@@ -115,7 +99,7 @@ class NetworkConfig(_Section):
         return self
 
 
-class NodePoolConfig(_Section):
+class NodePoolConfig(ConfigSection):
     vm_size: str
     min_count: int = Field(ge=1, le=100)
     max_count: int = Field(ge=1, le=1000)
@@ -130,7 +114,7 @@ class NodePoolConfig(_Section):
         return self
 
 
-class MaintenanceWindowConfig(_Section):
+class MaintenanceWindowConfig(ConfigSection):
     day_of_week: str = "Sunday"
     start_time: str = Field(default="02:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     duration_hours: int = Field(default=4, ge=4, le=24)
@@ -145,7 +129,7 @@ SUPPORTED_KUBERNETES_MINORS = ("1.34", "1.35", "1.36")
 KUBERNETES_VERSIONS_REVIEWED = "2026-11-29"
 
 
-class ClusterConfig(_Section):
+class ClusterConfig(ConfigSection):
     kubernetes_version: str = Field(pattern=r"^1\.[0-9]{2}(\.[0-9]+)?$")
     tier: str = Field(pattern=r"^(Free|Standard|Premium)$")
     zones: list[str] = []
@@ -189,7 +173,7 @@ class ClusterConfig(_Section):
         return ranges
 
 
-class LakeConfig(_Section):
+class LakeConfig(ConfigSection):
     sku: str = Field(pattern=r"^Standard_(LRS|ZRS|GRS|GZRS|RAGRS|RAGZRS)$")
     soft_delete_days: int = Field(default=7, ge=1, le=365)
     events_cool_after_days: int = Field(default=30, ge=1)
@@ -204,12 +188,12 @@ class LakeConfig(_Section):
         return self
 
 
-class VaultConfig(_Section):
+class VaultConfig(ConfigSection):
     soft_delete_retention_days: int = Field(default=90, ge=7, le=90)
     purge_protection: bool = True
 
 
-class DatabaseConfig(_Section):
+class DatabaseConfig(ConfigSection):
     sku_name: str
     sku_tier: str = Field(pattern=r"^(Burstable|GeneralPurpose|MemoryOptimized)$")
     version: str = "16"
@@ -220,7 +204,7 @@ class DatabaseConfig(_Section):
     zone: str = "1"
 
 
-class MlflowConfig(_Section):
+class MlflowConfig(ConfigSection):
     replicas: int = Field(default=1, ge=1, le=10)
     max_replicas: int = Field(default=3, ge=1, le=20)
     cpu: str = "500m"
@@ -228,19 +212,19 @@ class MlflowConfig(_Section):
     workers: int = Field(default=2, ge=1, le=16)
 
 
-class MonitoringConfig(_Section):
+class MonitoringConfig(ConfigSection):
     alert_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     log_retention_days: int = Field(default=30, ge=30, le=730)
     grafana_public_access: bool = True
     """Grafana is the humans' window; Entra sign-in guards it. Off needs a private endpoint."""
 
 
-class DaskConfig(_Section):
+class DaskConfig(ConfigSection):
     enabled: bool = True
     chart_version: str = Field(default="2025.7.0", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
 
 
-class ImagesConfig(_Section):
+class ImagesConfig(ConfigSection):
     """Images in the environment's ACR (the registry project's, deployed first), pinned by tag
     or digest (never ``latest``). The deploy workflow pins digests it pushed or imported."""
 
@@ -259,7 +243,7 @@ class ImagesConfig(_Section):
         return image
 
 
-class AccessConfig(_Section):
+class AccessConfig(ConfigSection):
     deployer_principal_type: PrincipalType = PrincipalType.USER
     """Type of the identity running ``pulumi up``; it gets cluster-admin RBAC on AKS. Azure
     refuses an assignment whose type is not the principal's (``UnmatchedPrincipalType``), so
@@ -289,12 +273,12 @@ class AccessConfig(_Section):
     @classmethod
     def _guids(cls, ids: list[str]) -> list[str]:
         for value in ids:
-            if not _GUID.fullmatch(value):
+            if not GUID.fullmatch(value):
                 raise ValueError(f"{value!r} is not an Entra object id (a GUID)")
         return ids
 
 
-class IngressConfig(_Section):
+class IngressConfig(ConfigSection):
     """The HTTPS edge of the brand APIs: one host per environment, its certificate in Key Vault."""
 
     host: str
@@ -326,124 +310,3 @@ class IngressConfig(_Section):
                 "must be a Key Vault certificate name: 1-127 letters, digits and hyphens"
             )
         return name
-
-
-class StackConfig(_Section):
-    """Everything one environment (stack) is configured with."""
-
-    stack: str
-    location: str
-    subscription_id: str
-    network: NetworkConfig = NetworkConfig()
-    cluster: ClusterConfig
-    lake: LakeConfig
-    vault: VaultConfig = VaultConfig()
-    database: DatabaseConfig
-    mlflow: MlflowConfig = MlflowConfig()
-    monitoring: MonitoringConfig
-    dask: DaskConfig = DaskConfig()
-    images: ImagesConfig
-    access: AccessConfig = AccessConfig()
-    ingress: IngressConfig
-    """Required: without a host and certificate the brand APIs would be served over HTTP."""
-
-    @field_validator("stack")
-    @classmethod
-    def _stack(cls, stack: str) -> str:
-        if not _STACK_NAME.fullmatch(stack):
-            raise ValueError(
-                f"stack name {stack!r} must be 2-6 lowercase letters or digits "
-                "(it is part of 24-character global names)"
-            )
-        return stack
-
-    @field_validator("subscription_id")
-    @classmethod
-    def _subscription(cls, value: str) -> str:
-        if not _GUID.fullmatch(value):
-            raise ValueError(f"{value!r} is not a subscription id (a GUID)")
-        return value.lower()
-
-    @model_validator(mode="after")
-    def _mlflow_scale(self) -> Self:
-        if self.mlflow.max_replicas < self.mlflow.replicas:
-            raise ValueError("mlflow.maxReplicas must be >= mlflow.replicas")
-        return self
-
-    @model_validator(mode="after")
-    def _zonal_features_need_zones(self) -> Self:
-        if self.database.zone_redundant_ha and self.database.sku_tier == "Burstable":
-            raise ValueError("database.zoneRedundantHa needs skuTier GeneralPurpose or higher")
-        return self
-
-    @model_validator(mode="after")
-    def _deployer_type_matches_its_login(self) -> Self:
-        # kubelogin's workloadidentity, spn and msi modes sign in as an application, never a user.
-        mode = self.cluster.kubelogin_mode
-        if mode != KubeloginMode.AZURECLI and self.access.deployer_principal_type == (
-            PrincipalType.USER
-        ):
-            raise ValueError(
-                f"access.deployerPrincipalType User contradicts cluster.kubeloginMode {mode}, "
-                "which signs in as an application: set recplat:access.deployerPrincipalType "
-                "ServicePrincipal"
-            )
-        return self
-
-    @property
-    def cluster_for_deployer(self) -> ClusterConfig:
-        """The cluster config with the deployer's address among the API server's ranges."""
-        extra = self.access.deployer_ip_range
-        if extra is None:
-            return self.cluster
-        ranges = [*self.cluster.api_server_authorized_ip_ranges, extra]
-        return self.cluster.model_copy(update={"api_server_authorized_ip_ranges": ranges})
-
-    @property
-    def tags(self) -> dict[str, str]:
-        """Tags every taggable Azure resource of this environment carries."""
-        return {"environment": self.stack, "managed-by": "pulumi", "project": PROJECT}
-
-
-def _location_of(error: dict[str, Any]) -> str:
-    parts = [str(part) for part in error["loc"]]
-    if parts and parts[0] in ("location", "subscriptionId", "subscription_id"):
-        return f"azure-native:{to_camel(parts[0])}"
-    return "recplat:" + ".".join(parts)
-
-
-def parse_stack_config(stack: str, raw: dict[str, Any]) -> StackConfig:
-    """Validate camelCase ``raw`` for ``stack``; raise ``StackConfigError`` on any problem."""
-    try:
-        return StackConfig.model_validate({"stack": stack, **raw})
-    except ValidationError as error:
-        lines = [
-            f"Pulumi.{stack}.yaml: {_location_of(dict(item))}: {item['msg']}"
-            + (f" (got {item['input']!r})" if not isinstance(item["input"], dict) else "")
-            for item in error.errors()
-        ]
-        fix = f"fix it with `pulumi config set --path <key> <value> -s {stack}` or edit the file"
-        raise StackConfigError("\n".join([*lines, fix])) from None
-
-
-def load_stack_config() -> StackConfig:
-    """Read the current stack's configuration from the Pulumi engine (real or mocked)."""
-    stack = pulumi.get_stack()
-    recplat = pulumi.Config(PROJECT)
-    azure = pulumi.Config("azure-native")
-    raw: dict[str, Any] = {}
-    location = azure.get("location")
-    if location is not None:
-        raw["location"] = location
-    subscription = azure.get("subscriptionId")
-    if subscription is None:
-        raise StackConfigError(
-            f"Pulumi.{stack}.yaml: azure-native:subscriptionId is not set; run "
-            f"`pulumi config set azure-native:subscriptionId <subscription id> -s {stack}`"
-        )
-    raw["subscriptionId"] = subscription
-    for section in _CONFIG_SECTIONS:
-        value = recplat.get_object(section)
-        if value is not None:
-            raw[section] = value
-    return parse_stack_config(stack, raw)

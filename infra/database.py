@@ -63,7 +63,6 @@ class Database(pulumi.ComponentResource):
     ) -> None:
         super().__init__("recplat:database:Database", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        config = args.config
         dns_zone_id, zone_link = self._dns_zone(name, args)
 
         # URL-safe specials only: the password is embedded in the backend-store URI.
@@ -78,7 +77,35 @@ class Database(pulumi.ComponentResource):
             opts=child,
         )
 
-        server = dbforpostgresql.Server(
+        server = self._server(name, args, password.result, dns_zone_id, zone_link)
+        # Server children, one at a time (ServerIsBusy): a new one depends on the last.
+        database = dbforpostgresql.Database(
+            f"{name}-mlflow",
+            database_name=DATABASE_NAME,
+            server_name=server.name,
+            resource_group_name=args.resource_group_name,
+            charset="UTF8",
+            collation="en_US.utf8",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[server]),
+        )
+
+        self._store_credentials(name, args, server, database, password.result)
+
+        self.server_fqdn = server.fully_qualified_domain_name.apply(lambda fqdn: fqdn or "")
+        self.server_id = server.id
+        self.register_outputs({"serverFqdn": self.server_fqdn, "serverId": self.server_id})
+
+    def _server(
+        self,
+        name: str,
+        args: DatabaseArgs,
+        password: pulumi.Output[str],
+        dns_zone_id: pulumi.Input[str],
+        zone_link: privatedns.VirtualNetworkLink | None,
+    ) -> dbforpostgresql.Server:
+        """The Flexible Server, in the delegated subnet, registered in ``dns_zone_id``."""
+        config = args.config
+        return dbforpostgresql.Server(
             f"{name}-server",
             server_name=args.server_name,
             resource_group_name=args.resource_group_name,
@@ -97,7 +124,7 @@ class Database(pulumi.ComponentResource):
             ),
             availability_zone=config.zone,
             administrator_login=ADMIN_LOGIN,
-            administrator_login_password=password.result,
+            administrator_login_password=password,
             auth_config=dbforpostgresql.AuthConfigArgs(
                 active_directory_auth="Enabled",
                 password_auth="Enabled",  # noqa: S106 - an Azure setting
@@ -117,27 +144,26 @@ class Database(pulumi.ComponentResource):
                 depends_on=[zone_link] if zone_link is not None else [],
             ),
         )
-        # Server children, one at a time (ServerIsBusy): a new one depends on the last.
-        database = dbforpostgresql.Database(
-            f"{name}-mlflow",
-            database_name=DATABASE_NAME,
-            server_name=server.name,
-            resource_group_name=args.resource_group_name,
-            charset="UTF8",
-            collation="en_US.utf8",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[server]),
-        )
 
+    def _store_credentials(
+        self,
+        name: str,
+        args: DatabaseArgs,
+        server: dbforpostgresql.Server,
+        database: dbforpostgresql.Database,
+        password: pulumi.Output[str],
+    ) -> None:
+        """The password alone, and inside MLflow's backend-store URI, as Key Vault secrets."""
         store_secret(
             f"{name}-password-secret",
             vault=args.vault,
             secret_name=PASSWORD_SECRET,
-            value=password.result,
+            value=password,
             tags=args.tags,
             parent=self,
         )
         backend_store_uri = pulumi.Output.all(
-            server.fully_qualified_domain_name, password.result, database.name
+            server.fully_qualified_domain_name, password, database.name
         ).apply(
             lambda parts: (
                 f"postgresql://{ADMIN_LOGIN}:{parts[1]}@{parts[0]}:5432/{parts[2]}?sslmode=require"
@@ -151,10 +177,6 @@ class Database(pulumi.ComponentResource):
             tags=args.tags,
             parent=self,
         )
-
-        self.server_fqdn = server.fully_qualified_domain_name.apply(lambda fqdn: fqdn or "")
-        self.server_id = server.id
-        self.register_outputs({"serverFqdn": self.server_fqdn, "serverId": self.server_id})
 
     def _dns_zone(
         self, name: str, args: DatabaseArgs

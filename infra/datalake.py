@@ -50,13 +50,66 @@ class DataLake(pulumi.ComponentResource):
     ) -> None:
         super().__init__("recplat:datalake:DataLake", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        private = bool(args.dns_zone_ids)
         rg = args.resource_group_name
+        account = self._account(name, args)
 
-        account = storage.StorageAccount(
+        # Versioning and change feed are not available on HNS accounts; soft delete is.
+        retention = storage.DeleteRetentionPolicyArgs(
+            enabled=True, days=args.config.soft_delete_days
+        )
+        storage.BlobServiceProperties(
+            f"{name}-blob-service",
+            account_name=account.name,
+            resource_group_name=rg,
+            blob_services_name="default",
+            delete_retention_policy=retention,
+            container_delete_retention_policy=retention,
+            opts=child,
+        )
+        if args.event_containers:
+            self._events_lifecycle(name, args, account)
+        mlflow = storage.BlobContainer(
+            f"{name}-mlflow",
+            account_name=account.name,
+            resource_group_name=rg,
+            container_name=MLFLOW_CONTAINER,
+            public_access=storage.PublicAccess.NONE,
+            opts=child,
+        )
+        for group in ("blob", "dfs") if args.dns_zone_ids else ():
+            private_endpoint(
+                f"{name}-pe-{group}",
+                f"pe-{args.account_name}-{group}",
+                PrivateEndpointArgs(
+                    resource_group_name=rg,
+                    location=args.location,
+                    subnet_id=args.endpoints_subnet_id,
+                    service_id=account.id,
+                    group_id=group,
+                    dns_zone_id=args.dns_zone_ids[group],
+                    tags=args.tags,
+                ),
+                parent=self,
+            )
+
+        self.account_name = account.name
+        self.account_id = account.id
+        self.mlflow_container_id = mlflow.id
+        self.register_outputs(
+            {
+                "accountName": self.account_name,
+                "accountId": self.account_id,
+                "mlflowContainerId": self.mlflow_container_id,
+            }
+        )
+
+    def _account(self, name: str, args: DataLakeArgs) -> storage.StorageAccount:
+        """The HNS account: identity-only access, deny-by-default firewall, encrypted twice."""
+        private = bool(args.dns_zone_ids)
+        return storage.StorageAccount(
             f"{name}-account",
             account_name=args.account_name,
-            resource_group_name=rg,
+            resource_group_name=args.resource_group_name,
             location=args.location,
             kind="StorageV2",
             sku=storage.SkuArgs(name=args.config.sku),
@@ -92,92 +145,45 @@ class DataLake(pulumi.ComponentResource):
                 ),
             ),
             tags=args.tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
-        # Versioning and change feed are not available on HNS accounts; soft delete is.
-        retention = storage.DeleteRetentionPolicyArgs(
-            enabled=True, days=args.config.soft_delete_days
+    def _events_lifecycle(
+        self, name: str, args: DataLakeArgs, account: storage.StorageAccount
+    ) -> None:
+        """Brand events move to the cool tier, then are deleted, after the configured days."""
+        config = args.config
+        base_blob = storage.ManagementPolicyBaseBlobArgs(
+            tier_to_cool=storage.DateAfterModificationArgs(
+                days_after_modification_greater_than=config.events_cool_after_days
+            ),
+            delete=storage.DateAfterModificationArgs(
+                days_after_modification_greater_than=config.events_delete_after_days
+            ),
         )
-        storage.BlobServiceProperties(
-            f"{name}-blob-service",
+        storage.ManagementPolicy(
+            f"{name}-lifecycle",
             account_name=account.name,
-            resource_group_name=rg,
-            blob_services_name="default",
-            delete_retention_policy=retention,
-            container_delete_retention_policy=retention,
-            opts=child,
-        )
-
-        if args.event_containers:
-            storage.ManagementPolicy(
-                f"{name}-lifecycle",
-                account_name=account.name,
-                resource_group_name=rg,
-                management_policy_name="default",
-                policy=storage.ManagementPolicySchemaArgs(
-                    rules=[
-                        storage.ManagementPolicyRuleArgs(
-                            name="events-age-out",
-                            enabled=True,
-                            type="Lifecycle",
-                            definition=storage.ManagementPolicyDefinitionArgs(
-                                filters=storage.ManagementPolicyFilterArgs(
-                                    blob_types=["blockBlob"],
-                                    prefix_match=[
-                                        f"{container}/{EVENTS_DIR}/"
-                                        for container in sorted(args.event_containers)
-                                    ],
-                                ),
-                                actions=storage.ManagementPolicyActionArgs(
-                                    base_blob=storage.ManagementPolicyBaseBlobArgs(
-                                        tier_to_cool=storage.DateAfterModificationArgs(
-                                            days_after_modification_greater_than=args.config.events_cool_after_days
-                                        ),
-                                        delete=storage.DateAfterModificationArgs(
-                                            days_after_modification_greater_than=args.config.events_delete_after_days
-                                        ),
-                                    )
-                                ),
+            resource_group_name=args.resource_group_name,
+            management_policy_name="default",
+            policy=storage.ManagementPolicySchemaArgs(
+                rules=[
+                    storage.ManagementPolicyRuleArgs(
+                        name="events-age-out",
+                        enabled=True,
+                        type="Lifecycle",
+                        definition=storage.ManagementPolicyDefinitionArgs(
+                            filters=storage.ManagementPolicyFilterArgs(
+                                blob_types=["blockBlob"],
+                                prefix_match=[
+                                    f"{container}/{EVENTS_DIR}/"
+                                    for container in sorted(args.event_containers)
+                                ],
                             ),
-                        )
-                    ]
-                ),
-                opts=child,
-            )
-
-        mlflow = storage.BlobContainer(
-            f"{name}-mlflow",
-            account_name=account.name,
-            resource_group_name=rg,
-            container_name=MLFLOW_CONTAINER,
-            public_access=storage.PublicAccess.NONE,
-            opts=child,
-        )
-
-        for group in ("blob", "dfs") if private else ():
-            private_endpoint(
-                f"{name}-pe-{group}",
-                f"pe-{args.account_name}-{group}",
-                PrivateEndpointArgs(
-                    resource_group_name=rg,
-                    location=args.location,
-                    subnet_id=args.endpoints_subnet_id,
-                    service_id=account.id,
-                    group_id=group,
-                    dns_zone_id=args.dns_zone_ids[group],
-                    tags=args.tags,
-                ),
-                parent=self,
-            )
-
-        self.account_name = account.name
-        self.account_id = account.id
-        self.mlflow_container_id = mlflow.id
-        self.register_outputs(
-            {
-                "accountName": self.account_name,
-                "accountId": self.account_id,
-                "mlflowContainerId": self.mlflow_container_id,
-            }
+                            actions=storage.ManagementPolicyActionArgs(base_blob=base_blob),
+                        ),
+                    )
+                ]
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
         )

@@ -1,38 +1,25 @@
-"""Environment monitoring: logs, managed Prometheus, Grafana, the action group and platform alerts.
+"""Environment monitoring: logs, managed Prometheus, Grafana, the action group, the dashboard.
 
-Two components, because the cluster sits between them: ``Monitoring`` exists
-before the cluster (the cluster's Container Insights add-on needs the Log
-Analytics workspace), and ``ClusterMonitoring`` attaches the cluster to managed
-Prometheus and loads the platform alert rules once the cluster exists.
-Alert rules are kept as Prometheus rule YAML (``infra/rules``) so ``promtool``
-can test them; ``prometheus_rule_groups`` turns that YAML into Azure rule groups.
+``Monitoring`` exists before the cluster (the cluster's Container Insights add-on needs the
+Log Analytics workspace); ``infra.cluster_monitoring.ClusterMonitoring`` attaches the
+cluster to what is created here, and loads the platform alert rules, once the cluster exists.
 
 Container Insights signs in with its managed identity (``useAADAuth``), and then the
 add-on alone collects nothing: like Microsoft's ARM template for that mode, a data
 collection rule (the ``ContainerInsights`` extension into the Log Analytics
-workspace) and its ``ContainerInsightsExtension`` association on the cluster are
-created here. Whoever deploys gets Grafana Admin, so somebody can open Grafana.
+workspace) is created here and associated with the cluster in ``ClusterMonitoring``.
+Whoever deploys gets Grafana Admin, so somebody can open Grafana.
 The platform dashboard (every brand at a glance) is provisioned here too; each brand's own
 dashboard comes with its BrandStack (``infra.dashboards``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
-import yaml
-from pulumi_azure_native import (
-    alertsmanagement,
-    dashboard,
-    monitor,
-    operationalinsights,
-)
+from pulumi_azure_native import dashboard, monitor, operationalinsights
 
 from infra import azure_roles
 from infra.config import MonitoringConfig
@@ -41,65 +28,10 @@ from infra.dashboards.brand_dashboard import BrandDashboardArgs
 from infra.dashboards.panels import dashboard_json
 from infra.dashboards.platform_dashboard import platform_dashboard
 from infra.environment_names import EnvironmentNames
-from infra.prometheus_collection import (
-    SETTINGS_CONFIGMAP,
-    SETTINGS_NAMESPACE,
-    keep_list_additions,
-    settings_configmap_data,
-)
 
-PLATFORM_RULES = Path(__file__).parent / "rules" / "platform.rules.yaml"
 _PROMETHEUS_STREAM = "Microsoft-PrometheusMetrics"
 # Container Insights with managed identity auth (Microsoft's ARM template for useAADAuth).
 CONTAINER_INSIGHTS_STREAM = "Microsoft-ContainerInsights-Group-Default"
-CONTAINER_INSIGHTS_ASSOCIATION = "ContainerInsightsExtension"
-# Prometheus severity label -> Azure alert severity (0 is the most severe).
-_SEVERITY = {"critical": 0, "error": 1, "warning": 2, "info": 3}
-_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-
-
-def iso_duration(duration: str) -> str:
-    """A Prometheus duration (``5m``, ``1h30m``) as the ISO 8601 form Azure wants (``PT5M``)."""
-    match = _DURATION.fullmatch(duration)
-    if not duration or match is None:
-        raise ValueError(f"unsupported Prometheus duration {duration!r}; use h, m and s units")
-    hours, minutes, seconds = match.groups()
-    return "PT" + "".join(
-        f"{value}{unit}" for value, unit in ((hours, "H"), (minutes, "M"), (seconds, "S")) if value
-    )
-
-
-def rule_groups_from_yaml(path: Path) -> list[dict[str, Any]]:
-    """The ``groups`` of a Prometheus rule file, with a clear error if it has none."""
-    document = yaml.safe_load(path.read_text())
-    groups = (document or {}).get("groups")
-    if not isinstance(groups, list) or not groups:
-        raise ValueError(f"{path}: expected a Prometheus rule file with a non-empty 'groups' list")
-    return groups
-
-
-def azure_rule(
-    rule: dict[str, Any], action_group_id: pulumi.Input[str]
-) -> alertsmanagement.PrometheusRuleArgs:
-    """One Prometheus alerting or recording rule in Azure's shape."""
-    if "record" in rule:
-        return alertsmanagement.PrometheusRuleArgs(
-            record=rule["record"], expression=rule["expr"], labels=rule.get("labels"), enabled=True
-        )
-    labels = {str(key): str(value) for key, value in (rule.get("labels") or {}).items()}
-    return alertsmanagement.PrometheusRuleArgs(
-        alert=rule["alert"],
-        expression=rule["expr"],
-        for_=iso_duration(rule["for"]) if "for" in rule else None,
-        severity=_SEVERITY.get(labels.get("severity", "warning"), 2),
-        labels=labels,
-        annotations=rule.get("annotations"),
-        enabled=True,
-        actions=[alertsmanagement.PrometheusRuleGroupActionArgs(action_group_id=action_group_id)],
-        resolve_configuration=alertsmanagement.PrometheusRuleResolveConfigurationArgs(
-            auto_resolved=True, time_to_resolve="PT10M"
-        ),
-    )
 
 
 @dataclass(frozen=True)
@@ -135,7 +67,6 @@ class Monitoring(pulumi.ComponentResource):
         self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("recplat:monitoring:Monitoring", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         names, rg, location, tags = args.names, args.resource_group_name, args.location, args.tags
 
         logs = operationalinsights.Workspace(
@@ -147,7 +78,7 @@ class Monitoring(pulumi.ComponentResource):
             retention_in_days=args.config.log_retention_days,
             features=operationalinsights.WorkspaceFeaturesArgs(disable_local_auth=True),
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         workspace = monitor.AzureMonitorWorkspace(
             f"{name}-prometheus",
@@ -155,22 +86,50 @@ class Monitoring(pulumi.ComponentResource):
             resource_group_name=rg,
             location=location,
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
+        endpoint, rule = self._prometheus_collection(name, args, workspace)
+        container_insights = self._container_insights_rule(name, args, logs)
+        grafana = self._grafana(name, args, workspace)
+        action_group = self._action_group(name, args)
+        if args.dashboard_brands:
+            self._platform_dashboard(name, args)
+
+        self.log_analytics_workspace_id = logs.id
+        self.monitor_workspace_id = workspace.id
+        self.data_collection_endpoint_id = endpoint.id
+        self.data_collection_rule_id = rule.id
+        self.container_insights_rule_id = container_insights.id
+        self.action_group_id = action_group.id
+        self.grafana_url = grafana.properties.apply(lambda props: props.endpoint or "")
+        self.register_outputs(
+            {
+                "logAnalyticsWorkspaceId": self.log_analytics_workspace_id,
+                "monitorWorkspaceId": self.monitor_workspace_id,
+                "actionGroupId": self.action_group_id,
+                "grafanaUrl": self.grafana_url,
+            }
+        )
+
+    def _prometheus_collection(
+        self, name: str, args: MonitoringArgs, workspace: monitor.AzureMonitorWorkspace
+    ) -> tuple[monitor.DataCollectionEndpoint, monitor.DataCollectionRule]:
+        """The endpoint and rule through which the cluster's metrics reach ``workspace``."""
+        stack = args.names.stack
         endpoint = monitor.DataCollectionEndpoint(
             f"{name}-dce",
-            data_collection_endpoint_name=f"dce-recplat-{names.stack}",
-            resource_group_name=rg,
-            location=location,
+            data_collection_endpoint_name=f"dce-recplat-{stack}",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
             kind="Linux",
-            tags=tags,
-            opts=child,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         rule = monitor.DataCollectionRule(
             f"{name}-dcr",
-            data_collection_rule_name=f"dcr-recplat-{names.stack}-prometheus",
-            resource_group_name=rg,
-            location=location,
+            data_collection_rule_name=f"dcr-recplat-{stack}-prometheus",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
             kind="Linux",
             data_collection_endpoint_id=endpoint.id,
             data_sources=monitor.DataCollectionRuleDataSourcesArgs(
@@ -192,14 +151,21 @@ class Monitoring(pulumi.ComponentResource):
                     streams=[_PROMETHEUS_STREAM], destinations=["MonitoringAccount"]
                 )
             ],
-            tags=tags,
-            opts=child,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        container_insights = monitor.DataCollectionRule(
+        return endpoint, rule
+
+    def _container_insights_rule(
+        self, name: str, args: MonitoringArgs, logs: operationalinsights.Workspace
+    ) -> monitor.DataCollectionRule:
+        """The ContainerInsights extension's rule into ``logs`` (the add-on alone collects
+        nothing when it signs in with its managed identity)."""
+        return monitor.DataCollectionRule(
             f"{name}-container-insights-dcr",
-            data_collection_rule_name=f"MSCI-{location}-{names.cluster}"[:64],
-            resource_group_name=rg,
-            location=location,
+            data_collection_rule_name=f"MSCI-{args.location}-{args.names.cluster}"[:64],
+            resource_group_name=args.resource_group_name,
+            location=args.location,
             kind="Linux",
             description="Container Insights (managed identity auth) into Log Analytics",
             data_sources=monitor.DataCollectionRuleDataSourcesArgs(
@@ -230,14 +196,19 @@ class Monitoring(pulumi.ComponentResource):
                     streams=[CONTAINER_INSIGHTS_STREAM], destinations=["ciworkspace"]
                 )
             ],
-            tags=tags,
-            opts=child,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _grafana(
+        self, name: str, args: MonitoringArgs, workspace: monitor.AzureMonitorWorkspace
+    ) -> dashboard.Grafana:
+        """Managed Grafana reading ``workspace``, with the deployer and admin groups as admins."""
         grafana = dashboard.Grafana(
             f"{name}-grafana",
-            workspace_name=names.grafana,
-            resource_group_name=rg,
-            location=location,
+            workspace_name=args.names.grafana,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
             sku=dashboard.ResourceSkuArgs(name="Standard"),
             identity=dashboard.ManagedServiceIdentityArgs(type="SystemAssigned"),
             properties=dashboard.ManagedGrafanaPropertiesArgs(
@@ -255,21 +226,25 @@ class Monitoring(pulumi.ComponentResource):
                     ]
                 ),
             ),
-            tags=tags,
-            opts=child,
-        )
-        grafana_principal = grafana.identity.apply(
-            lambda identity: (identity.principal_id if identity else None) or ""
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         azure_roles.assign_role(
             f"{name}-grafana-reads-metrics",
             subscription_id=args.subscription_id,
             role=azure_roles.MONITORING_DATA_READER,
-            principal_id=grafana_principal,
+            principal_id=grafana.identity.apply(
+                lambda identity: (identity.principal_id if identity else None) or ""
+            ),
             principal_type="ServicePrincipal",
             scope=workspace.id,
             parent=self,
         )
+        self._grafana_admins(name, args, grafana)
+        return grafana
+
+    def _grafana_admins(self, name: str, args: MonitoringArgs, grafana: dashboard.Grafana) -> None:
+        """Grafana Admin for the deployer (so the first deploy has a user) and admin groups."""
         if args.deployer_object_id is not None:
             azure_roles.assign_role(
                 f"{name}-grafana-admin-deployer",
@@ -290,11 +265,14 @@ class Monitoring(pulumi.ComponentResource):
                 scope=grafana.id,
                 parent=self,
             )
-        action_group = monitor.ActionGroup(
+
+    def _action_group(self, name: str, args: MonitoringArgs) -> monitor.ActionGroup:
+        """Where every platform and brand alert goes: the platform on-call's mailbox."""
+        return monitor.ActionGroup(
             f"{name}-action-group",
-            action_group_name=f"ag-recplat-{names.stack}",
-            group_short_name=f"recplat{names.stack}"[:12],
-            resource_group_name=rg,
+            action_group_name=f"ag-recplat-{args.names.stack}",
+            group_short_name=f"recplat{args.names.stack}"[:12],
+            resource_group_name=args.resource_group_name,
             location="global",
             enabled=True,
             email_receivers=[
@@ -304,121 +282,22 @@ class Monitoring(pulumi.ComponentResource):
                     use_common_alert_schema=True,
                 )
             ],
-            tags=tags,
-            opts=child,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
-        if args.dashboard_brands:
-            AzureDashboard(
-                f"{name}-platform-dashboard",
-                AzureDashboardArgs(
-                    dashboard_name=f"recplat-{names.stack}-platform",
-                    definition=dashboard_json(
-                        platform_dashboard(names.stack, args.dashboard_brands)
-                    ),
-                    resource_group_name=rg,
-                    location=location,
-                    tags=tags,
+    def _platform_dashboard(self, name: str, args: MonitoringArgs) -> None:
+        """Every brand of the stack at a glance, as an Azure Monitor dashboard with Grafana."""
+        AzureDashboard(
+            f"{name}-platform-dashboard",
+            AzureDashboardArgs(
+                dashboard_name=f"recplat-{args.names.stack}-platform",
+                definition=dashboard_json(
+                    platform_dashboard(args.names.stack, args.dashboard_brands)
                 ),
-                opts=child,
-            )
-
-        self.log_analytics_workspace_id = logs.id
-        self.monitor_workspace_id = workspace.id
-        self.data_collection_endpoint_id = endpoint.id
-        self.data_collection_rule_id = rule.id
-        self.container_insights_rule_id = container_insights.id
-        self.action_group_id = action_group.id
-        self.grafana_url = grafana.properties.apply(lambda props: props.endpoint or "")
-        self.register_outputs(
-            {
-                "logAnalyticsWorkspaceId": self.log_analytics_workspace_id,
-                "monitorWorkspaceId": self.monitor_workspace_id,
-                "actionGroupId": self.action_group_id,
-                "grafanaUrl": self.grafana_url,
-            }
-        )
-
-
-@dataclass(frozen=True)
-class ClusterMonitoringArgs:
-    """Inputs of ``ClusterMonitoring``."""
-
-    monitoring: Monitoring
-    cluster_id: pulumi.Input[str]
-    cluster_name: str
-    resource_group_name: pulumi.Input[str]
-    location: str
-    rules_file: Path
-    tags: dict[str, str]
-    provider: k8s.Provider | None = None
-    """Where the metrics add-on's settings ConfigMap goes, when the rules need more metrics."""
-
-
-class ClusterMonitoring(pulumi.ComponentResource):
-    """Managed Prometheus collection for the cluster and the platform alert rule groups."""
-
-    def __init__(
-        self, name: str, args: ClusterMonitoringArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("recplat:monitoring:ClusterMonitoring", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        monitoring = args.monitoring
-
-        # The agent finds its endpoint through this exact association name.
-        monitor.DataCollectionRuleAssociation(
-            f"{name}-dce-association",
-            association_name="configurationAccessEndpoint",
-            resource_uri=args.cluster_id,
-            data_collection_endpoint_id=monitoring.data_collection_endpoint_id,
-            opts=child,
-        )
-        monitor.DataCollectionRuleAssociation(
-            f"{name}-dcr-association",
-            association_name=f"MSProm-{args.location}-{args.cluster_name}"[:64],
-            resource_uri=args.cluster_id,
-            data_collection_rule_id=monitoring.data_collection_rule_id,
-            opts=child,
-        )
-        monitor.DataCollectionRuleAssociation(
-            f"{name}-container-insights-association",
-            association_name=CONTAINER_INSIGHTS_ASSOCIATION,
-            resource_uri=args.cluster_id,
-            data_collection_rule_id=monitoring.container_insights_rule_id,
-            description="Container Insights for this cluster; removing it stops log collection",
-            opts=child,
-        )
-        groups = rule_groups_from_yaml(args.rules_file)
-        # The minimal ingestion profile drops every metric off its keep lists; a rule on one of
-        # them would never fire, so the settings ConfigMap keeps what the rules use.
-        additions = keep_list_additions(rule["expr"] for group in groups for rule in group["rules"])
-        if additions:
-            if args.provider is None:
-                raise ValueError(
-                    f"{args.rules_file}: rules use {additions}, which managed Prometheus drops; "
-                    "pass the cluster's provider so the metrics settings ConfigMap keeps them"
-                )
-            k8s.core.v1.ConfigMap(
-                f"{name}-metrics-settings",
-                metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=SETTINGS_CONFIGMAP, namespace=SETTINGS_NAMESPACE
-                ),
-                data=settings_configmap_data(additions),
-                opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
-            )
-        for group in groups:
-            alertsmanagement.PrometheusRuleGroup(
-                f"{name}-rules-{group['name']}",
-                rule_group_name=f"{group['name']}-{args.cluster_name}",
                 resource_group_name=args.resource_group_name,
                 location=args.location,
-                cluster_name=args.cluster_name,
-                description=f"recplat platform rules: {group['name']}",
-                enabled=True,
-                interval=iso_duration(group.get("interval", "1m")),
-                scopes=[monitoring.monitor_workspace_id, args.cluster_id],
-                rules=[azure_rule(rule, monitoring.action_group_id) for rule in group["rules"]],
                 tags=args.tags,
-                opts=child,
-            )
-        self.register_outputs({})
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )

@@ -63,23 +63,42 @@ class Network(pulumi.ComponentResource):
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("recplat:network:Network", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        rg = args.resource_group_name
-
         vnet = network.VirtualNetwork(
             f"{name}-vnet",
             virtual_network_name=args.vnet_name,
-            resource_group_name=rg,
+            resource_group_name=args.resource_group_name,
             location=args.location,
             address_space=network.AddressSpaceArgs(address_prefixes=[args.address_space]),
             tags=args.tags,
             # Subnets are managed as their own resources; listing none here would delete them.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["subnets"]),
         )
+        nodes, endpoints, database = self._subnets(name, args, vnet)
+        self.dns_zone_ids = (
+            self._private_dns_zones(name, args, vnet) if args.private_endpoints else {}
+        )
+
+        self.vnet_id = vnet.id
+        self.nodes_subnet_id = nodes.id
+        self.endpoints_subnet_id = endpoints.id
+        self.database_subnet_id = database.id
+        self.register_outputs(
+            {
+                "vnetId": self.vnet_id,
+                "nodesSubnetId": self.nodes_subnet_id,
+                "endpointsSubnetId": self.endpoints_subnet_id,
+                "databaseSubnetId": self.database_subnet_id,
+            }
+        )
+
+    def _subnets(
+        self, name: str, args: NetworkArgs, vnet: network.VirtualNetwork
+    ) -> tuple[network.Subnet, network.Subnet, network.Subnet]:
+        """The node, private-endpoint and PostgreSQL subnets, each with its own NSG."""
+        rg = args.resource_group_name
         nodes_nsg = self._nsg(name, "nodes", args)
         endpoints_nsg = self._nsg(name, "endpoints", args)
         database_nsg = self._nsg(name, "database", args)
-
         nodes = network.Subnet(
             f"{name}-nodes",
             subnet_name="nodes",
@@ -93,7 +112,7 @@ class Network(pulumi.ComponentResource):
             ],
             # No implicit outbound internet: AKS egress goes through its load balancer.
             default_outbound_access=False,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         # Azure serialises subnet writes on one VNet; chaining avoids "AnotherOperationInProgress".
         endpoints = network.Subnet(
@@ -123,44 +142,37 @@ class Network(pulumi.ComponentResource):
             default_outbound_access=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[endpoints]),
         )
+        return nodes, endpoints, database
 
-        self.dns_zone_ids = {}
-        if args.private_endpoints:
-            zones = {**PRIVATE_DNS_ZONES, "postgres": args.database_dns_zone}
-            for group, zone_name in zones.items():
-                zone = privatedns.PrivateZone(
-                    f"{name}-dns-{group}",
-                    private_zone_name=zone_name,
-                    resource_group_name=rg,
-                    location="global",
-                    tags=args.tags,
-                    opts=child,
-                )
-                privatedns.VirtualNetworkLink(
-                    f"{name}-dns-{group}-link",
-                    virtual_network_link_name=f"{args.vnet_name}-link",
-                    private_zone_name=zone.name,
-                    resource_group_name=rg,
-                    location="global",
-                    virtual_network=privatedns.SubResourceArgs(id=vnet.id),
-                    registration_enabled=False,
-                    tags=args.tags,
-                    opts=child,
-                )
-                self.dns_zone_ids[group] = zone.id
-
-        self.vnet_id = vnet.id
-        self.nodes_subnet_id = nodes.id
-        self.endpoints_subnet_id = endpoints.id
-        self.database_subnet_id = database.id
-        self.register_outputs(
-            {
-                "vnetId": self.vnet_id,
-                "nodesSubnetId": self.nodes_subnet_id,
-                "endpointsSubnetId": self.endpoints_subnet_id,
-                "databaseSubnetId": self.database_subnet_id,
-            }
-        )
+    def _private_dns_zones(
+        self, name: str, args: NetworkArgs, vnet: network.VirtualNetwork
+    ) -> dict[str, pulumi.Output[str]]:
+        """One private DNS zone per private endpoint group id (and PostgreSQL), linked to the
+        VNet; their ids by group id."""
+        zone_ids: dict[str, pulumi.Output[str]] = {}
+        zones = {**PRIVATE_DNS_ZONES, "postgres": args.database_dns_zone}
+        for group, zone_name in zones.items():
+            zone = privatedns.PrivateZone(
+                f"{name}-dns-{group}",
+                private_zone_name=zone_name,
+                resource_group_name=args.resource_group_name,
+                location="global",
+                tags=args.tags,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            privatedns.VirtualNetworkLink(
+                f"{name}-dns-{group}-link",
+                virtual_network_link_name=f"{args.vnet_name}-link",
+                private_zone_name=zone.name,
+                resource_group_name=args.resource_group_name,
+                location="global",
+                virtual_network=privatedns.SubResourceArgs(id=vnet.id),
+                registration_enabled=False,
+                tags=args.tags,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            zone_ids[group] = zone.id
+        return zone_ids
 
     def _nsg(self, name: str, purpose: str, args: NetworkArgs) -> network.NetworkSecurityGroup:
         """An NSG for one subnet: Internet traffic is denied explicitly, except HTTPS to the

@@ -239,31 +239,10 @@ class AzureMocks(pulumi.runtime.Mocks):
     def _computed(
         self, resource_type: str, inputs: dict[str, Any], name: str, key: str
     ) -> dict[str, Any]:
+        """What Azure adds to ``resource_type``'s inputs: endpoints, identities, keys."""
         location = inputs.get("location", "westeurope")
         if resource_type == "azure-native:containerservice:ManagedCluster":
-            fqdn = f"{inputs.get('dnsPrefix', name)}.hcp.{location}.azmk8s.io"
-            kubelet = stable_guid(key, "kubelet")
-            return {
-                "fqdn": fqdn,
-                "oidcIssuerProfile": {
-                    "enabled": True,
-                    "issuerURL": f"https://{location}.oic.prod-aks.azure.com/"
-                    f"{TENANT_ID}/{stable_guid(key, 'oidc')}/",
-                },
-                "identity": {
-                    "type": "SystemAssigned",
-                    "principalId": stable_guid(key, "principal"),
-                },
-                "identityProfile": {
-                    "kubeletidentity": {
-                        "clientId": stable_guid(kubelet, "client"),
-                        "objectId": kubelet,
-                        "resourceId": f"/subscriptions/{self.subscription_id}/resourceGroups/"
-                        f"{inputs.get('nodeResourceGroup', 'MC_mock')}/providers/"
-                        f"Microsoft.ManagedIdentity/userAssignedIdentities/{name}-agentpool",
-                    }
-                },
-            }
+            return self._managed_cluster(inputs, name, key, location)
         if resource_type == "azure-native:managedidentity:UserAssignedIdentity":
             return {
                 "principalId": stable_guid(key, "principal"),
@@ -293,15 +272,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         if resource_type == "azure-native:dbforpostgresql:Server":
             return {"fullyQualifiedDomainName": f"{name}.postgres.database.azure.com"}
         if resource_type == "azure-native:dashboard:Grafana":
-            properties = dict(inputs.get("properties") or {})
-            properties["endpoint"] = f"https://{name}-{stable_guid(key)[:4]}.weu.grafana.azure.com"
-            return {
-                "properties": properties,
-                "identity": {
-                    "type": "SystemAssigned",
-                    "principalId": stable_guid(key, "principal"),
-                },
-            }
+            return _grafana(inputs, name, key)
         if resource_type == "azure-native:applicationinsights:Component":
             ikey = stable_guid(key, "ikey")
             return {
@@ -309,6 +280,33 @@ class AzureMocks(pulumi.runtime.Mocks):
                 "connectionString": f"InstrumentationKey={ikey};IngestionEndpoint=https://{location}-5.in.applicationinsights.azure.com/",
             }
         return {}
+
+    def _managed_cluster(
+        self, inputs: dict[str, Any], name: str, key: str, location: str
+    ) -> dict[str, Any]:
+        """An AKS cluster's FQDN, OIDC issuer, its own identity and its kubelet's."""
+        kubelet = stable_guid(key, "kubelet")
+        return {
+            "fqdn": f"{inputs.get('dnsPrefix', name)}.hcp.{location}.azmk8s.io",
+            "oidcIssuerProfile": {
+                "enabled": True,
+                "issuerURL": f"https://{location}.oic.prod-aks.azure.com/"
+                f"{TENANT_ID}/{stable_guid(key, 'oidc')}/",
+            },
+            "identity": {
+                "type": "SystemAssigned",
+                "principalId": stable_guid(key, "principal"),
+            },
+            "identityProfile": {
+                "kubeletidentity": {
+                    "clientId": stable_guid(kubelet, "client"),
+                    "objectId": kubelet,
+                    "resourceId": f"/subscriptions/{self.subscription_id}/resourceGroups/"
+                    f"{inputs.get('nodeResourceGroup', 'MC_mock')}/providers/"
+                    f"Microsoft.ManagedIdentity/userAssignedIdentities/{name}-agentpool",
+                }
+            },
+        }
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         if args.token == "azure-native:authorization:getClientConfig":  # noqa: S105
@@ -342,3 +340,13 @@ class AzureMocks(pulumi.runtime.Mocks):
                 }
             }
         return {}
+
+
+def _grafana(inputs: dict[str, Any], name: str, key: str) -> dict[str, Any]:
+    """A Managed Grafana's endpoint and system-assigned identity."""
+    properties = dict(inputs.get("properties") or {})
+    properties["endpoint"] = f"https://{name}-{stable_guid(key)[:4]}.weu.grafana.azure.com"
+    return {
+        "properties": properties,
+        "identity": {"type": "SystemAssigned", "principalId": stable_guid(key, "principal")},
+    }

@@ -4,12 +4,16 @@
 registered under Pulumi's mocks. Each policy runs the way the engine's analyzer
 runs it (pulumi_policy ``_PolicyAnalyzerServicer``):
 
-- inputs go through a protobuf ``Struct`` round trip and ``deserialize_properties``,
+- inputs go through a protobuf ``Struct`` round trip and the analyzer's
+  ``deserialize_properties``,
   so numbers arrive as floats and secrets unwrapped, exactly as in a preview;
 - they are wrapped in ``unknown_checking_proxy`` and handed over in real
   ``ResourceValidationArgs`` / ``StackValidationArgs``;
 - ``disabled`` policies are skipped, ``remediate`` counts as ``mandatory`` and an
   ``UnknownValueError`` becomes an advisory "can't run policy" diagnostic.
+
+The analyzer's decoding and proxy are private to pulumi_policy; they come through
+``infra.pulumi_internals``, where every private Pulumi API recplat uses is listed.
 """
 
 from __future__ import annotations
@@ -29,9 +33,8 @@ from pulumi_policy import (
     ResourceValidationArgs,
     StackValidationArgs,
 )
-from pulumi_policy.deserialize import deserialize_properties
-from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
+from infra.pulumi_internals import UnknownValueError, policy_properties, unknown_checking_proxy
 from policies.catalog import ALL_POLICIES, POLICY_NAMES, RESOURCE_POLICIES, STACK_POLICIES
 from policies.pack_config import (
     config_for_stack,
@@ -109,7 +112,7 @@ def engine_props(props: Mapping[str, Any], urn: str) -> dict[str, Any]:
         struct.update(_json_safe(props))
     except (TypeError, ValueError) as error:
         raise PolicyInputError(f"{urn}: inputs are not JSON-like values: {error}") from error
-    return deserialize_properties(json_format.MessageToDict(struct))
+    return policy_properties(json_format.MessageToDict(struct))
 
 
 def _json_safe(value: Any) -> Any:

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pulumi_policy import PolicyResource, Severity, StackValidationArgs
-from pulumi_policy.proxy import UnknownValueError
 
+from infra.pulumi_internals import UnknownValueError
 from policies.context import as_list, as_mapping, lookup
 from policies.identity import REGISTRY
 from policies.rule import Violations, stack_policy

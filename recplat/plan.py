@@ -179,9 +179,9 @@ def _bytecode_cache() -> Path:
 
 def _masked(value: Any) -> Any:
     """``value`` with every Pulumi secret replaced by ``[secret]``, JSON-safe."""
-    from pulumi.runtime import rpc
+    from infra.pulumi_internals import is_rpc_secret
 
-    if rpc.is_rpc_secret(value):
+    if is_rpc_secret(value):
         return SECRET_MASK
     if isinstance(value, Mapping):
         return {str(key): _masked(item) for key, item in value.items()}
@@ -215,15 +215,15 @@ class _OutputDependencies:
 
     def by_urn(self) -> dict[str, set[str]]:
         """Resource URN -> URNs of the resources whose outputs it reads."""
-        from pulumi.runtime.sync_await import _sync_await
+        from infra.pulumi_internals import output_resources, output_value
 
         result: dict[str, set[str]] = {}
         for resource, outputs in self.pending:
-            urn = str(_sync_await(resource.urn.future()))
+            urn = str(output_value(resource.urn))
             feeding = result.setdefault(urn, set())
             for output in outputs:
-                for source in _sync_await(output.resources()):
-                    feeding.add(str(_sync_await(source.urn.future())))
+                for source in output_resources(output):
+                    feeding.add(str(output_value(source.urn)))
         return result
 
 
@@ -249,25 +249,49 @@ def _run_program(stack: str, root: Path) -> dict[str, Any]:
     import runpy
 
     import pulumi
-    from pulumi.runtime import mocks, rpc, settings
-    from pulumi.runtime.stack import wait_for_rpcs
-    from pulumi.runtime.sync_await import _sync_await
 
     config, secret_keys = stack_config(root, stack)
     config.setdefault("azure-native:subscriptionId", _placeholder_subscription())
-    subscription = config["azure-native:subscriptionId"]
 
     from infra.plan_mocks import AzureMocks
 
-    azure = AzureMocks(subscription)
+    azure = AzureMocks(config["azure-native:subscriptionId"])
     recorded: list[dict[str, Any]] = []
+    pulumi.runtime.set_all_config(config, secret_keys)
+    pulumi.runtime.set_mocks(
+        azure, project=PROJECT, stack=stack, preview=False, monitor=_recorder(azure, recorded)
+    )
+    output_dependencies = _OutputDependencies()
+    pulumi.runtime.register_stack_transformation(output_dependencies)
 
-    class RecordingMonitor(mocks.MockMonitor):
-        """Keeps what the engine would receive: parent, type, name and raw inputs."""
+    def program() -> None:
+        runpy.run_path(str(root / "infra" / "__main__.py"), run_name="__main__")
 
+    # Runs the program, then waits until every registration and output has settled.
+    pulumi.runtime.test(program)()
+    fed_by = output_dependencies.by_urn()
+    for resource in recorded:
+        resource["dependencies"] = sorted(
+            {*resource["dependencies"], *fed_by.get(resource["urn"], set())} - {resource["urn"]}
+        )
+    return {
+        "resources": recorded,
+        "outputs": _stack_outputs(),
+        "generated_secrets": azure.secret_values,
+    }
+
+
+def _recorder(azure: Any, recorded: list[dict[str, Any]]) -> Any:
+    """A mock engine that appends to ``recorded`` what the real one would receive: each
+    resource's URN, type, name, parent, masked inputs, ``depends_on`` and provider."""
+    from infra.pulumi_internals import MockMonitor, engine_properties
+
+    class RecordingMonitor(MockMonitor):
         def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
+                # The provider reference is "<provider urn>::<provider id>".
+                provider = [request.provider.rsplit("::", 1)[0]] if request.provider else []
                 recorded.append(
                     {
                         "urn": response.urn,
@@ -275,45 +299,27 @@ def _run_program(stack: str, root: Path) -> dict[str, Any]:
                         "name": request.name,
                         "parent": request.parent or None,
                         "custom": bool(request.custom),
-                        "inputs": _masked(
-                            rpc.deserialize_properties(request.object, keep_unknowns=True)
-                        ),
-                        "dependencies": sorted(
-                            {
-                                *request.dependencies,
-                                # "<provider urn>::<provider id>"
-                                *(
-                                    [request.provider.rsplit("::", 1)[0]]
-                                    if request.provider
-                                    else []
-                                ),
-                            }
-                        ),
+                        "inputs": _masked(engine_properties(request.object)),
+                        "dependencies": sorted({*request.dependencies, *provider}),
                     }
                 )
             return response
 
-    pulumi.runtime.set_all_config(config, secret_keys)
-    mocks.set_mocks(
-        azure, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(azure)
-    )
-    output_dependencies = _OutputDependencies()
-    pulumi.runtime.register_stack_transformation(output_dependencies)
-    runpy.run_path(str(root / "infra" / "__main__.py"), run_name="__main__")
-    _sync_await(wait_for_rpcs())
-    fed_by = output_dependencies.by_urn()
-    for resource in recorded:
-        resource["dependencies"] = sorted(
-            {*resource["dependencies"], *fed_by.get(resource["urn"], set())} - {resource["urn"]}
-        )
+    return RecordingMonitor(azure)
+
+
+def _stack_outputs() -> dict[str, Any]:
+    """The program's ``pulumi.export``-ed values, secrets masked."""
+    import pulumi
+
+    from infra.pulumi_internals import output_is_secret, output_value
 
     outputs: dict[str, Any] = {}
-    stack_resource = settings.get_root_resource()
+    stack_resource = pulumi.runtime.get_root_resource()
     for name, value in getattr(stack_resource, "outputs", {}).items():
         output = pulumi.Output.from_input(value)
-        secret = _sync_await(output.is_secret())
-        outputs[name] = SECRET_MASK if secret else _masked(_sync_await(output.future()))
-    return {"resources": recorded, "outputs": outputs, "generated_secrets": azure.secret_values}
+        outputs[name] = SECRET_MASK if output_is_secret(output) else _masked(output_value(output))
+    return outputs
 
 
 def _placeholder_subscription() -> str:

@@ -51,8 +51,8 @@ SERVICE_JOB = "ranking"
 RULES_ENVIRONMENT = Environment.DEV.value
 """The environment whose alert rules are loaded: the local platform runs brands' `dev`."""
 PLATFORM_RULES = Path(__file__).resolve().parents[2] / "infra" / "rules" / "platform.rules.yaml"
-"""infra's platform rule file (`infra.monitoring.PLATFORM_RULES`; not imported, since
-`infra.monitoring` pulls in the whole Azure provider)."""
+"""infra's platform rule file (`infra.cluster_monitoring.PLATFORM_RULES`; not imported, since
+`infra.cluster_monitoring` pulls in the whole Azure provider)."""
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 from ranking_features.brand import Brand, load_brands
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,7 +140,7 @@ def plan_brands(
     pulumi.runtime.set_mocks(
         _Mocks(planned, random_seed), project="recplat", stack=environment, preview=False
     )
-    _sync_await(run_pulumi_func(program))
+    pulumi.runtime.test(program)()
     return planned
 
 

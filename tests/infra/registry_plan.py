@@ -43,11 +43,9 @@ def plan_registry(stack: str) -> dict[str, Any]:
 
 def _run(stack: str, out: Path) -> None:
     import pulumi
-    from pulumi.runtime import mocks, rpc
-    from pulumi.runtime.stack import wait_for_rpcs
-    from pulumi.runtime.sync_await import _sync_await
 
     from infra.plan_mocks import PLACEHOLDER_SUBSCRIPTION, AzureMocks
+    from infra.pulumi_internals import MockMonitor, engine_properties, output_value
 
     document = yaml.safe_load((REGISTRY_DIR / f"Pulumi.{stack}.yaml").read_text())
     config = {
@@ -58,25 +56,26 @@ def _run(stack: str, out: Path) -> None:
     azure = AzureMocks(config["azure-native:subscriptionId"])
     recorded: list[dict[str, Any]] = []
 
-    class Recording(mocks.MockMonitor):
+    class Recording(MockMonitor):
         def RegisterResource(self, request: Any) -> Any:
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
-                inputs = rpc.deserialize_properties(request.object)
+                inputs = engine_properties(request.object)
                 recorded.append({"type": request.type, "name": request.name, "inputs": inputs})
             return response
 
     pulumi.runtime.set_all_config(config)
-    mocks.set_mocks(
+    pulumi.runtime.set_mocks(
         azure, project="recplat-registry", stack=stack, preview=False, monitor=Recording(azure)
     )
-    runpy.run_path(str(REGISTRY_DIR / "__main__.py"), run_name="__main__")
-    _sync_await(wait_for_rpcs())
-    from pulumi.runtime import settings
 
+    def program() -> None:
+        runpy.run_path(str(REGISTRY_DIR / "__main__.py"), run_name="__main__")
+
+    pulumi.runtime.test(program)()
     outputs = {
-        name: _sync_await(pulumi.Output.from_input(value).future())
-        for name, value in getattr(settings.get_root_resource(), "outputs", {}).items()
+        name: output_value(pulumi.Output.from_input(value))
+        for name, value in getattr(pulumi.runtime.get_root_resource(), "outputs", {}).items()
     }
     out.write_text(
         json.dumps({"resources": recorded, "outputs": outputs, "config": config}, default=str)

@@ -23,8 +23,8 @@ from infra.azure_roles import (
     role_assignment_name,
     role_definition_id,
 )
-from infra.config import StackConfigError, parse_stack_config
 from infra.plan_mocks import DEPLOYER_OBJECT_ID
+from infra.stack_config import StackConfigError, parse_stack_config
 from recplat.plan import Plan
 from tests.infra.plan_queries import REPO_ROOT, STACKS, stack_file
 

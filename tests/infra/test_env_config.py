@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from infra.config import StackConfigError, parse_stack_config
 from infra.environment_names import environment_names
+from infra.stack_config import StackConfigError, parse_stack_config
 from tests.infra.plan_queries import stack_file
 
 pytestmark = pytest.mark.fast

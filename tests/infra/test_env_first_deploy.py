@@ -13,8 +13,12 @@ from ranking_features.brand import brands_for_environment, load_brands
 from infra.brand_alerts import brand_alert_rules
 from infra.brand_names import NAMESPACE_COST_LABELS
 from infra.cluster import ksm_label_name
-from infra.config import SUPPORTED_KUBERNETES_MINORS, StackConfigError, parse_stack_config
-from infra.monitoring import CONTAINER_INSIGHTS_ASSOCIATION, PLATFORM_RULES, rule_groups_from_yaml
+from infra.cluster_monitoring import (
+    CONTAINER_INSIGHTS_ASSOCIATION,
+    PLATFORM_RULES,
+    rule_groups_from_yaml,
+)
+from infra.config import SUPPORTED_KUBERNETES_MINORS
 from infra.prometheus_collection import (
     MINIMAL_KEEP_LISTS,
     SETTINGS_CONFIGMAP,
@@ -25,6 +29,7 @@ from infra.prometheus_collection import (
     settings_configmap_data,
     target_of,
 )
+from infra.stack_config import StackConfigError, parse_stack_config
 from recplat.plan import Plan
 from tests.infra.plan_queries import REPO_ROOT, STACKS, lookup, one, stack_file
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.monitoring import PLATFORM_RULES, iso_duration, rule_groups_from_yaml
+from infra.cluster_monitoring import PLATFORM_RULES, iso_duration, rule_groups_from_yaml
 from recplat.plan import Plan
 
 RULES_DIR = PLATFORM_RULES.parent

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from infra import azure_roles
-from infra.config import IngressExposure, StackConfigError, parse_stack_config
+from infra.config import IngressExposure
 from infra.ingress_edge import load_balancer_annotations
+from infra.stack_config import StackConfigError, parse_stack_config
 from policies.offline import evaluate_stack
 from recplat.plan import Plan
 from tests.infra.plan_queries import REPO_ROOT, one, stack_file

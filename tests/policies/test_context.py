@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from pulumi_policy import ResourceValidationArgs
-from pulumi_policy.proxy import unknown_checking_proxy
 
+from infra.pulumi_internals import unknown_checking_proxy
 from policies.aks import aks_standard_tier_prod
 from policies.context import is_brand_resource, stack_name
 from policies.tags import TAGGABLE_TYPES

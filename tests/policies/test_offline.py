@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
+from infra.pulumi_internals import UNKNOWN_STRING_VALUE
 from policies.offline import PolicyInputError, engine_props, evaluate_stack
 from policies.pack_config import CONFIG_DIR, PackConfigError, load_pack_config
 from tests.policies.known_good import known_good_stack, resource

@@ -15,8 +15,8 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import empty_pb2, struct_pb2
-from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, plugin_pb2
 
+from infra.pulumi_internals import analyzer_pb2, analyzer_pb2_grpc, plugin_pb2
 from policies.catalog import ALL_POLICIES
 from tests.policies.known_good import known_good_stack, resource
 
