@@ -242,7 +242,7 @@ class _OutputDependencies:
 def _aliases(request: Any) -> list[dict[str, Any]]:
     """The aliases of a registration: an old URN, or a spec (``name``, ``type``, ``parent``
     URN, ``no_parent``; empty means "as the resource") that the engine completes.
-    ``recplat.plan_diff`` resolves them as the engine does."""
+    ``recplat.plan_aliases`` resolves them as the engine does."""
     aliases: list[dict[str, Any]] = [{"urn": urn} for urn in request.aliasURNs]
     for alias in request.aliases:
         if alias.WhichOneof("alias") == "urn":

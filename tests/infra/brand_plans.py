@@ -45,7 +45,7 @@ class PlannedResource:
     parent: str | None = None
     depends_on: list[str] = field(default_factory=list)
     brand: str | None = None
-    """The BrandStack it belongs to, through any of the brand's components."""
+    """The BrandStack it is a child of, directly or through the brand's own components."""
 
     @property
     def kind(self) -> str:
@@ -158,14 +158,15 @@ def plan_brands(
     )
     _sync_await(run_pulumi_func(program))
     for resource in planned.values():
-        # Names are only unique per type (AzureDashboard and its Dashboard share one), so a
-        # walk up by name stops where it would meet itself.
-        current, seen = resource, {resource.name}
-        while current.parent in planned and planned[current.parent].kind != "BrandStack":
-            if current.parent in seen:
-                break
+        # Up through the brand's own components (``recplat:brand:*``) only: the children of
+        # MlflowAccess and AzureDashboard stay theirs, as when all sat under the BrandStack.
+        current = resource
+        while (
+            current.parent in planned
+            and planned[current.parent].type.startswith("recplat:brand:")
+            and planned[current.parent].kind != "BrandStack"
+        ):
             current = planned[current.parent]
-            seen.add(current.name)
         resource.brand = current.parent
     return planned
 

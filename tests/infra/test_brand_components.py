@@ -110,7 +110,8 @@ def test_guard_rails_children_wait_for_the_namespace_and_alias_their_old_parent(
             if isinstance(alias, pulumi.Alias) and alias.parent is former_parent
         ], f"{name} has no alias to the BrandStack it was deployed under"
         if name != "newsroom-namespace":
-            assert rails.namespace in (opts.depends_on or []), f"{name} waits for the namespace"
+            waits_for = opts.depends_on
+            assert isinstance(waits_for, list) and rails.namespace in waits_for, name
     return rails.namespace.id.apply(lambda _: None)
 
 
@@ -174,3 +175,21 @@ def test_every_brand_resource_is_found_where_it_was_before_the_split(
     unaliased = Plan(stack, [{**r, "aliases": []} for r in plan.resources], plan.outputs)
     diff = compare_plans(_flattened(plan), unaliased, "before the split")
     assert diff.count("move") == 0 and diff.count("remove") == diff.count("add") > 40
+
+
+def test_the_brand_scope_policy_still_sees_brand_grants_inside_components(
+    plan_for: Callable[[str, Path | None], Plan],
+) -> None:
+    """The offline plan's URNs keep only the parent's type (BrandIdentity, not BrandStack);
+    the policies must still take the brand's role assignments for brand resources."""
+    from policies.context import is_brand_resource
+
+    plan = plan_for("dev", REPO_ROOT / "brands")
+    grants = [
+        r
+        for r in plan.of_type("azure-native:authorization:RoleAssignment")
+        if plan.brand_of(r["urn"])
+    ]
+    assert len(grants) >= 7
+    assert "BrandStack" not in grants[0]["urn"]
+    assert all(is_brand_resource(grant["urn"], {}) for grant in grants)
