@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+from ranking_features.brand import Brand
 
 from infra.brand_alerts import brand_alert_rules, create_rule_group, rule_file
 from infra.brand_inputs import BrandPlatform
@@ -18,7 +19,6 @@ from infra.brand_names import BrandNames
 from infra.dashboards.azure_dashboard import AzureDashboard, AzureDashboardArgs
 from infra.dashboards.brand_dashboard import BrandDashboardArgs, brand_dashboard
 from infra.dashboards.panels import dashboard_json
-from recplat.brand import Brand
 
 
 @dataclass(frozen=True)

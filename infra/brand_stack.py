@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+from ranking_features.brand import Brand
 
 from infra.brand_data import BrandData, BrandDataArgs
 from infra.brand_identity import BrandIdentity, BrandIdentityArgs
@@ -42,7 +43,6 @@ from infra.brand_pods import BrandWorkloadContext
 from infra.brand_service import RankingService, RankingServiceArgs
 from infra.brand_training import TrainingJob, TrainingJobArgs
 from infra.mlflow_access import MlflowAccess, MlflowAccessArgs
-from recplat.brand import Brand
 
 BRAND_STACK_TYPE = "recplat:brand:BrandStack"
 

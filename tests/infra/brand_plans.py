@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
-
-from recplat.brand import Brand, load_brands
+from ranking_features.brand import Brand, load_brands
 
 if TYPE_CHECKING:
     from infra.brand_inputs import BrandPlatform
@@ -100,7 +99,6 @@ def stand_in_platform(environment: str, *, dask_enabled: bool = True) -> BrandPl
         storage_account_id=STORAGE_ID,
         key_vault_name="kv-recplat",
         key_vault_id=VAULT_ID,
-        key_vault_uri="https://kv-recplat.vault.azure.net/",
         oidc_issuer_url="https://westeurope.oic.prod-aks.azure.com/tenant/issuer/",
         acr_login_server="acrrecplat.azurecr.io",
         images=BrandImages(
