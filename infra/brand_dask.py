@@ -53,15 +53,35 @@ class DaskPods:
     pod_spec: Callable[[core.ContainerArgs], core.PodSpecArgs]
 
 
-def create_dask_cluster(
-    context: BrandWorkloadContext, pods: DaskPods, opts: pulumi.ResourceOptions
-) -> list[pulumi.Resource]:
+@dataclass(frozen=True)
+class BrandDaskArgs:
+    """The brand's workload context, how its pods run, and the operator they need."""
+
+    context: BrandWorkloadContext
+    pods: DaskPods
+    dask_operator: tuple[pulumi.Resource, ...] = ()
+    """The operator's Helm release: it installs the Dask CRDs; without them the objects fail."""
+
+
+class BrandDask(pulumi.ComponentResource):
     """The DaskCluster, its autoscaler and the operator's network path to the scheduler."""
-    cluster = _dask_cluster(context, pods, opts)
-    autoscaler = _autoscaler(
-        context, pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[cluster]))
-    )
-    return [cluster, autoscaler, _operator_reaches_scheduler(context, opts)]
+
+    resources: list[pulumi.Resource]
+    """What the training CronJobs wait for."""
+
+    def __init__(
+        self, name: str, args: BrandDaskArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("recplat:brand:BrandDask", name, None, opts)
+        context = args.context
+        children = context.options(self, depends_on=list(args.dask_operator))
+        cluster = _dask_cluster(context, args.pods, children)
+        autoscaler = _autoscaler(
+            context,
+            pulumi.ResourceOptions.merge(children, pulumi.ResourceOptions(depends_on=[cluster])),
+        )
+        self.resources = [cluster, autoscaler, _operator_reaches_scheduler(context, children)]
+        self.register_outputs({"cluster": context.names.dask_cluster})
 
 
 def _dask_cluster(

@@ -1,4 +1,4 @@
-"""A brand's namespace and its guard rails: labels, quota, limit range and network policies.
+"""BrandGuardRails: a brand's namespace, its quota, limit range and network policies.
 
 The namespace is the unit of isolation between brands. Its quota is sized from the
 brand file so one brand cannot starve another, and its network policies deny all
@@ -9,13 +9,14 @@ scraper in, and DNS, the MLflow server and Azure endpoints (HTTPS) out.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
 from ranking_features.brand import Brand
 
+from infra.brand_moves import child_options
 from infra.brand_names import BrandNames
 from infra.network_rules import dns_egress_rule, namespace_selector
 
@@ -81,6 +82,51 @@ class BrandCapacity:
         return cls(cpu_milli=cpu, memory_mi=memory, pods=pods)
 
 
+@dataclass(frozen=True)
+class GuardRailsArgs:
+    """The brand (its sizing and workers), its names and labels, and the flows it may use."""
+
+    brand: Brand
+    names: BrandNames
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    provider: k8s.Provider
+    mlflow_namespace: str
+    """Namespace of the MLflow server: egress to it, on ``mlflow_port`` only."""
+    ingress_namespace: str
+    """Namespace of the ingress controller: the only way in to the service."""
+    mlflow_port: int = 5000
+    private_endpoint_cidrs: Sequence[str] = field(default_factory=tuple)
+    """Private-endpoint subnets the brand's pods reach over HTTPS (stacks with them)."""
+    moved_from: pulumi.Resource | None = None
+    """The children's former parent (``infra.brand_moves``)."""
+
+
+class BrandGuardRails(pulumi.ComponentResource):
+    """The brand namespace (restricted pod security), its quota and limits, and the network
+    policies that deny every flow but the few a brand needs."""
+
+    namespace: core.Namespace
+    """The namespace itself: brand workloads wait for it."""
+
+    def __init__(
+        self, name: str, args: GuardRailsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("recplat:brand:BrandGuardRails", name, None, opts)
+        self.namespace = create_namespace(
+            args.brand,
+            args.names,
+            args.labels,
+            args.annotations,
+            child_options(self, args.moved_from, provider=args.provider),
+        )
+        in_namespace = child_options(
+            self, args.moved_from, provider=args.provider, depends_on=[self.namespace]
+        )
+        create_guard_rails(args, in_namespace)
+        self.register_outputs({"namespace": args.names.namespace})
+
+
 def create_namespace(
     brand: Brand,
     names: BrandNames,
@@ -105,95 +151,83 @@ def create_namespace(
 
 
 def create_guard_rails(
-    brand: Brand,
-    names: BrandNames,
-    labels: dict[str, str],
-    mlflow_namespace: str,
-    mlflow_port: int,
-    ingress_namespace: str,
-    private_endpoint_cidrs: Sequence[str],
-    opts: pulumi.ResourceOptions,
+    args: GuardRailsArgs, opts: pulumi.ResourceOptions
 ) -> list[pulumi.CustomResource]:
     """Quota, limit range and network policies of the brand namespace."""
+    brand, names = args.brand, args.names
     capacity = BrandCapacity.of(brand)
     largest_cpu = max(cpu_milli(brand.serving.cpu), cpu_milli(brand.training.cpu))
     largest_memory = max(memory_mi(brand.serving.memory), memory_mi(brand.training.memory))
-
-    def metadata(name: str) -> meta.ObjectMetaArgs:
-        return meta.ObjectMetaArgs(name=name, namespace=names.namespace, labels=labels)
-
-    resources: list[pulumi.CustomResource] = [
-        core.ResourceQuota(
-            f"{brand.name}-quota",
-            metadata=metadata("brand-quota"),
-            spec=core.ResourceQuotaSpecArgs(
-                hard={
-                    "requests.cpu": f"{capacity.cpu_milli}m",
-                    "requests.memory": f"{capacity.memory_mi}Mi",
-                    "limits.cpu": f"{capacity.cpu_milli * CPU_LIMIT_FACTOR}m",
-                    "limits.memory": f"{capacity.memory_mi}Mi",
-                    "pods": str(capacity.pods),
-                    # A brand is reached through the shared ingress only.
-                    "services.loadbalancers": "0",
-                    "services.nodeports": "0",
-                    "persistentvolumeclaims": "0",
-                }
-            ),
-            opts=opts,
+    quota = core.ResourceQuota(
+        f"{brand.name}-quota",
+        metadata=_metadata(args, "brand-quota"),
+        spec=core.ResourceQuotaSpecArgs(
+            hard={
+                "requests.cpu": f"{capacity.cpu_milli}m",
+                "requests.memory": f"{capacity.memory_mi}Mi",
+                "limits.cpu": f"{capacity.cpu_milli * CPU_LIMIT_FACTOR}m",
+                "limits.memory": f"{capacity.memory_mi}Mi",
+                "pods": str(capacity.pods),
+                # A brand is reached through the shared ingress only.
+                "services.loadbalancers": "0",
+                "services.nodeports": "0",
+                "persistentvolumeclaims": "0",
+            }
         ),
-        core.LimitRange(
-            f"{brand.name}-limits",
-            metadata=metadata("brand-limits"),
-            spec=core.LimitRangeSpecArgs(
-                limits=[
-                    core.LimitRangeItemArgs(
-                        type="Container",
-                        default_request={"cpu": "100m", "memory": "128Mi"},
-                        default={"cpu": "200m", "memory": "128Mi"},
-                        max={
-                            "cpu": f"{largest_cpu * CPU_LIMIT_FACTOR}m",
-                            "memory": f"{largest_memory}Mi",
-                        },
-                    )
-                ]
-            ),
-            opts=opts,
+        opts=opts,
+    )
+    limits = core.LimitRange(
+        f"{brand.name}-limits",
+        metadata=_metadata(args, "brand-limits"),
+        spec=core.LimitRangeSpecArgs(
+            limits=[
+                core.LimitRangeItemArgs(
+                    type="Container",
+                    default_request={"cpu": "100m", "memory": "128Mi"},
+                    default={"cpu": "200m", "memory": "128Mi"},
+                    max={
+                        "cpu": f"{largest_cpu * CPU_LIMIT_FACTOR}m",
+                        "memory": f"{largest_memory}Mi",
+                    },
+                )
+            ]
+        ),
+        opts=opts,
+    )
+    policies = {
+        **_ingress_policies(args.ingress_namespace),
+        **_egress_policies(args),
+        **(_dask_policies(names) if brand.training.workers else {}),
+    }
+    return [
+        quota,
+        limits,
+        *(
+            networking.NetworkPolicy(
+                f"{brand.name}-netpol-{name}", metadata=_metadata(args, name), spec=spec, opts=opts
+            )
+            for name, spec in policies.items()
         ),
     ]
-    resources.extend(
-        _network_policies(
-            brand,
-            names,
-            metadata,
-            mlflow_namespace,
-            mlflow_port,
-            ingress_namespace,
-            private_endpoint_cidrs,
-            opts,
-        )
-    )
-    return resources
 
 
-def _network_policies(
-    brand: Brand,
-    names: BrandNames,
-    metadata: Callable[[str], k8s.meta.v1.ObjectMetaArgs],
-    mlflow_namespace: str,
-    mlflow_port: int,
-    ingress_namespace: str,
-    private_endpoint_cidrs: Sequence[str],
-    opts: pulumi.ResourceOptions,
-) -> list[pulumi.CustomResource]:
-    every_pod = meta.LabelSelectorArgs()
-    service_pods = meta.LabelSelectorArgs(match_labels={"app.kubernetes.io/name": "ranking"})
-    policies = {
+def _metadata(args: GuardRailsArgs, name: str) -> meta.ObjectMetaArgs:
+    return meta.ObjectMetaArgs(name=name, namespace=args.names.namespace, labels=args.labels)
+
+
+EVERY_POD = meta.LabelSelectorArgs()
+SERVICE_PODS = meta.LabelSelectorArgs(match_labels={"app.kubernetes.io/name": "ranking"})
+
+
+def _ingress_policies(ingress_namespace: str) -> dict[str, networking.NetworkPolicySpecArgs]:
+    """Deny all, then let in the ingress controller and the metrics scraper, to the service."""
+    return {
         # Everything not allowed below is denied, in both directions, for every pod.
         "default-deny": networking.NetworkPolicySpecArgs(
-            pod_selector=every_pod, policy_types=["Ingress", "Egress"]
+            pod_selector=EVERY_POD, policy_types=["Ingress", "Egress"]
         ),
         "allow-ingress-controller": networking.NetworkPolicySpecArgs(
-            pod_selector=service_pods,
+            pod_selector=SERVICE_PODS,
             policy_types=["Ingress"],
             ingress=[
                 networking.NetworkPolicyIngressRuleArgs(
@@ -208,7 +242,7 @@ def _network_policies(
         ),
         # AKS managed Prometheus scrapes from its ama-metrics pods in kube-system.
         "allow-metrics-scrape": networking.NetworkPolicySpecArgs(
-            pod_selector=service_pods,
+            pod_selector=SERVICE_PODS,
             policy_types=["Ingress"],
             ingress=[
                 networking.NetworkPolicyIngressRuleArgs(
@@ -224,22 +258,28 @@ def _network_policies(
                 )
             ],
         ),
+    }
+
+
+def _egress_policies(args: GuardRailsArgs) -> dict[str, networking.NetworkPolicySpecArgs]:
+    """Out: DNS, the MLflow server, and Azure endpoints over HTTPS."""
+    return {
         "allow-egress-dns": networking.NetworkPolicySpecArgs(
-            pod_selector=every_pod,
+            pod_selector=EVERY_POD,
             policy_types=["Egress"],
             egress=[dns_egress_rule()],
         ),
         "allow-egress-mlflow": networking.NetworkPolicySpecArgs(
-            pod_selector=every_pod,
+            pod_selector=EVERY_POD,
             policy_types=["Egress"],
             egress=[
                 networking.NetworkPolicyEgressRuleArgs(
                     to=[
                         networking.NetworkPolicyPeerArgs(
-                            namespace_selector=namespace_selector(mlflow_namespace)
+                            namespace_selector=namespace_selector(args.mlflow_namespace)
                         )
                     ],
-                    ports=[networking.NetworkPolicyPortArgs(port=mlflow_port, protocol="TCP")],
+                    ports=[networking.NetworkPolicyPortArgs(port=args.mlflow_port, protocol="TCP")],
                 )
             ],
         ),
@@ -247,7 +287,7 @@ def _network_policies(
         # to public addresses (Entra ID, Blob, Key Vault) plus the private endpoints;
         # the private ranges are excluded so this never opens a path to another brand.
         "allow-egress-azure": networking.NetworkPolicySpecArgs(
-            pod_selector=every_pod,
+            pod_selector=EVERY_POD,
             policy_types=["Egress"],
             egress=[
                 networking.NetworkPolicyEgressRuleArgs(
@@ -261,7 +301,7 @@ def _network_policies(
                             networking.NetworkPolicyPeerArgs(
                                 ip_block=networking.IPBlockArgs(cidr=cidr)
                             )
-                            for cidr in private_endpoint_cidrs
+                            for cidr in args.private_endpoint_cidrs
                         ],
                     ],
                     ports=[networking.NetworkPolicyPortArgs(port=443, protocol="TCP")],
@@ -269,14 +309,15 @@ def _network_policies(
             ],
         ),
     }
-    if brand.training.workers:
-        # The job talks to its Dask scheduler, which talks to its workers. Peers without
-        # a namespace selector are pods of this namespace only, so no brand reaches another.
-        dask_pods = meta.LabelSelectorArgs(
-            match_labels={"dask.org/cluster-name": names.dask_cluster}
-        )
-        training_pods = meta.LabelSelectorArgs(match_labels={"app.kubernetes.io/name": "training"})
-        policies["allow-dask-cluster"] = networking.NetworkPolicySpecArgs(
+
+
+def _dask_policies(names: BrandNames) -> dict[str, networking.NetworkPolicySpecArgs]:
+    """The job talks to its Dask scheduler, which talks to its workers. Peers without a
+    namespace selector are pods of this namespace only, so no brand reaches another."""
+    dask_pods = meta.LabelSelectorArgs(match_labels={"dask.org/cluster-name": names.dask_cluster})
+    training_pods = meta.LabelSelectorArgs(match_labels={"app.kubernetes.io/name": "training"})
+    return {
+        "allow-dask-cluster": networking.NetworkPolicySpecArgs(
             pod_selector=dask_pods,
             policy_types=["Ingress", "Egress"],
             ingress=[
@@ -292,8 +333,8 @@ def _network_policies(
                     to=[networking.NetworkPolicyPeerArgs(pod_selector=dask_pods)]
                 )
             ],
-        )
-        policies["allow-training-to-dask"] = networking.NetworkPolicySpecArgs(
+        ),
+        "allow-training-to-dask": networking.NetworkPolicySpecArgs(
             pod_selector=training_pods,
             policy_types=["Egress"],
             egress=[
@@ -301,10 +342,5 @@ def _network_policies(
                     to=[networking.NetworkPolicyPeerArgs(pod_selector=dask_pods)]
                 )
             ],
-        )
-    return [
-        networking.NetworkPolicy(
-            f"{brand.name}-netpol-{name}", metadata=metadata(name), spec=spec, opts=opts
-        )
-        for name, spec in policies.items()
-    ]
+        ),
+    }

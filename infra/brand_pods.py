@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 from ranking_features.brand import Brand
 from ranking_features.mlflow_names import registered_model_name
 
+from infra.brand_moves import child_options
 from infra.brand_names import BrandNames, BrandSecret
 
 core = k8s.core.v1
@@ -33,7 +35,7 @@ MLFLOW_PASSWORD_OBJECT = "mlflow-password"  # noqa: S105 - a file name, not a se
 
 @dataclass(frozen=True)
 class BrandWorkloadContext:
-    """Values every workload of one brand needs, resolved once per BrandStack."""
+    """Values every workload component of one brand needs, resolved once per BrandStack."""
 
     brand: Brand
     names: BrandNames
@@ -47,6 +49,15 @@ class BrandWorkloadContext:
     training_identity_client_id: pulumi.Input[str]
     acr_login_server: pulumi.Input[str]
     k8s_opts: pulumi.ResourceOptions
+    """The cluster's provider and what every workload waits for; no parent (``options``)."""
+    moved_from: pulumi.Resource | None = None
+    """The workloads' former parent, the ``BrandStack`` (``infra.brand_moves``)."""
+
+    def options(self, component: pulumi.Resource, **extra: Any) -> pulumi.ResourceOptions:
+        """Options for a Kubernetes child of ``component`` (``RankingService``...)."""
+        return pulumi.ResourceOptions.merge(
+            self.k8s_opts, child_options(component, self.moved_from, **extra)
+        )
 
     def metadata(
         self, name: str, component: str | None = None, **extra_labels: str

@@ -1,4 +1,4 @@
-"""A brand's ranking service on AKS: built for stability.
+"""RankingService: a brand's ranking service on AKS, built for stability.
 
 ServiceAccount (its own workload identity), the API key and the password of the brand's
 read-only MLflow user mounted from Key Vault through the Secrets Store CSI driver,
@@ -7,6 +7,8 @@ under ``https://<host>/brands/<name>/`` and the PodMonitor that managed Promethe
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -42,46 +44,69 @@ ROUTED_PATHS = ("rank", "feedback")
 TLS_SECRET_PREFIX = "keyvault-"  # noqa: S105 - a name prefix, not a secret
 
 
-def create_service(
-    context: BrandWorkloadContext,
-    image: str,
-    key_vault_name: pulumi.Input[str],
-    tenant_id: pulumi.Input[str],
-    ingress_class_name: str,
-    ingress_host: str,
-    tls_certificate_uri: pulumi.Input[str],
-) -> list[pulumi.Resource]:
-    """Every Kubernetes object of the brand's ranking service; its API is served over HTTPS only."""
-    brand, names, opts = context.brand, context.names, context.k8s_opts
-    prefix = f"{brand.name}-ranking"
-    selector = context.component_labels("ranking")
+@dataclass(frozen=True)
+class RankingServiceArgs:
+    """The brand's workload context, the service image and how its API is reached."""
 
-    account = core.ServiceAccount(
-        f"{prefix}-sa",
-        metadata=meta.ObjectMetaArgs(
-            name=names.service_account,
-            namespace=names.namespace,
-            labels={**context.labels, **workload_identity_labels()},
-            annotations={"azure.workload.identity/client-id": context.service_identity_client_id},
-        ),
-        automount_service_account_token=False,
-        opts=opts,
-    )
-    # The service's own class, read with the service's identity: the API key and the
-    # password of the brand's read-only MLflow user. The training job has its own class and
-    # identity, so serving can never sign in to MLflow as a writer.
-    provider_class = secret_provider_class(
-        f"{prefix}-api-key",
-        context.metadata(names.secret_provider_class),
-        client_id=context.service_identity_client_id,
-        key_vault_name=key_vault_name,
-        tenant_id=tenant_id,
-        secrets=[
-            (context.secret_names[BrandSecret.API_KEY], API_KEY_OBJECT),
-            (context.secret_names[BrandSecret.MLFLOW_READER_PASSWORD], MLFLOW_PASSWORD_OBJECT),
-        ],
-        opts=opts,
-    )
+    context: BrandWorkloadContext
+    image: str
+    key_vault_name: pulumi.Input[str]
+    tenant_id: pulumi.Input[str]
+    ingress_class_name: str
+    """Class of the environment's HTTPS edge controller."""
+    ingress_host: str
+    """The one host every brand API is served on, under ``/brands/<name>/``."""
+    tls_certificate_uri: pulumi.Input[str]
+
+
+class RankingService(pulumi.ComponentResource):
+    """Every Kubernetes object of the brand's ranking service; its API is served over HTTPS only."""
+
+    def __init__(
+        self, name: str, args: RankingServiceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("recplat:brand:RankingService", name, None, opts)
+        context = args.context
+        names, children = context.names, context.options(self)
+        prefix = f"{context.brand.name}-ranking"
+        account = core.ServiceAccount(
+            f"{prefix}-sa",
+            metadata=meta.ObjectMetaArgs(
+                name=names.service_account,
+                namespace=names.namespace,
+                labels={**context.labels, **workload_identity_labels()},
+                annotations={
+                    "azure.workload.identity/client-id": context.service_identity_client_id
+                },
+            ),
+            automount_service_account_token=False,
+            opts=children,
+        )
+        # The service's own class, read with the service's identity: the API key and the
+        # password of the brand's read-only MLflow user. The training job has its own class and
+        # identity, so serving can never sign in to MLflow as a writer.
+        provider_class = secret_provider_class(
+            f"{prefix}-api-key",
+            context.metadata(names.secret_provider_class),
+            client_id=context.service_identity_client_id,
+            key_vault_name=args.key_vault_name,
+            tenant_id=args.tenant_id,
+            secrets=[
+                (context.secret_names[BrandSecret.API_KEY], API_KEY_OBJECT),
+                (context.secret_names[BrandSecret.MLFLOW_READER_PASSWORD], MLFLOW_PASSWORD_OBJECT),
+            ],
+            opts=children,
+        )
+        _deployment(context, _container(context, args.image), account, provider_class, children)
+        _scaling(context, children)
+        _route(context, args, children)
+        _pod_monitor(context, children)
+        self.register_outputs({"deployment": names.deployment})
+
+
+def _container(context: BrandWorkloadContext, image: str) -> core.ContainerArgs:
+    """The ranking container: the environment contract, its secrets as files, three probes."""
+    brand, names = context.brand, context.names
     env = [
         *context.common_env(),
         *context.mlflow_auth_env(names.mlflow_reader),
@@ -124,6 +149,19 @@ def create_service(
             core.VolumeMountArgs(name="event-log", mount_path=EVENT_LOG_MOUNT),
         ],
     )
+    return container
+
+
+def _deployment(
+    context: BrandWorkloadContext,
+    container: core.ContainerArgs,
+    account: pulumi.Resource,
+    provider_class: pulumi.Resource,
+    opts: pulumi.ResourceOptions,
+) -> k8s.apps.v1.Deployment:
+    """The Deployment, spread over zones and nodes, rolled one pod at a time."""
+    names, selector = context.names, context.component_labels("ranking")
+    prefix = f"{context.brand.name}-ranking"
     spread = [
         core.TopologySpreadConstraintArgs(
             max_skew=1,
@@ -170,7 +208,14 @@ def create_service(
             opts, pulumi.ResourceOptions(depends_on=[account, provider_class])
         ),
     )
-    service = core.Service(
+    return deployment
+
+
+def _scaling(context: BrandWorkloadContext, opts: pulumi.ResourceOptions) -> None:
+    """The Service in front of the pods, the autoscaler and the disruption budget."""
+    brand, names, selector = context.brand, context.names, context.component_labels("ranking")
+    prefix = f"{brand.name}-ranking"
+    core.Service(
         f"{prefix}-service",
         metadata=context.metadata(names.service, "ranking"),
         spec=core.ServiceSpecArgs(
@@ -183,7 +228,7 @@ def create_service(
     target = k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
         api_version="apps/v1", kind="Deployment", name=names.deployment
     )
-    autoscaler = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+    k8s.autoscaling.v2.HorizontalPodAutoscaler(
         f"{prefix}-hpa",
         metadata=context.metadata(names.deployment, "ranking"),
         spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
@@ -204,7 +249,7 @@ def create_service(
         ),
         opts=opts,
     )
-    disruption_budget = k8s.policy.v1.PodDisruptionBudget(
+    k8s.policy.v1.PodDisruptionBudget(
         f"{prefix}-pdb",
         metadata=context.metadata(names.deployment, "ranking"),
         # One pod at a time: node drains proceed even at one replica (dev), and a
@@ -214,6 +259,15 @@ def create_service(
         ),
         opts=opts,
     )
+
+
+def _route(
+    context: BrandWorkloadContext, args: RankingServiceArgs, opts: pulumi.ResourceOptions
+) -> k8s.networking.v1.Ingress:
+    """The HTTPS route to the keyed API under the brand's path on the shared host."""
+    names, prefix = context.names, f"{context.brand.name}-ranking"
+    ingress_class_name, ingress_host = args.ingress_class_name, args.ingress_host
+    tls_certificate_uri = args.tls_certificate_uri
     route = k8s.networking.v1.Ingress(
         f"{prefix}-ingress",
         metadata=meta.ObjectMetaArgs(
@@ -259,6 +313,14 @@ def create_service(
         ),
         opts=opts,
     )
+    return route
+
+
+def _pod_monitor(
+    context: BrandWorkloadContext, opts: pulumi.ResourceOptions
+) -> k8s.apiextensions.CustomResource:
+    """What managed Prometheus scrapes: the pods' /metrics every 30 s."""
+    selector, prefix = context.component_labels("ranking"), f"{context.brand.name}-ranking"
     pod_monitor = k8s.apiextensions.CustomResource(
         f"{prefix}-podmonitor",
         api_version="azmonitoring.coreos.com/v1",
@@ -270,13 +332,4 @@ def create_service(
         },
         opts=opts,
     )
-    return [
-        account,
-        provider_class,
-        deployment,
-        service,
-        autoscaler,
-        disruption_budget,
-        route,
-        pod_monitor,
-    ]
+    return pod_monitor

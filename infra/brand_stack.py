@@ -1,50 +1,50 @@
 """BrandStack: everything one brand needs in one environment, isolated from every other brand.
 
 Adding ``brands/<name>.yaml`` is the whole of onboarding: ``__main__`` stamps one
-BrandStack per brand listed for the stack. This module owns the Azure side (identity,
-federated credentials, least-privilege role assignments, lake container, API key,
-MLflow password, alert rules) and wires in the Kubernetes side built by ``brand_namespace``,
-``brand_service`` and ``brand_training``.
+BrandStack per brand listed for the stack. A BrandStack only derives the brand's names,
+tags and labels and wires its components together, each in its own module with typed
+Args:
+
+- ``BrandData``: the lake container and the Key Vault secrets (``infra.brand_data``);
+- ``BrandIdentity``: the workloads' identities and least-privilege grants
+  (``infra.brand_identity``);
+- ``BrandMonitoring``: alert rules and dashboard (``infra.brand_monitoring``);
+- ``BrandGuardRails``: namespace, quota, limits, network policies (``infra.brand_namespace``);
+- ``MlflowAccess``: the brand's MLflow users and names (``infra.mlflow_access``);
+- ``RankingService`` and ``TrainingJob`` (with ``BrandDask``): the workloads
+  (``infra.brand_service``, ``infra.brand_training``, ``infra.brand_dask``).
+
+Before issue 17 every resource was a direct child of the BrandStack; the components alias
+their children to it (``infra.brand_moves``), so a deployed stack is moved, not replaced.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_azure_native as azure_native
-import pulumi_random as random
 from ranking_features.brand import Brand
 
-from infra.brand_alerts import brand_alert_rules, create_rule_group, rule_file
+from infra.brand_data import BrandData, BrandDataArgs
+from infra.brand_identity import BrandIdentity, BrandIdentityArgs
 from infra.brand_inputs import BrandPlatform
+from infra.brand_monitoring import BrandMonitoring, BrandMonitoringArgs
 from infra.brand_names import (
     BRAND_LABEL,
     COST_CENTER_LABEL,
     OWNER_LABEL,
-    SECRET_SUFFIX_BYTES,
     BrandNames,
     BrandSecret,
     brand_names,
     label_value,
 )
-from infra.brand_namespace import create_guard_rails, create_namespace
+from infra.brand_namespace import BrandGuardRails, GuardRailsArgs
 from infra.brand_pods import BrandWorkloadContext
-from infra.brand_service import create_service
-from infra.brand_training import create_training
-from infra.dashboards.azure_dashboard import AzureDashboard, AzureDashboardArgs
-from infra.dashboards.brand_dashboard import BrandDashboardArgs, brand_dashboard
-from infra.dashboards.panels import dashboard_json
+from infra.brand_service import RankingService, RankingServiceArgs
+from infra.brand_training import TrainingJob, TrainingJobArgs
 from infra.mlflow_access import MlflowAccess, MlflowAccessArgs
 
-# Built-in role definitions (same GUID in every Azure tenant).
-STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
-STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
-KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
-WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
-API_KEY_LENGTH = 48
-MLFLOW_PASSWORD_LENGTH = 40
+BRAND_STACK_TYPE = "recplat:brand:BrandStack"
 
 
 @dataclass(frozen=True)
@@ -54,15 +54,40 @@ class BrandStackArgs:
     brand: Brand
     platform: BrandPlatform
 
+    def __post_init__(self) -> None:
+        brand, platform = self.brand, self.platform
+        if platform.environment not in {env.value for env in brand.environments}:
+            raise ValueError(
+                f"BrandStack {brand.name!r}: the brand does not list environment "
+                f"{platform.environment!r}; add it to `environments` in brands/{brand.name}.yaml"
+            )
+        if brand.training.workers and not platform.dask_enabled:
+            raise ValueError(
+                f"brands/{brand.name}.yaml: training.workers: {brand.training.workers} needs the "
+                f"Dask operator, which stack {platform.environment!r} does not install; set "
+                f"overrides.{platform.environment}.training.workers to 0 or enable Dask"
+            )
 
-def _role_definition_id(scope_in_subscription: pulumi.Input[str], role: str) -> pulumi.Output[str]:
-    """The subscription-qualified id of a built-in role, from a resource id in that subscription."""
-    return pulumi.Output.from_input(scope_in_subscription).apply(
-        lambda resource_id: (
-            f"/subscriptions/{resource_id.split('/')[2]}"
-            f"/providers/Microsoft.Authorization/roleDefinitions/{role}"
-        )
-    )
+    def tags(self) -> dict[str, str]:
+        """The environment's tags and the brand's: every brand Azure resource carries them."""
+        brand = self.brand
+        return {
+            **self.platform.tags,
+            "brand": brand.name,
+            "owner": brand.owner,
+            "cost-center": brand.cost_center,
+        }
+
+    def labels(self) -> dict[str, str]:
+        """The labels every brand Kubernetes object carries."""
+        brand = self.brand
+        return {
+            "app.kubernetes.io/part-of": "recplat",
+            "app.kubernetes.io/managed-by": "pulumi",
+            BRAND_LABEL: brand.name,
+            OWNER_LABEL: label_value(brand.owner),
+            COST_CENTER_LABEL: label_value(brand.cost_center),
+        }
 
 
 class BrandStack(pulumi.ComponentResource):
@@ -79,291 +104,150 @@ class BrandStack(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: BrandStackArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("recplat:brand:BrandStack", name, None, opts)
+        super().__init__(BRAND_STACK_TYPE, name, None, opts)
         brand, platform = args.brand, args.platform
         if name != brand.name:
             raise ValueError(
                 f"BrandStack {name!r}: the resource name must be the brand name {brand.name!r}"
             )
-        if platform.environment not in {env.value for env in brand.environments}:
-            raise ValueError(
-                f"BrandStack {brand.name!r}: the brand does not list environment "
-                f"{platform.environment!r}; add it to `environments` in brands/{brand.name}.yaml"
-            )
-        if brand.training.workers and not platform.dask_enabled:
-            raise ValueError(
-                f"brands/{brand.name}.yaml: training.workers: {brand.training.workers} needs the "
-                f"Dask operator, which stack {platform.environment!r} does not install; set "
-                f"overrides.{platform.environment}.training.workers to 0 or enable Dask"
-            )
-        names = brand_names(brand.name, platform.environment)
-        self.names = names
-        tags = {
-            **platform.tags,
-            "brand": brand.name,
-            "owner": brand.owner,
-            "cost-center": brand.cost_center,
-        }
-        labels = {
-            "app.kubernetes.io/part-of": "recplat",
-            "app.kubernetes.io/managed-by": "pulumi",
-            BRAND_LABEL: brand.name,
-            OWNER_LABEL: label_value(brand.owner),
-            COST_CENTER_LABEL: label_value(brand.cost_center),
-        }
-        annotations = {
-            "recplat.io/owner": brand.owner,
-            "recplat.io/display-name": brand.display_name,
-        }
-        child = pulumi.ResourceOptions(parent=self)
-        k8s_child = pulumi.ResourceOptions(parent=self, provider=platform.k8s_provider)
-
-        # One identity per workload, so that what a pod may read is what its job needs: the
-        # internet-facing service can never fetch the training job's MLflow writer password.
-        identities: dict[str, azure_native.managedidentity.UserAssignedIdentity] = {}
-        federations: list[pulumi.Resource] = []
-        for workload, identity_name, credential, account in (
-            ("service", names.service_identity, names.service_federation, names.service_account),
-            ("training", names.identity, names.training_federation,
-             names.training_service_account),
-        ):  # fmt: skip
-            identities[workload] = azure_native.managedidentity.UserAssignedIdentity(
-                f"{brand.name}-{workload}-identity",
-                resource_name_=identity_name,
-                resource_group_name=platform.resource_group_name,
-                location=platform.location,
-                tags=tags,
-                opts=child,
-            )
-            federations.append(
-                azure_native.managedidentity.FederatedIdentityCredential(
-                    f"{brand.name}-{credential}",
-                    federated_identity_credential_resource_name=credential,
-                    resource_name_=identities[workload].name,
-                    resource_group_name=platform.resource_group_name,
-                    issuer=platform.oidc_issuer_url,
-                    subject=f"system:serviceaccount:{names.namespace}:{account}",
-                    audiences=[WORKLOAD_IDENTITY_AUDIENCE],
-                    opts=child,
-                )
-            )
-
-        container = azure_native.storage.BlobContainer(
-            f"{brand.name}-lake",
-            container_name=names.lake_container,
-            account_name=platform.storage_account_name,
-            resource_group_name=platform.resource_group_name,
-            public_access=azure_native.storage.PublicAccess.NONE,
-            # Containers take no tags; metadata carries the same facts.
-            metadata={"brand": brand.name, "cost_center": brand.cost_center},
-            opts=child,
+        self.names = names = brand_names(brand.name, platform.environment)
+        tags, child = args.tags(), pulumi.ResourceOptions(parent=self)
+        data = BrandData(
+            f"{brand.name}-data",
+            BrandDataArgs(names, brand.cost_center, tags, platform, moved_from=self),
+            child,
         )
-        # The API key (callers of the service) and the passwords of the brand's two MLflow
-        # users (the writer for training, the reader for serving) live in Key Vault only;
-        # pods read them as files. Their names end in a suffix drawn with the brand: Key Vault
-        # keeps a deleted secret's name for its retention period (unpurgeable under purge
-        # protection), so a brand removed and added again needs names it never had.
-        suffix = random.RandomId(
-            f"{brand.name}-secret-suffix", byte_length=SECRET_SUFFIX_BYTES, opts=child
+        identity = BrandIdentity(
+            f"{brand.name}-identity",
+            BrandIdentityArgs(names, tags, data, platform, moved_from=self),
+            child,
         )
-        secret_names: dict[BrandSecret, pulumi.Output[str]] = {
-            secret: suffix.hex.apply(functools.partial(names.secret_name, secret))
-            for secret in BrandSecret
-        }
-        secrets: dict[BrandSecret, azure_native.keyvault.Secret] = {}
-        for secret, length in (
-            (BrandSecret.API_KEY, API_KEY_LENGTH),
-            (BrandSecret.MLFLOW_PASSWORD, MLFLOW_PASSWORD_LENGTH),
-            (BrandSecret.MLFLOW_READER_PASSWORD, MLFLOW_PASSWORD_LENGTH),
-        ):
-            value = random.RandomPassword(
-                f"{brand.name}-{secret}", length=length, special=False, opts=child
-            )
-            secrets[secret] = azure_native.keyvault.Secret(
-                f"{brand.name}-{secret}-secret",
-                secret_name=secret_names[secret],
-                vault_name=platform.key_vault_name,
-                resource_group_name=platform.resource_group_name,
-                properties=azure_native.keyvault.SecretPropertiesArgs(
-                    value=value.result, content_type="text/plain"
-                ),
-                tags=tags,
-                opts=child,
-            )
-        container_scope = pulumi.Output.concat(
-            platform.storage_account_id, "/blobServices/default/containers/", names.lake_container
+        self.rule_file = BrandMonitoring(
+            f"{brand.name}-monitoring",
+            BrandMonitoringArgs(brand, names, tags, platform, moved_from=self),
+            child,
+        ).rule_file
+        guard_rails = self._guard_rails(args, names)
+        mlflow_access = self._mlflow_access(args, names, data, identity)
+        self._workloads(
+            args, self._workload_context(args, data, identity, guard_rails, mlflow_access)
         )
-
-        def secret_scope(secret: BrandSecret) -> pulumi.Output[str]:
-            return pulumi.Output.concat(platform.key_vault_id, "/secrets/", secret_names[secret])
-
-        def grant(
-            role_name: str,
-            principal_id: pulumi.Input[str],
-            role: str,
-            scope: pulumi.Input[str],
-            what: str,
-            dependency: pulumi.Resource,
-        ) -> azure_native.authorization.RoleAssignment:
-            return azure_native.authorization.RoleAssignment(
-                f"{brand.name}-{role_name}",
-                role_assignment_name=names.role_assignment_name(
-                    role_name, platform.subscription_id
-                ),
-                principal_id=principal_id,
-                # Without it Azure assumes a User and the assignment can fail to resolve.
-                principal_type=azure_native.authorization.PrincipalType.SERVICE_PRINCIPAL,
-                role_definition_id=_role_definition_id(platform.storage_account_id, role),
-                scope=scope,
-                description=f"recplat brand {brand.name}: {what}",
-                # A replacement keeps principal, role and scope, which Azure refuses to assign
-                # twice (RoleAssignmentExists): the old one must go first.
-                opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[dependency], delete_before_replace=True
-                ),
-            )
-
-        service, training = identities["service"].principal_id, identities["training"].principal_id
-        grants = [
-            # The service ships impressions and feedback into the lake; training only reads it.
-            grant("lake-contributor", service, STORAGE_BLOB_DATA_CONTRIBUTOR, container_scope,
-                  "the service writes events to its own lake container only", container),
-            grant("training-lake-reader", training, STORAGE_BLOB_DATA_READER, container_scope,
-                  "training reads its own lake container only", container),
-            grant("api-key-reader", service, KEY_VAULT_SECRETS_USER,
-                  secret_scope(BrandSecret.API_KEY), "the service reads its API key only",
-                  secrets[BrandSecret.API_KEY]),
-            grant("mlflow-reader-password-reader", service, KEY_VAULT_SECRETS_USER,
-                  secret_scope(BrandSecret.MLFLOW_READER_PASSWORD),
-                  "the service reads its read-only MLflow password only",
-                  secrets[BrandSecret.MLFLOW_READER_PASSWORD]),
-            grant("mlflow-password-reader", training, KEY_VAULT_SECRETS_USER,
-                  secret_scope(BrandSecret.MLFLOW_PASSWORD),
-                  "training reads its MLflow writer password only",
-                  secrets[BrandSecret.MLFLOW_PASSWORD]),
-        ]  # fmt: skip
-        # The brand's MLflow access Job (infra/mlflow_access.py) sets both passwords on the
-        # brand's MLflow users, so the server's identity may read these two secrets too. The
-        # grants live here so that they come and go with the brand.
-        server_reads = [
-            grant(f"mlflow-server-reads-{purpose}", platform.mlflow_identity_principal_id,
-                  KEY_VAULT_SECRETS_USER, secret_scope(secret),
-                  f"the MLflow server sets brand {brand.name}'s {purpose}", secrets[secret])
-            for purpose, secret in (
-                ("password", BrandSecret.MLFLOW_PASSWORD),
-                ("reader-password", BrandSecret.MLFLOW_READER_PASSWORD),
-            )
-        ]  # fmt: skip
-
-        rules = brand_alert_rules(brand, platform.environment)
-        self.rule_file = rule_file(names, rules)
-        create_rule_group(f"{brand.name}-alerts", names, rules, platform, tags, child)
-        AzureDashboard(
-            f"{brand.name}-dashboard",
-            AzureDashboardArgs(
-                dashboard_name=f"recplat-{platform.environment}-{brand.name}",
-                definition=dashboard_json(brand_dashboard(BrandDashboardArgs.from_brand(brand))),
-                resource_group_name=platform.resource_group_name,
-                location=platform.location,
-                tags=tags,
-            ),
-            opts=child,
-        )
-
-        namespace = create_namespace(brand, names, labels, annotations, k8s_child)
-        in_namespace = pulumi.ResourceOptions(
-            parent=self, provider=platform.k8s_provider, depends_on=[namespace]
-        )
-        create_guard_rails(
-            brand,
-            names,
-            labels,
-            mlflow_namespace=platform.mlflow_namespace,
-            mlflow_port=platform.mlflow_port,
-            ingress_namespace=platform.ingress_namespace,
-            private_endpoint_cidrs=platform.private_endpoint_cidrs,
-            opts=in_namespace,
-        )
-        lake_uri = pulumi.Output.concat(
-            "abfs://",
-            names.lake_container,
-            "@",
-            platform.storage_account_name,
-            ".dfs.core.windows.net/",
-        )
-        # Before any brand workload: the admin reserves the brand's MLflow names and grants
-        # them to the brand's users only, or refuses (infra/mlflow_access.py).
-        mlflow_access = MlflowAccess(
-            f"{brand.name}-mlflow-access",
-            MlflowAccessArgs(
-                names=names,
-                password_secret_names=(
-                    secret_names[BrandSecret.MLFLOW_PASSWORD],
-                    secret_names[BrandSecret.MLFLOW_READER_PASSWORD],
-                ),
-                image=platform.mlflow_image,
-                identity_client_id=platform.mlflow_identity_client_id,
-                key_vault_name=platform.key_vault_name,
-                tenant_id=platform.tenant_id,
-                provider=platform.k8s_provider,
-                password_versions=[
-                    secrets[secret].properties.apply(
-                        lambda properties: properties.secret_uri_with_version
-                    )
-                    for secret in (BrandSecret.MLFLOW_PASSWORD, BrandSecret.MLFLOW_READER_PASSWORD)
-                ],
-                ready=(*platform.mlflow_access_ready, *server_reads),
-            ),
-            opts=child,
-        )
-        context = BrandWorkloadContext(
-            brand=brand,
-            names=names,
-            secret_names=secret_names,
-            environment=platform.environment,
-            labels=labels,
-            tracking_uri=platform.mlflow_tracking_uri,
-            lake_uri=lake_uri,
-            service_identity_client_id=identities["service"].client_id,
-            training_identity_client_id=identities["training"].client_id,
-            acr_login_server=platform.acr_login_server,
-            # Pods start only once their identity can sign in and has its grants, and their
-            # MLflow names are reserved for them.
-            k8s_opts=pulumi.ResourceOptions(
-                parent=self,
-                provider=platform.k8s_provider,
-                depends_on=[namespace, *federations, *grants, mlflow_access],
-            ),
-        )
-        create_service(
-            context,
-            platform.images.service,
-            key_vault_name=platform.key_vault_name,
-            tenant_id=platform.tenant_id,
-            ingress_class_name=platform.ingress_class_name,
-            ingress_host=platform.ingress_host,
-            tls_certificate_uri=platform.ingress_certificate_uri,
-        )
-        create_training(
-            context,
-            platform.images.training,
-            key_vault_name=platform.key_vault_name,
-            tenant_id=platform.tenant_id,
-            dask_operator=platform.dask_operator,
-        )
-
-        self.namespace = namespace.id.apply(lambda _: names.namespace)
-        self.service_identity_client_id = identities["service"].client_id
-        self.training_identity_client_id = identities["training"].client_id
-        self.lake_uri = lake_uri
+        self.namespace = guard_rails.namespace.id.apply(lambda _: names.namespace)
+        self.service_identity_client_id = identity.service_client_id
+        self.training_identity_client_id = identity.training_client_id
+        self.lake_uri = data.lake_uri
         self.register_outputs(
             {
                 "namespace": self.namespace,
                 "serviceIdentityClientId": self.service_identity_client_id,
                 "trainingIdentityClientId": self.training_identity_client_id,
                 "lakeUri": self.lake_uri,
-                "apiKeySecretName": secret_names[BrandSecret.API_KEY],
+                "apiKeySecretName": data.secret_names[BrandSecret.API_KEY],
                 "mlflowUser": names.mlflow_user,
                 "mlflowReader": names.mlflow_reader,
             }
+        )
+
+    def _guard_rails(self, args: BrandStackArgs, names: BrandNames) -> BrandGuardRails:
+        brand, platform = args.brand, args.platform
+        return BrandGuardRails(
+            f"{brand.name}-guard-rails",
+            GuardRailsArgs(
+                brand=brand,
+                names=names,
+                labels=args.labels(),
+                annotations={
+                    "recplat.io/owner": brand.owner,
+                    "recplat.io/display-name": brand.display_name,
+                },
+                provider=platform.k8s_provider,
+                mlflow_namespace=platform.mlflow_namespace,
+                ingress_namespace=platform.ingress_namespace,
+                mlflow_port=platform.mlflow_port,
+                private_endpoint_cidrs=platform.private_endpoint_cidrs,
+                moved_from=self,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+
+    def _mlflow_access(
+        self, args: BrandStackArgs, names: BrandNames, data: BrandData, identity: BrandIdentity
+    ) -> MlflowAccess:
+        """Before any brand workload: the admin reserves the brand's MLflow names and grants
+        them to the brand's users only, or refuses (infra/mlflow_access.py)."""
+        platform = args.platform
+        passwords = (BrandSecret.MLFLOW_PASSWORD, BrandSecret.MLFLOW_READER_PASSWORD)
+        return MlflowAccess(
+            f"{args.brand.name}-mlflow-access",
+            MlflowAccessArgs(
+                names=names,
+                password_secret_names=(
+                    data.secret_names[BrandSecret.MLFLOW_PASSWORD],
+                    data.secret_names[BrandSecret.MLFLOW_READER_PASSWORD],
+                ),
+                image=platform.mlflow_image,
+                identity_client_id=platform.mlflow_identity_client_id,
+                key_vault_name=platform.key_vault_name,
+                tenant_id=platform.tenant_id,
+                provider=platform.k8s_provider,
+                password_versions=[data.secret_version(secret) for secret in passwords],
+                ready=(*platform.mlflow_access_ready, *identity.server_reads),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _workload_context(
+        self,
+        args: BrandStackArgs,
+        data: BrandData,
+        identity: BrandIdentity,
+        guard_rails: BrandGuardRails,
+        mlflow_access: MlflowAccess,
+    ) -> BrandWorkloadContext:
+        brand, platform = args.brand, args.platform
+        return BrandWorkloadContext(
+            brand=brand,
+            names=self.names,
+            secret_names=data.secret_names,
+            environment=platform.environment,
+            labels=args.labels(),
+            tracking_uri=platform.mlflow_tracking_uri,
+            lake_uri=data.lake_uri,
+            service_identity_client_id=identity.service_client_id,
+            training_identity_client_id=identity.training_client_id,
+            acr_login_server=platform.acr_login_server,
+            # Pods start only once their identity can sign in and has its grants, and their
+            # MLflow names are reserved for them.
+            k8s_opts=pulumi.ResourceOptions(
+                provider=platform.k8s_provider,
+                depends_on=[guard_rails.namespace, *identity.signed_in, mlflow_access],
+            ),
+            moved_from=self,
+        )
+
+    def _workloads(self, args: BrandStackArgs, context: BrandWorkloadContext) -> None:
+        platform, brand = args.platform, args.brand
+        RankingService(
+            f"{brand.name}-ranking",
+            RankingServiceArgs(
+                context=context,
+                image=platform.images.service,
+                key_vault_name=platform.key_vault_name,
+                tenant_id=platform.tenant_id,
+                ingress_class_name=platform.ingress_class_name,
+                ingress_host=platform.ingress_host,
+                tls_certificate_uri=platform.ingress_certificate_uri,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        TrainingJob(
+            f"{brand.name}-training",
+            TrainingJobArgs(
+                context=context,
+                image=platform.images.training,
+                key_vault_name=platform.key_vault_name,
+                tenant_id=platform.tenant_id,
+                dask_operator=platform.dask_operator,
+            ),
+            pulumi.ResourceOptions(parent=self),
         )

@@ -1,4 +1,4 @@
-"""A brand's training job on AKS: built for flexibility, never touching a serving pod.
+"""TrainingJob: a brand's training on AKS, built for flexibility, never touching a serving pod.
 
 A CronJob on the brand's ``training.schedule`` runs the training image with the
 environment contract. With ``training.workers > 0`` it trains on the brand's Dask cluster
@@ -15,12 +15,13 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 from ranking_features.brand import Brand, ranking_drift_flags, ranking_train_flags
 
-from infra.brand_dask import DaskPods, create_dask_cluster
+from infra.brand_dask import BrandDask, BrandDaskArgs, DaskPods
 from infra.brand_names import BrandSecret
 from infra.brand_namespace import cpu_milli
 from infra.brand_pods import (
@@ -123,59 +124,85 @@ def image_revision(image: str) -> str:
     return name.split(":", 1)[1] if ":" in name else "unknown"
 
 
-def create_training(
-    context: BrandWorkloadContext,
-    image: str,
-    key_vault_name: pulumi.Input[str],
-    tenant_id: pulumi.Input[str],
-    dask_operator: Sequence[pulumi.Resource] = (),
-) -> list[pulumi.Resource]:
-    """The training ServiceAccount, its SecretProviderClass and CronJob, and the DaskCluster
-    when the brand uses one (after ``dask_operator``, which installs the DaskCluster CRD)."""
-    brand, names, opts = context.brand, context.names, context.k8s_opts
-    prefix = f"{brand.name}-training"
+@dataclass(frozen=True)
+class TrainingJobArgs:
+    """The brand's workload context, the training image, its vault, and the Dask operator."""
+
+    context: BrandWorkloadContext
+    image: str
+    key_vault_name: pulumi.Input[str]
+    tenant_id: pulumi.Input[str]
+    dask_operator: Sequence[pulumi.Resource] = ()
+    """The operator's Helm release: it installs the DaskCluster CRD the brand's cluster needs."""
+
+
+class TrainingJob(pulumi.ComponentResource):
+    """The training ServiceAccount, its SecretProviderClass, the training CronJob and the two
+    hourly evaluators, and the brand's Dask cluster when it trains on one."""
+
+    def __init__(
+        self, name: str, args: TrainingJobArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("recplat:brand:TrainingJob", name, None, opts)
+        context = args.context
+        names, children = context.names, context.options(self)
+        prefix = f"{context.brand.name}-training"
+        account = core.ServiceAccount(
+            f"{prefix}-sa",
+            metadata=meta.ObjectMetaArgs(
+                name=names.training_service_account,
+                namespace=names.namespace,
+                labels={**context.labels, **workload_identity_labels()},
+                annotations={
+                    "azure.workload.identity/client-id": context.training_identity_client_id
+                },
+            ),
+            automount_service_account_token=False,
+            opts=children,
+        )
+        # Training's own class and identity: the MLflow writer's password only (no API key).
+        provider_class = secret_provider_class(
+            f"{prefix}-mlflow",
+            context.metadata(names.training_secret_provider_class, "training"),
+            client_id=context.training_identity_client_id,
+            key_vault_name=args.key_vault_name,
+            tenant_id=args.tenant_id,
+            secrets=[(context.secret_names[BrandSecret.MLFLOW_PASSWORD], MLFLOW_PASSWORD_OBJECT)],
+            opts=children,
+        )
+        depends_on: list[pulumi.Resource] = [account, provider_class]
+        if context.brand.training.workers:
+            dask = BrandDask(
+                f"{context.brand.name}-dask",
+                BrandDaskArgs(
+                    context=context,
+                    pods=DaskPods(
+                        container=functools.partial(_container, context, image=args.image),
+                        pod_spec=functools.partial(_pod_spec, context),
+                    ),
+                    dask_operator=tuple(args.dask_operator),
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            depends_on += dask.resources
+        after = pulumi.ResourceOptions.merge(
+            children, pulumi.ResourceOptions(depends_on=depends_on)
+        )
+        _training_cron_job(context, args.image, after)
+        _hourly_cron_jobs(context, args.image, after)
+        self.register_outputs({"cronJob": names.cron_job})
+
+
+def _training_cron_job(
+    context: BrandWorkloadContext, image: str, opts: pulumi.ResourceOptions
+) -> batch.CronJob:
+    """The training run on the brand's ``training.schedule``, one at a time."""
+    brand, names, prefix = context.brand, context.names, f"{context.brand.name}-training"
     pod_labels = {
         **context.labels,
         **context.component_labels("training"),
         **workload_identity_labels(),
     }
-    account = core.ServiceAccount(
-        f"{prefix}-sa",
-        metadata=meta.ObjectMetaArgs(
-            name=names.training_service_account,
-            namespace=names.namespace,
-            labels={**context.labels, **workload_identity_labels()},
-            annotations={"azure.workload.identity/client-id": context.training_identity_client_id},
-        ),
-        automount_service_account_token=False,
-        opts=opts,
-    )
-    # Training's own class and identity: the MLflow writer's password only (no API key).
-    provider_class = secret_provider_class(
-        f"{prefix}-mlflow",
-        context.metadata(names.training_secret_provider_class, "training"),
-        client_id=context.training_identity_client_id,
-        key_vault_name=key_vault_name,
-        tenant_id=tenant_id,
-        secrets=[(context.secret_names[BrandSecret.MLFLOW_PASSWORD], MLFLOW_PASSWORD_OBJECT)],
-        opts=opts,
-    )
-    created: list[pulumi.Resource] = [account, provider_class]
-    depends_on: list[pulumi.Resource] = [account, provider_class]
-    if brand.training.workers:
-        # The operator's Helm release installs the Dask CRDs; without them the objects fail.
-        after_operator = pulumi.ResourceOptions(depends_on=list(dask_operator))
-        dask = create_dask_cluster(
-            context,
-            DaskPods(
-                container=functools.partial(_container, context, image=image),
-                pod_spec=functools.partial(_pod_spec, context),
-            ),
-            pulumi.ResourceOptions.merge(opts, after_operator),
-        )
-        created += dask
-        depends_on += dask
-
     # Model versions are tagged with the code that trained them; the image has no git, and
     # the deploy workflow tags images by commit, so the image's pin is that commit.
     revision = core.EnvVarArgs(name="RECPLAT_GIT_SHA", value=image_revision(image))
@@ -220,23 +247,28 @@ def create_training(
                 ),
             ),
         ),
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=depends_on)),
+        opts=opts,
     )
-    created.append(cron_job)
+    return cron_job
+
+
+def _hourly_cron_jobs(
+    context: BrandWorkloadContext, image: str, opts: pulumi.ResourceOptions
+) -> list[batch.CronJob]:
+    """The online-experiment evaluator and the drift job, as training's identity."""
+    names = context.names
     hourly_env = [*context.common_env(), *context.mlflow_auth_env(names.mlflow_user)]
-    hourly_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=depends_on))
-    created.append(_experiments_cron_job(context, image, hourly_env, hourly_opts))
-    created.append(
+    return [
+        _experiments_cron_job(context, image, hourly_env, opts),
         _evaluator_cron_job(
             context,
             image,
             hourly_env,
-            hourly_opts,
+            opts,
             job=("drift", DRIFT_CRON_JOB, DRIFT_SCHEDULE),
             args=drift_args(context.brand),
-        )
-    )
-    return created
+        ),
+    ]
 
 
 def drift_args(brand: Brand) -> list[str]:

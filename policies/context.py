@@ -81,10 +81,15 @@ def is_brand_resource(urn: str, props: Mapping[str, Any]) -> bool:
     """Whether a resource belongs to a brand: it sits under a BrandStack or carries a brand tag.
 
     The URN's type segment lists every ancestor type
-    (``...::recplat:brand:BrandStack$azure-native:...::name``), so this also
-    holds in a real preview where the parent resource is not visible.
+    (``...::recplat:brand:BrandStack$recplat:brand:BrandIdentity$azure-native:...::name``),
+    so this also holds in a real preview where the parent resource is not visible. The
+    offline plan's URNs (Pulumi's mocks) keep only the parent's type, so a type of the
+    brand's own module (``recplat:brand:``, its components) marks a brand resource too.
     """
     type_chain = urn.split("::")[2] if urn.count("::") >= 3 else ""
-    if any(token.rsplit(":", 1)[-1] == "BrandStack" for token in type_chain.split("$")):
+    if any(
+        token.rsplit(":", 1)[-1] == "BrandStack" or token.startswith("recplat:brand:")
+        for token in type_chain.split("$")
+    ):
         return True
     return "brand" in as_mapping(props.get("tags"))

@@ -41,7 +41,8 @@ class Plan:
     stack: str
     resources: list[dict[str, Any]]
     """Each: ``urn``, ``type``, ``name``, ``parent``, ``custom``, ``inputs``,
-    ``dependencies`` (URNs: explicit ``depends_on``, provider, resources whose outputs feed it)."""
+    ``dependencies`` (URNs: explicit ``depends_on``, provider, resources whose outputs feed it),
+    ``aliases`` (as the program sent them, ``_aliases``)."""
     outputs: dict[str, Any]
     generated_secrets: list[str] = field(default_factory=list, repr=False)
     """Secret values the mocks generated; only for proving they never leak into output."""
@@ -92,7 +93,16 @@ class Plan:
             "resources": [
                 {
                     key: resource[key]
-                    for key in ("urn", "type", "name", "parent", "custom", "inputs", "dependencies")
+                    for key in (
+                        "urn",
+                        "type",
+                        "name",
+                        "parent",
+                        "custom",
+                        "inputs",
+                        "dependencies",
+                        "aliases",
+                    )
                 }
                 for resource in self.resources
             ],
@@ -227,6 +237,29 @@ class _OutputDependencies:
         return result
 
 
+def _aliases(request: Any) -> list[dict[str, Any]]:
+    """The aliases of a registration: an old URN, or a spec (``name``, ``type``, ``parent``
+    URN, ``no_parent``; empty means "as the resource") that the engine completes.
+    ``recplat.plan_aliases`` resolves them as the engine does."""
+    aliases: list[dict[str, Any]] = [{"urn": urn} for urn in request.aliasURNs]
+    for alias in request.aliases:
+        if alias.WhichOneof("alias") == "urn":
+            aliases.append({"urn": alias.urn})
+        else:
+            spec = alias.spec
+            aliases.append(
+                {
+                    "name": spec.name,
+                    "type": spec.type,
+                    "parent": spec.parentUrn,
+                    "no_parent": spec.noParent,
+                    "stack": spec.stack,
+                    "project": spec.project,
+                }
+            )
+    return aliases
+
+
 def _collect_outputs(value: Any, found: list[Any]) -> None:
     """Every ``Output`` inside ``value`` (mappings, sequences and ``*Args`` objects)."""
     import pulumi
@@ -300,6 +333,7 @@ def _recorder(azure: Any, recorded: list[dict[str, Any]]) -> Any:
                         "parent": request.parent or None,
                         "custom": bool(request.custom),
                         "inputs": _masked(engine_properties(request.object)),
+                        "aliases": _aliases(request),
                         "dependencies": sorted({*request.dependencies, *provider}),
                     }
                 )

@@ -2,11 +2,13 @@
 
 The working tree and the tree at git ref REF (exported with ``git archive``, so the
 repository's state is never touched) are each planned by ``recplat.plan`` under
-mocks, in parallel child processes. Resources are matched by URN and reported as
-added, changed (with each changed input) or removed, per brand and for the
-environment. No cloud credentials are involved, so this runs on pull requests
-from forks; ``--markdown FILE`` writes the same report for a PR comment or a job
-summary.
+mocks, in parallel child processes. Resources are matched as the engine matches them,
+by URN and then by alias (``recplat.plan_aliases``), and reported as added, changed
+(with each changed input), moved (found by an alias: same cloud resource, new URN, with
+any changed input) or removed, per brand and for the environment. Component resources
+hold no cloud resource, so the summary counts them apart. No cloud credentials are
+involved, so this runs on pull requests from forks; ``--markdown FILE`` writes the same
+report for a PR comment or a job summary.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 import typer
 
 from recplat.plan import Plan, PlanError, plan_stack
+from recplat.plan_aliases import match_resources
 
 ENVIRONMENT_GROUP = "(environment)"
 MAX_VALUE_CHARS = 120
@@ -46,8 +49,17 @@ class ResourceChange:
     type: str
     name: str
     action: str
-    """``add``, ``change`` or ``remove``."""
+    """``add``, ``change``, ``move`` (found by an alias) or ``remove``."""
     inputs: list[InputChange] = field(default_factory=list)
+    component: bool = False
+    """A component resource: a grouping in the state, nothing in the cloud."""
+    moved_from: str = ""
+    """For ``move``: the deployed resource's URN (as the engine spells it) that it takes over."""
+
+    @property
+    def symbol(self) -> str:
+        symbol = _SYMBOLS[self.action]
+        return f"({symbol})" if self.component else symbol
 
 
 @dataclass
@@ -59,13 +71,16 @@ class PlanDiff:
     groups: dict[str, list[ResourceChange]] = field(default_factory=dict)
     note: str = ""
 
-    def count(self, action: str, group: str | None = None) -> int:
+    def count(self, action: str, group: str | None = None, *, components: bool = False) -> int:
+        """Changes of ``action``: to resources, or with ``components`` to components only."""
         changes = (
             self.groups.get(group, [])
             if group is not None
             else [c for group_changes in self.groups.values() for c in group_changes]
         )
-        return sum(1 for change in changes if change.action == action)
+        return sum(
+            1 for change in changes if change.action == action and change.component == components
+        )
 
     @property
     def empty(self) -> bool:
@@ -105,22 +120,28 @@ def _group(plan: Plan, urn: str) -> str:
 def compare_plans(base: Plan, head: Plan, ref: str) -> PlanDiff:
     """What applying ``head`` to a stack deployed from ``base`` would do."""
     before, after = base.by_urn(), head.by_urn()
+    matches = match_resources(base, head)
     diff = PlanDiff(stack=head.stack, ref=ref)
 
-    def add(plan: Plan, change: ResourceChange) -> None:
+    def add(plan: Plan, resource: dict[str, Any], action: str, **details: Any) -> None:
+        change = ResourceChange(
+            resource["urn"], resource["type"], resource["name"], action,
+            component=not resource["custom"], **details,
+        )  # fmt: skip
         diff.groups.setdefault(_group(plan, change.urn), []).append(change)
 
-    for urn in sorted(after.keys() - before.keys()):
-        resource = after[urn]
-        add(head, ResourceChange(urn, resource["type"], resource["name"], "add"))
-    for urn in sorted(before.keys() - after.keys()):
-        resource = before[urn]
-        add(base, ResourceChange(urn, resource["type"], resource["name"], "remove"))
-    for urn in sorted(before.keys() & after.keys()):
-        inputs = changed_inputs(before[urn]["inputs"], after[urn]["inputs"])
+    claimed = {*matches.by_urn.values(), *matches.by_alias.values()}
+    for urn in sorted(after.keys() - matches.by_urn.keys() - matches.by_alias.keys()):
+        add(head, after[urn], "add")
+    for urn in sorted(before.keys() - claimed):
+        add(base, before[urn], "remove")
+    for urn, old in sorted(matches.by_urn.items()):
+        inputs = changed_inputs(before[old]["inputs"], after[urn]["inputs"])
         if inputs:
-            resource = after[urn]
-            add(head, ResourceChange(urn, resource["type"], resource["name"], "change", inputs))
+            add(head, after[urn], "change", inputs=inputs)
+    for urn, old in sorted(matches.by_alias.items()):
+        inputs = changed_inputs(before[old]["inputs"], after[urn]["inputs"])
+        add(head, after[urn], "move", inputs=inputs, moved_from=matches.old_urns[urn])
     diff.groups = dict(
         sorted(diff.groups.items(), key=lambda item: (item[0] == ENVIRONMENT_GROUP, item[0]))
     )
@@ -132,26 +153,40 @@ def _show(value: Any) -> str:
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 3] + "..."
 
 
-_SYMBOLS = {"add": "+", "change": "~", "remove": "-"}
+_SYMBOLS = {"add": "+", "change": "~", "move": ">", "remove": "-"}
+_ACTIONS = ("add", "change", "remove", "move")
+
+
+def _counts(diff: PlanDiff, group: str | None = None, *, always: bool = False) -> str:
+    """``1 to add, ..., 3 to move (alias)``, then the components added or removed."""
+    resources = [
+        f"{diff.count(action, group)} to {action}" + (" (alias)" if action == "move" else "")
+        for action in _ACTIONS
+        if always or diff.count(action, group)
+    ]
+    components = [
+        f"{diff.count(action, group, components=True)} {label}"
+        for action, label in (("add", "added"), ("remove", "removed"), ("move", "moved"))
+        if diff.count(action, group, components=True)
+    ]
+    if components:
+        resources.append("components (no cloud resources): " + ", ".join(components))
+    return ", ".join(resources)
 
 
 def _group_title(diff: PlanDiff, group: str) -> str:
     label = "environment" if group == ENVIRONMENT_GROUP else f"brand {group}"
-    counts = ", ".join(
-        f"{diff.count(action, group)} to {action}"
-        for action in ("add", "change", "remove")
-        if diff.count(action, group)
-    )
-    return f"{label}: {counts}"
+    return f"{label}: {_counts(diff, group)}"
+
+
+def _describe(change: ResourceChange) -> str:
+    what = f"{change.type}  {change.name}"
+    return f"{what}  (moved from {change.moved_from})" if change.moved_from else what
 
 
 def render_text(diff: PlanDiff) -> str:
     """The diff for a terminal."""
-    lines = [
-        f"recplat plan --diff {diff.ref} (stack {diff.stack}): "
-        f"{diff.count('add')} to add, {diff.count('change')} to change, "
-        f"{diff.count('remove')} to remove"
-    ]
+    lines = [f"recplat plan --diff {diff.ref} (stack {diff.stack}): {_counts(diff, always=True)}"]
     if diff.note:
         lines.append(f"note: {diff.note}")
     if diff.empty:
@@ -160,7 +195,7 @@ def render_text(diff: PlanDiff) -> str:
         lines.append("")
         lines.append(_group_title(diff, group))
         for change in changes:
-            lines.append(f"  {_SYMBOLS[change.action]} {change.type}  {change.name}")
+            lines.append(f"  {change.symbol} {_describe(change)}")
             lines.extend(
                 f"      {item.path}: {_show(item.before)} -> {_show(item.after)}"
                 for item in change.inputs
@@ -178,8 +213,8 @@ def render_markdown(diff: PlanDiff) -> str:
         f"### `recplat plan` for stack `{diff.stack}` against `{diff.ref}`",
         "",
         f"**{diff.count('add')}** to add, **{diff.count('change')}** to change, "
-        f"**{diff.count('remove')}** to remove. Planned offline under mocks; "
-        "no cloud credentials were used.",
+        f"**{diff.count('remove')}** to remove, **{diff.count('move')}** to move (alias). "
+        "Planned offline under mocks; no cloud credentials were used.",
         "",
     ]
     if diff.note:
@@ -187,10 +222,13 @@ def render_markdown(diff: PlanDiff) -> str:
     if diff.empty:
         lines.append("No changes.")
         return "\n".join(lines) + "\n"
-    lines += ["| group | add | change | remove |", "| --- | ---: | ---: | ---: |"]
+    lines += [
+        "| group | add | change | remove | move (alias) |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     for group in diff.groups:
         label = "environment" if group == ENVIRONMENT_GROUP else f"brand `{group}`"
-        counts = (diff.count(action, group) for action in ("add", "change", "remove"))
+        counts = (diff.count(action, group) for action in _ACTIONS)
         lines.append(f"| {label} | " + " | ".join(map(str, counts)) + " |")
     rows = 0
     for group, changes in diff.groups.items():
@@ -199,7 +237,7 @@ def render_markdown(diff: PlanDiff) -> str:
             rows += 1 + len(change.inputs)
             if rows > MAX_MARKDOWN_ROWS:
                 break
-            lines.append(f"- `{_SYMBOLS[change.action]}` `{change.type}` **{change.name}**")
+            lines.append(f"- `{change.symbol}` `{change.type}` **{change.name}**")
             lines.extend(
                 f"  - `{_cell(item.path)}`: `{_cell(_show(item.before))}` → "
                 f"`{_cell(_show(item.after))}`"

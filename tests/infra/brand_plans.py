@@ -10,10 +10,13 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from ranking_features.brand import Brand, load_brands
+
+if TYPE_CHECKING:
+    from infra.brand_inputs import BrandPlatform
 
 REPO = Path(__file__).resolve().parents[2]
 KUBERNETES_VERSION = "1.31.0"
@@ -38,13 +41,15 @@ class PlannedResource:
     inputs: dict[str, Any]
     parent: str | None = None
     depends_on: list[str] = field(default_factory=list)
+    brand: str | None = None
+    """The BrandStack it is a child of, directly or through the brand's own components."""
 
     @property
     def kind(self) -> str:
         return self.type.rsplit(":", 1)[-1]
 
 
-class _Mocks(pulumi.runtime.Mocks):
+class BrandMocks(pulumi.runtime.Mocks):
     """Outputs shaped like Azure's: ids, names and principal/client ids from the inputs; random
     ids drawn from ``random_seed`` and the resource name, as a new ``pulumi up`` would draw."""
 
@@ -74,6 +79,47 @@ class _Mocks(pulumi.runtime.Mocks):
         return {}, None
 
 
+def stand_in_platform(environment: str, *, dask_enabled: bool = True) -> BrandPlatform:
+    """A ``BrandPlatform`` of plain values (and a Kubernetes provider): call it inside a
+    Pulumi program run under mocks."""
+    import pulumi_kubernetes as k8s
+
+    from infra.brand_inputs import BrandImages, BrandPlatform
+
+    return BrandPlatform(
+        environment=environment,
+        subscription_id="00000000-0000-4000-8000-00000000c0de",
+        location="westeurope",
+        resource_group_name="rg-recplat",
+        tags={"environment": environment, "managed-by": "pulumi", "project": "recplat"},
+        tenant_id="11111111-1111-1111-1111-111111111111",
+        storage_account_name="strecplatlake",
+        storage_account_id=STORAGE_ID,
+        key_vault_name="kv-recplat",
+        key_vault_id=VAULT_ID,
+        oidc_issuer_url="https://westeurope.oic.prod-aks.azure.com/tenant/issuer/",
+        acr_login_server="acrrecplat.azurecr.io",
+        images=BrandImages(
+            service=f"ranking-service@{DIGEST}", training=f"ranking-training@{DIGEST}"
+        ),
+        mlflow_tracking_uri="http://mlflow.mlflow.svc.cluster.local:5000",
+        mlflow_identity_principal_id=MLFLOW_PRINCIPAL,
+        mlflow_identity_client_id="33333333-3333-3333-3333-333333333333",
+        mlflow_image=f"acrrecplat.azurecr.io/mlflow@{DIGEST}",
+        mlflow_access_ready=(),
+        mlflow_namespace="mlflow",
+        ingress_namespace="app-routing-system",
+        ingress_class_name="recplat.approuting.kubernetes.azure.com",
+        ingress_host="api.recplat-test.example.com",
+        ingress_certificate_uri="https://kv-recplat.vault.azure.net/certificates/api-tls",
+        azure_monitor_workspace_id=f"{RG_ID}/providers/Microsoft.Monitor/accounts/amw",
+        action_group_id=f"{RG_ID}/providers/Microsoft.Insights/actionGroups/ag",
+        cluster_name="aks-recplat",
+        k8s_provider=k8s.Provider("k8s", kubeconfig="{}"),
+        dask_enabled=dask_enabled,
+    )
+
+
 def plan_brands(
     brands: Iterable[Brand],
     environment: str,
@@ -82,9 +128,6 @@ def plan_brands(
     random_seed: str = "",
 ) -> dict[str, PlannedResource]:
     """Run one BrandStack per brand under the mocks; every resource by logical name."""
-    import pulumi_kubernetes as k8s
-
-    from infra.brand_inputs import BrandImages, BrandPlatform
     from infra.brand_stack import BrandStack, BrandStackArgs
 
     planned: dict[str, PlannedResource] = {}
@@ -96,38 +139,7 @@ def plan_brands(
         return None
 
     def program() -> None:
-        platform = BrandPlatform(
-            environment=environment,
-            subscription_id="00000000-0000-4000-8000-00000000c0de",
-            location="westeurope",
-            resource_group_name="rg-recplat",
-            tags={"environment": environment, "managed-by": "pulumi", "project": "recplat"},
-            tenant_id="11111111-1111-1111-1111-111111111111",
-            storage_account_name="strecplatlake",
-            storage_account_id=STORAGE_ID,
-            key_vault_name="kv-recplat",
-            key_vault_id=VAULT_ID,
-            oidc_issuer_url="https://westeurope.oic.prod-aks.azure.com/tenant/issuer/",
-            acr_login_server="acrrecplat.azurecr.io",
-            images=BrandImages(
-                service=f"ranking-service@{DIGEST}", training=f"ranking-training@{DIGEST}"
-            ),
-            mlflow_tracking_uri="http://mlflow.mlflow.svc.cluster.local:5000",
-            mlflow_identity_principal_id=MLFLOW_PRINCIPAL,
-            mlflow_identity_client_id="33333333-3333-3333-3333-333333333333",
-            mlflow_image=f"acrrecplat.azurecr.io/mlflow@{DIGEST}",
-            mlflow_access_ready=(),
-            mlflow_namespace="mlflow",
-            ingress_namespace="app-routing-system",
-            ingress_class_name="recplat.approuting.kubernetes.azure.com",
-            ingress_host="api.recplat-test.example.com",
-            ingress_certificate_uri="https://kv-recplat.vault.azure.net/certificates/api-tls",
-            azure_monitor_workspace_id=f"{RG_ID}/providers/Microsoft.Monitor/accounts/amw",
-            action_group_id=f"{RG_ID}/providers/Microsoft.Insights/actionGroups/ag",
-            cluster_name="aks-recplat",
-            k8s_provider=k8s.Provider("k8s", kubeconfig="{}"),
-            dask_enabled=dask_enabled,
-        )
+        platform = stand_in_platform(environment, dask_enabled=dask_enabled)
         for brand in brands:
             # A component's transformations run on all its children: that is how the
             # harness sees each child's parent and depends_on, which mocks do not pass.
@@ -138,9 +150,20 @@ def plan_brands(
             )
 
     pulumi.runtime.set_mocks(
-        _Mocks(planned, random_seed), project="recplat", stack=environment, preview=False
+        BrandMocks(planned, random_seed), project="recplat", stack=environment, preview=False
     )
     pulumi.runtime.test(program)()
+    for resource in planned.values():
+        # Up through the brand's own components (``recplat:brand:*``) only: the children of
+        # MlflowAccess and AzureDashboard stay theirs, as when all sat under the BrandStack.
+        current = resource
+        while (
+            current.parent in planned
+            and planned[current.parent].type.startswith("recplat:brand:")
+            and planned[current.parent].kind != "BrandStack"
+        ):
+            current = planned[current.parent]
+        resource.brand = current.parent
     return planned
 
 

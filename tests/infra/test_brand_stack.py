@@ -59,7 +59,7 @@ def of_type(planned: dict[str, PlannedResource], suffix: str) -> list[PlannedRes
 
 
 def drawn_secret_name(brand: str, purpose: str, random_seed: str = "") -> str:
-    """The Key Vault name ``_Mocks`` makes a brand's secret of ``purpose`` get."""
+    """The Key Vault name ``BrandMocks`` makes a brand's secret of ``purpose`` get."""
     drawn = hashlib.sha256(f"{random_seed}/{brand}-secret-suffix".encode()).digest()
     return f"brand-{brand}-{purpose}-{drawn[:SECRET_SUFFIX_BYTES].hex()}"
 
@@ -68,7 +68,7 @@ def test_every_brand_gets_the_full_set_of_resources(prod: dict[str, PlannedResou
     per_brand = Counter(
         (owner_brand(r, ["newsroom", "streamly"]), r.kind)
         for r in prod.values()
-        if r.parent in {"newsroom", "streamly"}
+        if r.brand in {"newsroom", "streamly"}
     )
     for brand in ("newsroom", "streamly"):
         for kind, count in {
@@ -548,7 +548,7 @@ def test_no_brand_workload_starts_before_its_mlflow_names_are_reserved(
     for brand in ("newsroom", "streamly"):
         workloads = [
             r for r in prod.values()
-            if r.parent == brand and r.kind in {"Deployment", "CronJob", "DaskCluster"}
+            if r.brand == brand and r.kind in {"Deployment", "CronJob", "DaskCluster"}
         ]  # fmt: skip
         assert len(workloads) >= 2, brand
         for workload in workloads:
