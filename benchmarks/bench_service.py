@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 from ranking_features.mlflow_names import CHAMPION, registered_model_name
+from ranking_features.workload_env import TRACKING_URI_VARIABLE, ServiceEnv
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -258,7 +259,7 @@ def main() -> None:
                 brand="bench",
                 tracking_uri=registry.tracking_uri,
                 lake_uri=f"file://{workdir / name / 'lake'}",
-                env={"RECPLAT_RELOAD_INTERVAL_S": "30", "RECPLAT_SHIP_INTERVAL_S": "10", **env},
+                env={**ServiceEnv.variables(reload_interval_s=30, ship_interval_s=10), **env},
                 **kwargs,
             ).start()
 
@@ -271,8 +272,8 @@ def main() -> None:
             )
             if "exploration" in httpx.get(f"{services['before'].url}/model").json():
                 raise SystemExit(f"bench_service: {before_dir} already serves with exploration")
-        start_service("after", {"RECPLAT_EXPLORATION": "0.05"})
-        start_service("after_exploration_max", {"RECPLAT_EXPLORATION": str(EXPLORATION_MAX)})
+        start_service("after", ServiceEnv.variables(exploration=0.05))
+        start_service("after_exploration_max", ServiceEnv.variables(exploration=EXPLORATION_MAX))
 
         mlflow_port = free_port()
         with (workdir / "mlflow-serve.log").open("wb") as log:
@@ -294,7 +295,7 @@ def main() -> None:
                     "-p",
                     str(mlflow_port),
                 ],
-                env={**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri},
+                env={**os.environ, TRACKING_URI_VARIABLE: registry.tracking_uri},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

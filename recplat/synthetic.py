@@ -49,7 +49,13 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from ranking_features.events import EXPLORATION_POOL_FACTOR, POLICY_EXPLOIT, POLICY_EXPLORE
+from ranking_features.events import (
+    CLICK,
+    CONVERSION,
+    EXPLORATION_POOL_FACTOR,
+    POLICY_EXPLOIT,
+    POLICY_EXPLORE,
+)
 from ranking_training.counterfactual import sample_uniform_top_m
 
 from recplat.simulation.lake import TrafficSettings, WorldLake
@@ -280,7 +286,7 @@ def generate(params: SynthParams) -> SyntheticData:
         request_ids,
         user,
         shown,
-        [("click", clicked, click_ts), ("conversion", converted, conversion_ts)],
+        [(CLICK, clicked, click_ts), (CONVERSION, converted, conversion_ts)],
     )
     from ranking_training.metrics import ranking_metrics
 

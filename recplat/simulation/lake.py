@@ -45,6 +45,8 @@ from ranking_features.definition import SESSION_LENGTH
 from ranking_features.events import (
     CATALOG_PATH,
     CATALOG_SCHEMA,
+    CLICK,
+    CONVERSION,
     EXPLORATION_POOL_FACTOR,
     FEEDBACK_DIR,
     FEEDBACK_SCHEMA,
@@ -385,8 +387,8 @@ class WorldLake:
             k: [] for k in ("event_id", "request_id", "ts", "user_id", "item_id", "type")
         }
         for kind, mask, delay in (
-            ("click", served.clicked, 0.0),
-            ("conversion", served.converted, 600.0),
+            (CLICK, served.clicked, 0.0),
+            (CONVERSION, served.converted, 600.0),
         ):
             request, position = np.nonzero(mask)
             items = self.item_ids()[served.shown[request, position]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from ranking_features.workload_env import ServiceEnv
 
 LATENCY_BUCKETS = (
     0.001,
@@ -65,7 +66,7 @@ class ServiceMetrics:
             "recplat_rank_explored",
             "Ranking requests answered with a random permutation of the model's top 2k "
             "(exploration, logged with propensities); its share of the ok requests is "
-            "RECPLAT_EXPLORATION.",
+            f"{ServiceEnv.variable('exploration')}.",
             ["brand", "variant"],
             registry=r,
         )

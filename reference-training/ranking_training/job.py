@@ -22,6 +22,15 @@ from typing import Any
 
 from ranking_features import FEATURE_VERSION, FeatureSnapshot, feature_spec
 from ranking_features.drift import DISTRIBUTION_ARTIFACT
+from ranking_features.mlflow_names import (
+    DECISION_ARTIFACT,
+    EVALUATION_ARTIFACT_DIR,
+    FEATURE_IMPORTANCE_ARTIFACT,
+    GATE_BASIS_TAG,
+    GATE_REASON_TAG,
+    GATE_TAG,
+    biased_metric_key,
+)
 
 from ranking_training.cluster import TrainingCluster, training_cluster
 from ranking_training.config import TrainingConfig
@@ -183,15 +192,13 @@ def _run(config: TrainingConfig, cluster: TrainingCluster, say: Callable[[str], 
             ("champion", evaluation.champion),
         ):
             if metrics:
-                mlflow.log_metrics(
-                    {f"biased.{ranker}.{k.replace('@', '_at_')}": v for k, v in metrics.items()}
-                )
+                mlflow.log_metrics({biased_metric_key(ranker, k): v for k, v in metrics.items()})
         mlflow.log_metrics(decision.metrics())
-        mlflow.log_dict(_importance(booster), "evaluation/feature_importance.json")
-        report_dir = Path(scratch) / "evaluation"
+        mlflow.log_dict(_importance(booster), FEATURE_IMPORTANCE_ARTIFACT)
+        report_dir = Path(scratch) / EVALUATION_ARTIFACT_DIR
         summary = {"title": f"{config.brand} {config.data_from}..{config.data_to}", "rows": counts}
         for path in write_report(evaluation, summary, report_dir):
-            mlflow.log_artifact(str(path), artifact_path="evaluation")
+            mlflow.log_artifact(str(path), artifact_path=EVALUATION_ARTIFACT_DIR)
 
         if failures:
             mlflow.set_tag("gate", "rejected")
@@ -225,9 +232,9 @@ def _run(config: TrainingConfig, cluster: TrainingCluster, say: Callable[[str], 
             },
         )
         apply_gate(client, config.registered_model, version.version, decision)
-        mlflow.log_dict(decision.tags(), "evaluation/decision.json")
+        mlflow.log_dict(decision.tags(), DECISION_ARTIFACT)
         mlflow.set_tags(
-            {key: decision.tags()[key] for key in ("gate", "gate.reason", "gate.basis")}
+            {key: decision.tags()[key] for key in (GATE_TAG, GATE_REASON_TAG, GATE_BASIS_TAG)}
         )
         mlflow.set_tag("model_version", version.version)
         say(
