@@ -8,6 +8,7 @@ from typing import Any
 from ranking_features.workload_env import TrainingEnv
 
 from ranking_training.experiment_registry import (
+    RunningExperiment,
     apply_decision,
     find_running_experiment,
     mlflow_call,
@@ -54,8 +55,21 @@ def run(settings: JobSettings, *, apply: bool) -> dict[str, Any]:
         stats, decision = evaluate(settings.lake_uri, spec, settings.now)
     except (OSError, ValueError) as error:
         raise ExperimentJobError(f"cannot read the lake {settings.lake_uri}: {error}") from error
-    result = {
-        **base,
+    result = {**base, **_judged(spec, stats, decision, running)}
+    if apply:
+        mlflow_call(
+            settings,
+            "record the decision",
+            lambda: apply_decision(client, settings, spec, decision),
+        )
+        result["applied"] = True
+        result["action"] = _action(decision.kind, spec)
+    return result
+
+
+def _judged(spec: Any, stats: Any, decision: Any, running: RunningExperiment) -> dict[str, Any]:
+    """An evaluated experiment, as plain data: its arms, the interval, the decision."""
+    return {
         "running": True,
         "experiment_id": spec.experiment_id,
         "champion_version": spec.champion_version,
@@ -76,15 +90,6 @@ def run(settings: JobSettings, *, apply: bool) -> dict[str, Any]:
         "last_evaluated_at": running.last_evaluated_at,
         "applied": False,
     }
-    if apply:
-        mlflow_call(
-            settings,
-            "record the decision",
-            lambda: apply_decision(client, settings, spec, decision),
-        )
-        result["applied"] = True
-        result["action"] = _action(decision.kind, spec)
-    return result
 
 
 def describe(result: dict[str, Any]) -> str:
