@@ -3,8 +3,8 @@ once at start.
 
 Every value comes from the environment, as `ranking_features.workload_env.ServiceEnv` names
 and types it. The API key itself never sits in an environment variable: `api_key_file` points
-at a file (a mounted Kubernetes or Key
-Vault secret), and placeholder or too-short keys are refused so a default never reaches prod.
+at a file (a mounted Kubernetes or Key Vault secret), and placeholder or too-short keys are
+refused so a default never reaches prod.
 """
 
 from __future__ import annotations

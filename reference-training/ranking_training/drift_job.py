@@ -1,7 +1,9 @@
 """`ranking-experiments drift`: has the traffic the champion serves moved away from the data it
 was trained on? Judged feature by feature, recorded on the champion's registry version.
 
-The wiring around `ranking_features.drift` (docs/architecture.md, "Feature drift"):
+The command line around `ranking_features.drift` (docs/architecture.md, "Feature drift"); its
+settings are `drift_settings`, the sample's reading `drift_sample`, one evaluation
+`drift_evaluation`:
 
 - the champion is the version behind the `champion` alias; its training run's artifact
   `features/distribution.json` (`ranking_training.drift`) is the reference;

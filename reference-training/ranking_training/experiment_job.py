@@ -1,7 +1,9 @@
 """`ranking-experiments`: find a brand's running online experiment, judge it, act on the verdict.
 
-The statistics are `ranking_training.experiments` (pure functions); this module is the wiring
-around them (docs/architecture.md, "Online experiments"):
+The statistics are `ranking_training.experiments` (pure functions); this module is the command
+line around them (docs/architecture.md, "Online experiments"), its settings are
+`experiment_settings`, the registry side `experiment_registry`, one evaluation
+`experiment_evaluation`:
 
 - the running experiment is the version behind the `challenger` alias with its start tags
   (`experiment_id`, `experiment.started_at`, `experiment.champion_version`, set by
@@ -12,11 +14,12 @@ around them (docs/architecture.md, "Online experiments"):
   and the version gets `experiment.decision` and `experiment.evaluated_at` tags;
 - `status` does the same reading and deciding, and changes nothing.
 
-Configured like `ranking-train`: RECPLAT_BRAND, RECPLAT_ENV, RECPLAT_LAKE_URI,
-MLFLOW_TRACKING_URI, RECPLAT_MODEL_NAME (and on AKS the MLflow writer's basic auth); the
-brand's `serving.challenger_traffic` and `training.promotion.max_experiment_days` come from
-flags, from `--brand-file`, or from RECPLAT_CHALLENGER_TRAFFIC. Exit codes: 0 done (including
-"no experiment running"), 1 the evaluation could not run (lake, MLflow), 2 bad usage.
+Configured like `ranking-train` (`ranking_training.job_env`: flags, else the workload
+environment's `TrainingEnv`, and on AKS the MLflow writer's basic auth); the brand's
+`serving.challenger_traffic` and `training.promotion.max_experiment_days` come from flags, from
+`--brand-file`, or (the share) from the service's own variable, RECPLAT_CHALLENGER_TRAFFIC.
+Exit codes: 0 done (including "no experiment running"), 1 the evaluation could not run (lake,
+MLflow), 2 bad usage.
 """
 
 from __future__ import annotations
