@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pulumi
+from ranking_features.brand import brands_for_environment, load_brands
 from ranking_features.workload_env import PulumiProgramEnv
 
 from infra.brand_names import brand_names
@@ -16,7 +17,6 @@ from infra.brand_stack import BrandStack, BrandStackArgs
 from infra.config import load_stack_config
 from infra.dashboards.brand_dashboard import BrandDashboardArgs
 from infra.environment import Environment, EnvironmentArgs
-from recplat.brand import brands_for_environment, load_brands
 
 BRANDS_DIR = PulumiProgramEnv.read().brands_dir or Path(__file__).resolve().parent.parent / "brands"
 

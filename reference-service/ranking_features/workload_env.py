@@ -26,8 +26,9 @@ from pydantic import AliasChoices, Field, SecretStr, TypeAdapter, ValidationErro
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ranking_features.brand.fields import BrandName
+
 PREFIX = "RECPLAT_"
-BRAND_PATTERN = r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$"
 TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
 """MLflow's own name: its client reads the same variable."""
 _PLAIN = (str, int, float, bool, Path)
@@ -40,7 +41,10 @@ class WorkloadEnvError(ValueError):
 class EnvContract(BaseSettings):
     """A part of the workload environment: its fields are the variables, `RECPLAT_<FIELD>`."""
 
-    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", frozen=True)
+    # python-re: the brand name pattern (the brand file's own) needs a look-ahead.
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, extra="ignore", frozen=True, regex_engine="python-re"
+    )
     _role: ClassVar[str] = "workload"
 
     @classmethod
@@ -154,7 +158,7 @@ class ServiceEnv(WorkloadEnv):
 
     _role: ClassVar[str] = "service"
 
-    brand: Annotated[str, Field(pattern=BRAND_PATTERN)]
+    brand: BrandName
     lake_uri: str
     api_key_file: Path
     """A file holding the brand's API key (a mounted secret); the key is never a variable."""
@@ -162,7 +166,7 @@ class ServiceEnv(WorkloadEnv):
     challenger_traffic: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
     """The brand file's `serving.challenger_traffic`: the challenger arm's share of users."""
     # The brand file's `serving.exploration` and `serving.default_k`, with its defaults
-    # (recplat/brand.py; a test keeps the two equal): the service image has no recplat package.
+    # (ranking_features.brand.model.Serving; a test keeps the two equal).
     exploration: Annotated[float, Field(ge=0.0, le=0.2)] = 0.05
     default_k: Annotated[int, Field(ge=1, le=2000)] = 20
     exploration_seed: int | None = None

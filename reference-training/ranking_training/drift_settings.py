@@ -15,7 +15,7 @@ from ranking_features.mlflow_names import (
 from ranking_training.errors import TrainingError
 from ranking_training.job_env import missing_workload_argument
 
-# The brand schema's defaults (recplat.brand.Monitoring); the CronJob passes the brand's.
+# The brand schema's defaults (ranking_features.brand.Monitoring); the CronJob passes the brand's.
 DEFAULT_PSI_THRESHOLD = 0.2
 
 
@@ -79,7 +79,7 @@ def settings_from_args(args: argparse.Namespace) -> DriftSettings:
 
 
 def _brand_file_settings(path: Path, env: str) -> tuple[float, int, int]:
-    from recplat.brand import load_brand
+    from ranking_features.brand import load_brand
 
     try:
         monitoring = load_brand(path).for_environment(env).monitoring
