@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, TypeAdapter, ValidationError
+from pydantic import AliasChoices, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -115,11 +115,17 @@ class EnvContract(BaseSettings):
 _C = TypeVar("_C", bound=EnvContract)
 
 
+_WRITE_CONFIG = ConfigDict(regex_engine="python-re")
+"""As `EnvContract.model_config`: the brand name pattern needs Python's regex engine."""
+
+
 def _field_type(info: FieldInfo) -> TypeAdapter[Any]:
     """A field's type with its constraints (bounds, pattern), to validate one written value."""
     annotated: Any = Annotated  # subscripted with a tuple built at run time
     field_type: Any = info.annotation
-    return TypeAdapter(annotated[(field_type, *info.metadata)] if info.metadata else field_type)
+    if info.metadata:
+        field_type = annotated[(field_type, *info.metadata)]
+    return TypeAdapter(field_type, config=_WRITE_CONFIG)
 
 
 class WorkloadEnv(EnvContract):
