@@ -2,10 +2,10 @@
 
 The MLflow names (registered model, experiments, aliases, version tags, artifact paths, run
 metric keys) are built by `ranking_features.mlflow_names`, the lake layout and the feedback types
-by `ranking_features.events`, the workload environment's variables by
-`ranking_features.workload_env` (docs/architecture.md, "Contracts"). These tests read the string
-literals of every non-test source (docstrings and comments aside) and fail, naming file and line,
-on one that spells a contract anywhere else.
+by `ranking_features.events`, the Prometheus metric names by `ranking_features.metric_names`, the
+workload environment's variables by `ranking_features.workload_env` (docs/architecture.md,
+"Contracts"). These tests read the string literals of every non-test source (docstrings and
+comments aside) and fail, naming file and line, on one that spells a contract anywhere else.
 
 The tests themselves are not searched: they spell the strings on purpose, as the statement of
 what the contract is from outside it. A test that only imported the constant would pass
@@ -44,6 +44,9 @@ SOURCE_DIRS = (
 MLFLOW_NAMES = REPO_ROOT / "reference-service/ranking_features/mlflow_names.py"
 WORKLOAD_ENV = REPO_ROOT / "reference-service/ranking_features/workload_env.py"
 LAKE_LAYOUT = REPO_ROOT / "reference-service/ranking_features/events.py"
+METRIC_NAMES = REPO_ROOT / "reference-service/ranking_features/metric_names.py"
+METRIC_NAME = re.compile(r"\brecplat_[a-z][a-z0-9_]*")
+"""A Prometheus metric name of ours: the service's, the dashboards' and the alert rules'."""
 # Runs with the standard library only, as `python3 -c <source>`, in the MLflow server's image
 # (which has no ranking_features): it keeps its own copy of the names, checked below.
 MLFLOW_ACCESS_JOB = REPO_ROOT / "infra/mlflow_access_job.py"
@@ -162,6 +165,7 @@ def offenders(
             string_literals,
             re.compile(r"^biased\.|^ope\.(?!json$)"),
         ),
+        ("Prometheus metric name recplat_...", METRIC_NAMES, string_literals, METRIC_NAME),
     ],
 )
 def test_a_contract_is_spelled_only_where_it_is_defined(
@@ -183,12 +187,16 @@ def test_the_grep_finds_a_contract_spelled_elsewhere(tmp_path: Path) -> None:
         '"""Docstrings may name `acme-ranker` and events/feedback."""\n'
         'MODEL = f"{brand}-ranker"\n'
         'client.set_registered_model_alias(MODEL, "champion", "3")\n'
-        'FOLDER = "events/feedback"\n',
+        'FOLDER = "events/feedback"\n'
+        'QUERY = f"max(recplat_model_age_seconds{{brand={brand!r}}})"\n'
+        "# A comment may name recplat_fallback_total.\n"
+        'PREFIX = "recplat_"\n',
         encoding="utf-8",
     )
     assert [line for line, text in string_literals(wrong) if text.endswith("-ranker")] == [2]
     assert [line for line, _ in alias_literals(wrong)] == [3]
     assert [line for line, text in string_literals(wrong) if "events/" in text] == [4]
+    assert [line for line, text in string_literals(wrong) if METRIC_NAME.search(text)] == [5]
 
 
 def test_the_grep_names_file_and_line_of_a_copied_variable_tag_or_artifact(
