@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from ranking_features.metric_names import RANK_EXPLORED, RANK_LATENCY
 from ranking_features.mlflow_names import CHAMPION, registered_model_name
+from ranking_features.workload_env import TRACKING_URI_VARIABLE, ServiceEnv
 
 from benchmarks.service_model import bench_model, scoring_floor, wait_http
 from benchmarks.wrk_load import CONNECTIONS, PHASES, run_load, run_side_by_side
@@ -116,7 +117,7 @@ def start_services(
             brand="bench",
             tracking_uri=tracking_uri,
             lake_uri=f"file://{workdir / name / 'lake'}",
-            env={"RECPLAT_RELOAD_INTERVAL_S": "30", "RECPLAT_SHIP_INTERVAL_S": "10", **env},
+            env={**ServiceEnv.variables(reload_interval_s=30, ship_interval_s=10), **env},
             **kwargs,
         ).start()
 
@@ -129,8 +130,8 @@ def start_services(
         )
         if "exploration" in httpx.get(f"{services['before'].url}/model").json():
             raise SystemExit(f"bench_service: {before_dir} already serves with exploration")
-    start_service("after", {"RECPLAT_EXPLORATION": "0.05"})
-    start_service("after_exploration_max", {"RECPLAT_EXPLORATION": str(EXPLORATION_MAX)})
+    start_service("after", ServiceEnv.variables(exploration=0.05))
+    start_service("after_exploration_max", ServiceEnv.variables(exploration=EXPLORATION_MAX))
 
 
 def start_mlflow_serve(
@@ -156,7 +157,7 @@ def start_mlflow_serve(
                 "-p",
                 str(port),
             ],
-            env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+            env={**os.environ, TRACKING_URI_VARIABLE: tracking_uri},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -37,6 +37,9 @@ import pyarrow.parquet as pq
 from ranking_features import FEATURE_NAMES
 from ranking_features.events import (
     CATALOG_DIR,
+    CLICK,
+    CONVERSION,
+    DISMISS,
     FEEDBACK_DIR,
     IMPRESSIONS_DIR,
 )
@@ -237,7 +240,7 @@ def _oracle_on_last_day(data: SyntheticData, window_end: float) -> float:
     ts = impressions["ts"].astype("int64").to_numpy() / 1e6
     last = impressions[ts >= window_end - 86_400].copy()
     last_ts = ts[ts >= window_end - 86_400]
-    gains = feedback.assign(gain=feedback["type"].map({"conversion": 2, "click": 1, "dismiss": 0}))
+    gains = feedback.assign(gain=feedback["type"].map({CONVERSION: 2, CLICK: 1, DISMISS: 0}))
     best = gains.groupby(["request_id", "item_id"])["gain"].max()
     last["label"] = (
         best.reindex(list(zip(last["request_id"], last["item_id"], strict=True)))

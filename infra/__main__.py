@@ -6,11 +6,11 @@ into this stack when its file lists the stack under ``environments``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pulumi
 from ranking_features.brand import brands_for_environment, load_brands
+from ranking_features.workload_env import PulumiProgramEnv
 
 from infra.brand_names import brand_names
 from infra.brand_stack import BrandStack, BrandStackArgs
@@ -18,9 +18,7 @@ from infra.dashboards.brand_dashboard import BrandDashboardArgs
 from infra.environment import Environment, EnvironmentArgs
 from infra.stack_config import load_stack_config
 
-BRANDS_DIR = Path(
-    os.environ.get("RECPLAT_BRANDS_DIR", Path(__file__).resolve().parent.parent / "brands")
-)
+BRANDS_DIR = PulumiProgramEnv.read().brands_dir or Path(__file__).resolve().parent.parent / "brands"
 
 config = load_stack_config()
 brands = brands_for_environment(load_brands(BRANDS_DIR), config.stack)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+from ranking_features.workload_env import DaskSchedulerEnv
 
 from infra.brand_namespace import DASK_SCHEDULER_CPU_MILLI, DASK_SCHEDULER_MEMORY_MI
 from infra.brand_pods import (
@@ -39,8 +40,6 @@ DASK_SCHEDULER_PORT = 8786
 DASK_DASHBOARD_PORT = 8787
 SCHEDULER_PRELOAD = "ranking_training.dask_scheduler"
 """Makes the scheduler's adaptive target the run's workers while a run is connected."""
-WORKERS_VARIABLE = "RECPLAT_TRAINING_WORKERS"
-"""What the preload reads: the workers a run gets (``training.workers``)."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,15 @@ def _dask_cluster(
     )
     scheduler = pods.container(
         "scheduler",
-        env=[tmp, core.EnvVarArgs(name=WORKERS_VARIABLE, value=str(training.workers))],
+        env=[
+            tmp,
+            *(
+                core.EnvVarArgs(name=name, value=value)
+                for name, value in DaskSchedulerEnv.variables(
+                    training_workers=training.workers
+                ).items()
+            ),
+        ],
         args=["dask", "scheduler", "--preload", SCHEDULER_PRELOAD],
         ports=[
             core.ContainerPortArgs(

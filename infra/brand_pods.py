@@ -16,6 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from ranking_features.brand import Brand
 from ranking_features.mlflow_names import registered_model_name
+from ranking_features.workload_env import MlflowAuthEnv, WorkloadEnv
 
 from infra.brand_moves import child_options
 from infra.brand_names import BrandNames, BrandSecret
@@ -79,11 +80,13 @@ class BrandWorkloadContext:
     def common_env(self) -> list[core.EnvVarArgs]:
         """The environment contract (docs/architecture.md, "Contracts") of service and training."""
         values: dict[str, pulumi.Input[str]] = {
-            "RECPLAT_BRAND": self.brand.name,
-            "RECPLAT_ENV": self.environment,
-            "MLFLOW_TRACKING_URI": self.tracking_uri,
-            "RECPLAT_MODEL_NAME": registered_model_name(self.brand.name),
-            "RECPLAT_LAKE_URI": self.lake_uri,
+            **WorkloadEnv.deploy_variables(
+                brand=self.brand.name,
+                env=self.environment,
+                tracking_uri=self.tracking_uri,
+                model_name=registered_model_name(self.brand.name),
+                lake_uri=self.lake_uri,
+            ),
             "TMPDIR": TMP_MOUNT,
         }
         return [core.EnvVarArgs(name=name, value=value) for name, value in values.items()]
@@ -95,13 +98,10 @@ class BrandWorkloadContext:
         (``BrandNames.mlflow_reader`` / ``mlflow_user``). The password is never an env value:
         the workload reads the file at start-up.
         """
-        return [
-            core.EnvVarArgs(name="RECPLAT_MLFLOW_USERNAME", value=user),
-            core.EnvVarArgs(
-                name="RECPLAT_MLFLOW_PASSWORD_FILE",
-                value=f"{SECRETS_MOUNT}/{MLFLOW_PASSWORD_OBJECT}",
-            ),
-        ]
+        values = MlflowAuthEnv.variables(
+            mlflow_username=user, mlflow_password_file=f"{SECRETS_MOUNT}/{MLFLOW_PASSWORD_OBJECT}"
+        )
+        return [core.EnvVarArgs(name=name, value=value) for name, value in values.items()]
 
     def secrets_volume(self, provider_class: str) -> core.VolumeArgs:
         """Key Vault secrets through the Secrets Store CSI driver (read-only files), from the

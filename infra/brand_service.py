@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+from ranking_features.workload_env import ServiceEnv
 
 from infra.brand_names import BrandSecret
 from infra.brand_namespace import SERVICE_PORT
@@ -110,16 +111,19 @@ def _container(context: BrandWorkloadContext, image: str) -> core.ContainerArgs:
     env = [
         *context.common_env(),
         *context.mlflow_auth_env(names.mlflow_reader),
-        core.EnvVarArgs(name="RECPLAT_API_KEY_FILE", value=f"{SECRETS_MOUNT}/{API_KEY_OBJECT}"),
-        core.EnvVarArgs(name="RECPLAT_MAX_CANDIDATES", value=str(brand.serving.max_candidates)),
-        core.EnvVarArgs(
-            name="RECPLAT_CHALLENGER_TRAFFIC", value=str(brand.serving.challenger_traffic)
+        *(
+            core.EnvVarArgs(name=name, value=value)
+            for name, value in ServiceEnv.variables(
+                api_key_file=f"{SECRETS_MOUNT}/{API_KEY_OBJECT}",
+                max_candidates=brand.serving.max_candidates,
+                challenger_traffic=brand.serving.challenger_traffic,
+                exploration=brand.serving.exploration,
+                default_k=brand.serving.default_k,
+                feature_sample=brand.monitoring.feature_sample,
+                reload_interval_s=RELOAD_INTERVAL_S,
+                event_log_dir=EVENT_LOG_MOUNT,
+            ).items()
         ),
-        core.EnvVarArgs(name="RECPLAT_EXPLORATION", value=str(brand.serving.exploration)),
-        core.EnvVarArgs(name="RECPLAT_DEFAULT_K", value=str(brand.serving.default_k)),
-        core.EnvVarArgs(name="RECPLAT_FEATURE_SAMPLE", value=str(brand.monitoring.feature_sample)),
-        core.EnvVarArgs(name="RECPLAT_RELOAD_INTERVAL_S", value=str(RELOAD_INTERVAL_S)),
-        core.EnvVarArgs(name="RECPLAT_EVENT_LOG_DIR", value=EVENT_LOG_MOUNT),
     ]
 
     def probe(path: str, period: int, failures: int) -> core.ProbeArgs:

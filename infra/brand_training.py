@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 from ranking_features.brand import Brand, ranking_drift_flags, ranking_train_flags
+from ranking_features.workload_env import TrainingEnv
 
 from infra.brand_dask import BrandDask, BrandDaskArgs, DaskPods
 from infra.brand_names import BrandSecret
@@ -205,14 +206,17 @@ def _training_cron_job(
     }
     # Model versions are tagged with the code that trained them; the image has no git, and
     # the deploy workflow tags images by commit, so the image's pin is that commit.
-    revision = core.EnvVarArgs(name="RECPLAT_GIT_SHA", value=image_revision(image))
+    revision = [
+        core.EnvVarArgs(name=name, value=value)
+        for name, value in TrainingEnv.variables(git_sha=image_revision(image)).items()
+    ]
     # Only the job's own pod talks to MLflow (the Dask workers never do), so only it
     # mounts the brand's MLflow password.
     job_container = _container(
         context,
         "training",
         image,
-        [*context.common_env(), *context.mlflow_auth_env(names.mlflow_user), revision],
+        [*context.common_env(), *context.mlflow_auth_env(names.mlflow_user), *revision],
         args=_training_args(context),
         extra_mounts=[secrets_mount()],
     )

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from ranking_features.events import (
+    CLICK,
     FEEDBACK_DEDUPE_KEYS,
     FEEDBACK_DIR,
     IMPRESSIONS_DIR,
@@ -223,6 +224,6 @@ def _split_feedback(feedback: pa.Table | None, impressions: pa.Table) -> tuple[p
 
 def _unique_clicks(feedback: pa.Table) -> pa.Table:
     """Distinct (request_id, item_id) of the click events."""
-    clicks = feedback.filter(pc.field("type") == "click")
+    clicks = feedback.filter(pc.field("type") == CLICK)
     pairs = pa.table({"request_id": clicks["request_id"], "item_id": clicks["item_id"]})
     return pairs.group_by(["request_id", "item_id"]).aggregate([])

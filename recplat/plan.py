@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ranking_features.workload_env import PulumiProgramEnv
+
 SECRET_MASK = "[secret]"  # noqa: S105 - a name, not a secret
 PROJECT = "recplat"
 BRAND_STACK_TYPE = "recplat:brand:BrandStack"
@@ -154,7 +156,7 @@ def plan_stack(stack: str, brands_dir: Path | None = None, repo_root: Path | Non
     stack_config(root, stack)  # fail early, in this process, with the file's name
     env = {
         **os.environ,
-        "RECPLAT_BRANDS_DIR": str((brands_dir or root / "brands").resolve()),
+        **PulumiProgramEnv.variables(brands_dir=(brands_dir or root / "brands").resolve()),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
         # The program imports ~1500 modules (pulumi-azure-native alone is huge); compiling
         # them again on every plan costs ~10 s, so their bytecode is cached under .scratch

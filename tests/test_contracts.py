@@ -1,16 +1,23 @@
 """Each contract between the parts is spelled in one module, and every other module imports it.
 
-The MLflow names (registered model, experiments, aliases) are built by
-`ranking_features.mlflow_names`, the lake layout by `ranking_features.events`, the Prometheus
-metric names by `ranking_features.metric_names` (docs/architecture.md, "Contracts"). These
-tests read the string literals of every non-test source (docstrings and comments aside) and
-fail, naming file and line, on one that spells a contract anywhere else.
+The MLflow names (registered model, experiments, aliases, version tags, artifact paths, run
+metric keys) are built by `ranking_features.mlflow_names`, the lake layout and the feedback types
+by `ranking_features.events`, the Prometheus metric names by `ranking_features.metric_names`, the
+workload environment's variables by `ranking_features.workload_env` (docs/architecture.md,
+"Contracts"). These tests read the string literals of every non-test source (docstrings and
+comments aside) and fail, naming file and line, on one that spells a contract anywhere else.
+
+The tests themselves are not searched: they spell the strings on purpose, as the statement of
+what the contract is from outside it. A test that only imported the constant would pass
+whatever the constant said, so a renamed variable or tag would break every deployed reader
+without a test noticing.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -35,6 +42,7 @@ SOURCE_DIRS = (
     "reference-training",
 )
 MLFLOW_NAMES = REPO_ROOT / "reference-service/ranking_features/mlflow_names.py"
+WORKLOAD_ENV = REPO_ROOT / "reference-service/ranking_features/workload_env.py"
 LAKE_LAYOUT = REPO_ROOT / "reference-service/ranking_features/events.py"
 METRIC_NAMES = REPO_ROOT / "reference-service/ranking_features/metric_names.py"
 METRIC_NAME = re.compile(r"\brecplat_[a-z][a-z0-9_]*")
@@ -127,6 +135,36 @@ def offenders(
             string_literals,
             re.compile(r"(^|/)events/|(^|/)catalog/items\.parquet|date=\*"),
         ),
+        (
+            "feedback type click|conversion|dismiss",
+            LAKE_LAYOUT,
+            string_literals,
+            re.compile(r"^(click|conversion|dismiss)$"),
+        ),
+        (
+            "workload variable RECPLAT_* or MLFLOW_TRACKING_URI",
+            WORKLOAD_ENV,
+            string_literals,
+            re.compile(r"RECPLAT_|^MLFLOW_TRACKING_URI$"),
+        ),
+        (
+            "MLflow version tag gate.*|experiment.*|online.*|drift.*|data_fingerprint",
+            MLFLOW_NAMES,
+            string_literals,
+            re.compile(r"^(gate|experiment|online|drift)\.[a-z_]|^data_fingerprint$"),
+        ),
+        (
+            "MLflow artifact path features/*.json or evaluation/*",
+            MLFLOW_NAMES,
+            string_literals,
+            re.compile(r"(^|/)features/[a-z_]+\.json$|^evaluation/"),
+        ),
+        (
+            "run metric key biased.*|ope.*",
+            MLFLOW_NAMES,
+            string_literals,
+            re.compile(r"^biased\.|^ope\.(?!json$)"),
+        ),
         ("Prometheus metric name recplat_...", METRIC_NAMES, string_literals, METRIC_NAME),
     ],
 )
@@ -159,6 +197,36 @@ def test_the_grep_finds_a_contract_spelled_elsewhere(tmp_path: Path) -> None:
     assert [line for line, _ in alias_literals(wrong)] == [3]
     assert [line for line, text in string_literals(wrong) if "events/" in text] == [4]
     assert [line for line, text in string_literals(wrong) if METRIC_NAME.search(text)] == [5]
+
+
+def test_the_grep_names_file_and_line_of_a_copied_variable_tag_or_artifact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source that retypes a workload variable, a version tag and an artifact path fails
+    the contract test with its file:line, while its docstring may name them."""
+    source = tmp_path / "infra" / "copied.py"
+    source.parent.mkdir()
+    source.write_text(
+        '"""Reads RECPLAT_LAKE_URI, tags drift.evaluated_at and logs features/snapshot.json."""\n'
+        'env = {"RECPLAT_LAKE_URI": lake_uri}\n'
+        'client.set_model_version_tag(model, version, "drift.evaluated_at", now)\n'
+        'mlflow.log_dict(snapshot, "features/snapshot.json")\n'
+        'feedback = rows[rows["type"] == "click"]\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(sys.modules[__name__], "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "SOURCE_DIRS", ("infra",))
+    owner = tmp_path / "owner.py"
+    found = {
+        pattern: offenders(owner, string_literals, re.compile(pattern))
+        for pattern in (r"RECPLAT_", r"^drift\.", r"(^|/)features/[a-z_]+\.json$", r"^click$")
+    }
+    assert found == {
+        r"RECPLAT_": ["infra/copied.py:2: 'RECPLAT_LAKE_URI'"],
+        r"^drift\.": ["infra/copied.py:3: 'drift.evaluated_at'"],
+        r"(^|/)features/[a-z_]+\.json$": ["infra/copied.py:4: 'features/snapshot.json'"],
+        r"^click$": ["infra/copied.py:5: 'click'"],
+    }
 
 
 def test_the_mlflow_access_job_reserves_the_names_the_workloads_use() -> None:

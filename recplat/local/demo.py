@@ -20,7 +20,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ranking_features.mlflow_names import CHALLENGER, CHAMPION, registered_model_name
+from ranking_features.mlflow_names import (
+    CHALLENGER,
+    CHAMPION,
+    registered_model_name,
+)
 
 from recplat.local.brand_runs import RunningPlatform, train_all
 from recplat.local.demo_gate import GateRecord, gate_record

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ranking_features.mlflow_names import registered_model_name
+from ranking_features.mlflow_names import (
+    GATE_BASIS_TAG,
+    GATE_EXPLORATION_REQUESTS_METRIC,
+    GATE_REASON_TAG,
+    GATE_TAG,
+    OPE_METRIC_PREFIX,
+    ope_metric_key,
+    registered_model_name,
+)
 
 
 @dataclass(frozen=True)
@@ -24,18 +32,18 @@ class GateRecord:
     def summary(self) -> str:
         """The decision with the figures of the estimator it rests on (PBM), on one line."""
         figures = self.figures
-        explore = int(figures.get("gate.exploration_requests", 0))
+        explore = int(figures.get(GATE_EXPLORATION_REQUESTS_METRIC, 0))
         if self.basis != "counterfactual":
             return f"v{self.version} {self.outcome} ({self.basis}, {explore} explore requests)"
         values = ", ".join(
-            f"{target} {figures[f'ope.{target}.pbm']:.3f}"
+            f"{target} {figures[ope_metric_key(target, 'pbm')]:.3f}"
             for target in ("new", "champion", "popularity")
-            if f"ope.{target}.pbm" in figures
+            if ope_metric_key(target, "pbm") in figures
         )
         differences = "; ".join(
-            f"new - {baseline} {_interval(figures, f'ope.new_minus_{baseline}.pbm')}"
+            f"new - {baseline} {_interval(figures, ope_metric_key(f'new_minus_{baseline}', 'pbm'))}"
             for baseline in ("popularity", "champion")
-            if f"ope.new_minus_{baseline}.pbm" in figures
+            if ope_metric_key(f"new_minus_{baseline}", "pbm") in figures
         )
         return (
             f"v{self.version} {self.outcome} on {explore} explore requests: PBM reward per "
@@ -58,19 +66,19 @@ def gate_record(tracking_uri: str, name: str, version: str) -> GateRecord | None
         tags = client.get_model_version(registered_model_name(name), version).tags
     except MlflowException:
         return None
-    if "gate" not in tags:
+    if GATE_TAG not in tags:
         return None
     figures = {}
     for key, value in tags.items():
-        if key.startswith("ope.") or key == "gate.exploration_requests":
+        if key.startswith(OPE_METRIC_PREFIX) or key == GATE_EXPLORATION_REQUESTS_METRIC:
             try:
                 figures[key] = float(value)
             except ValueError:
                 continue
     return GateRecord(
         version=version,
-        outcome=tags["gate"],
-        reason=tags.get("gate.reason", ""),
-        basis=tags.get("gate.basis", ""),
+        outcome=tags[GATE_TAG],
+        reason=tags.get(GATE_REASON_TAG, ""),
+        basis=tags.get(GATE_BASIS_TAG, ""),
         figures=figures,
     )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ranking_features.mlflow_names import biased_metric_key
+
 
 @dataclass(frozen=True)
 class ModelVersionSummary:
@@ -22,25 +24,8 @@ class ModelVersionSummary:
 
     @property
     def ndcg_at_10(self) -> float | None:
-        return metric(self.metrics, "ndcg", 10)
-
-
-def metric(metrics: dict[str, float], family: str, k: int) -> float | None:
-    """The model's `family@k` (e.g. NDCG@10), whichever spelling the training run logged.
-
-    MLflow metric names cannot contain '@', so `ndcg_at_10`, `ndcg_10`, `val_ndcg_at_10`
-    and the like are all accepted; baseline and champion comparisons are skipped.
-    """
-    wanted = f"{family}{k}"
-    candidates = {
-        name: value
-        for name, value in metrics.items()
-        if _normalised(name).endswith(wanted)
-        and not any(other in name.lower() for other in ("baseline", "popularity", "champion"))
-    }
-    if not candidates:
-        return None
-    return candidates[min(candidates, key=len)]
+        """The version's biased NDCG@10 on its gate window, as its training run logged it."""
+        return self.metrics.get(biased_metric_key("model", "ndcg@10"))
 
 
 def alias_summary(tracking_uri: str, model_name: str, alias: str) -> ModelVersionSummary | None:
@@ -81,9 +66,3 @@ def latest_version(tracking_uri: str, model_name: str) -> str | None:
     if not versions:
         return None
     return str(max(int(version.version) for version in versions))
-
-
-def _normalised(name: str) -> str:
-    # "ndcg_at_10", "ndcg@10", "valid.ndcg-10" all become "...ndcg10".
-    lowered = name.lower().replace("_at_", "").replace("@", "")
-    return "".join(character for character in lowered if character.isalnum())

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import numpy as np
 from ranking_features.definition import SESSION_LENGTH
+from ranking_features.events import CLICK, CONVERSION
 
 if TYPE_CHECKING:
     from recplat.synthetic import GroundTruth
@@ -84,7 +85,7 @@ class ClientSessions:
         sessions = cls()
         if feedback is None:
             return sessions
-        feedback = feedback.filter(pc.equal(feedback["type"], "click"))
+        feedback = feedback.filter(pc.equal(feedback["type"], CLICK))
         keys = ["request_id", "user_id", "item_id"]
         impressions = _read_events(lake_uri, IMPRESSIONS_DIR, IMPRESSION_SCHEMA, keys)
         keep = first_of_each_event(feedback)
@@ -247,12 +248,10 @@ def _feedback(
         item_id = shown[slot]
         click_us = now_us + CLICK_STEP_US * int(slot)
         sessions.record_click(user_id, item_id)
-        events.append(_event(answer["request_id"], user_id, item_id, "click", click_us))
+        events.append(_event(answer["request_id"], user_id, item_id, CLICK, click_us))
         if converted[0, slot]:
             conversion_us = click_us + CONVERSION_DELAY_US
-            events.append(
-                _event(answer["request_id"], user_id, item_id, "conversion", conversion_us)
-            )
+            events.append(_event(answer["request_id"], user_id, item_id, CONVERSION, conversion_us))
     return events
 
 

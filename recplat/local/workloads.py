@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 from ranking_features.brand import Brand, ranking_drift_flags, ranking_train_flags
 from ranking_features.mlflow_names import registered_model_name
+from ranking_features.workload_env import ServiceEnv, WorkloadEnv
 
 from recplat.local.processes import (
     LOOPBACK,
@@ -56,14 +57,16 @@ def common_env(brand: Brand, lake_uri: str, wiring: WorkloadWiring) -> dict[str,
     """The variables infra gives both workloads of a brand (infra/brand_pods.py)."""
     threads = str(wiring.threads_per_job)
     return {
-        "RECPLAT_BRAND": brand.name,
-        "RECPLAT_ENV": wiring.environment,
-        "MLFLOW_TRACKING_URI": wiring.tracking_uri,
-        "RECPLAT_MODEL_NAME": registered_model_name(brand.name),
-        "RECPLAT_LAKE_URI": lake_uri,
+        **WorkloadEnv.variables(
+            brand=brand.name,
+            env=wiring.environment,
+            tracking_uri=wiring.tracking_uri,
+            model_name=registered_model_name(brand.name),
+            lake_uri=lake_uri,
+        ),
         # Two cores, several jobs: oversubscribed OpenMP threads would only fight each other.
+        # (LightGBM's own num_threads comes from `ranking-train --num-threads`.)
         "OMP_NUM_THREADS": threads,
-        "RECPLAT_NUM_THREADS": threads,
         "PYTHONUNBUFFERED": "1",
         **wiring.storage_env,
     }
@@ -114,15 +117,17 @@ def service_env(
     serving = brand.serving
     return {
         **common_env(brand, lake_uri, wiring),
-        "RECPLAT_API_KEY_FILE": str(api_key_file),
-        "RECPLAT_MAX_CANDIDATES": str(serving.max_candidates),
-        "RECPLAT_CHALLENGER_TRAFFIC": str(serving.challenger_traffic),
-        "RECPLAT_EXPLORATION": str(serving.exploration),
-        "RECPLAT_DEFAULT_K": str(serving.default_k),
-        "RECPLAT_FEATURE_SAMPLE": str(brand.monitoring.feature_sample),
-        "RECPLAT_RELOAD_INTERVAL_S": str(options.reload_interval_s),
-        "RECPLAT_EVENT_LOG_DIR": str(event_log_dir),
-        "RECPLAT_SHIP_INTERVAL_S": str(options.ship_interval_s),
+        **ServiceEnv.variables(
+            api_key_file=api_key_file,
+            max_candidates=serving.max_candidates,
+            challenger_traffic=serving.challenger_traffic,
+            exploration=serving.exploration,
+            default_k=serving.default_k,
+            feature_sample=brand.monitoring.feature_sample,
+            reload_interval_s=options.reload_interval_s,
+            event_log_dir=event_log_dir,
+            ship_interval_s=options.ship_interval_s,
+        ),
     }
 
 
@@ -278,7 +283,7 @@ class ExperimentsOutcome:
     succeeded: bool
     report: str
     log_path: Path
-    # With `as_json`: what the evaluator returned (`ranking_training.experiment_job.run`).
+    # With `as_json`: what the evaluator returned (`ranking_training.experiment_evaluation.run`).
     result: dict[str, Any] | None = None
 
 
@@ -321,7 +326,7 @@ def run_experiments(
         return ExperimentsOutcome(brand.name, False, message, log_path)
     if not as_json:
         return ExperimentsOutcome(brand.name, True, completed.stdout.rstrip(), log_path)
-    from ranking_training.experiment_job import describe
+    from ranking_training.experiment_evaluation import describe
 
     try:
         result = json.loads(completed.stdout)

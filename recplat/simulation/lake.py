@@ -43,6 +43,8 @@ import pyarrow.parquet as pq
 from ranking_features.events import (
     CATALOG_PATH,
     CATALOG_SCHEMA,
+    CLICK,
+    CONVERSION,
     FEEDBACK_DIR,
     FEEDBACK_SCHEMA,
     IMPRESSION_SCHEMA,
@@ -278,8 +280,8 @@ class WorldLake:
             k: [] for k in ("event_id", "request_id", "ts", "user_id", "item_id", "type")
         }
         for kind, mask, delay in (
-            ("click", served.clicked, 0.0),
-            ("conversion", served.converted, 600.0),
+            (CLICK, served.clicked, 0.0),
+            (CONVERSION, served.converted, 600.0),
         ):
             request, position = np.nonzero(mask)
             items = self.item_ids()[served.shown[request, position]]

@@ -50,6 +50,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
+from ranking_features.events import CLICK, CONVERSION
 
 from recplat.synthetic.ground_truth import (
     GROUNDTRUTH_PATH,
@@ -114,7 +115,7 @@ def generate(params: SynthParams) -> SyntheticData:
         request_ids,
         user,
         shown,
-        [("click", clicked, click_ts), ("conversion", converted, conversion_ts)],
+        [(CLICK, clicked, click_ts), (CONVERSION, converted, conversion_ts)],
     )
     from ranking_training.metrics import ranking_metrics
 

@@ -25,6 +25,10 @@ from ranking_features import FEATURE_NAMES, FeatureSnapshot, feature_spec
 from ranking_features.mlflow_names import (
     CHALLENGER,
     CHAMPION,
+    MODEL_ARTIFACT,
+    SNAPSHOT_ARTIFACT,
+    SPEC_ARTIFACT,
+    biased_metric_key,
     brand_of_model,
     training_experiment_name,
 )
@@ -93,16 +97,21 @@ def register_ranker(
         )
     )
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run() as run:
-        features = Path(tmp)
-        snapshot.save(features / "snapshot.json")
-        (features / "spec.json").write_text(json.dumps(feature_spec()), encoding="utf-8")
-        mlflow.log_artifacts(str(features), artifact_path="features")
+        snapshot_file, spec_file = Path(tmp) / SNAPSHOT_ARTIFACT, Path(tmp) / SPEC_ARTIFACT
+        snapshot_file.parent.mkdir(parents=True, exist_ok=True)
+        snapshot.save(snapshot_file)
+        spec_file.write_text(json.dumps(feature_spec()), encoding="utf-8")
+        mlflow.log_artifacts(tmp)
         mlflow.log_metrics(
-            {"model.ndcg_at_10": 0.61, "popularity.ndcg_at_10": 0.42, "rows.train": 600}
+            {
+                biased_metric_key("model", "ndcg@10"): 0.61,
+                biased_metric_key("popularity", "ndcg@10"): 0.42,
+                "rows.train": 600,
+            }
         )
         info = mlflow.lightgbm.log_model(
             booster,
-            name="model",
+            name=MODEL_ARTIFACT,
             pip_requirements=["lightgbm"],
             registered_model_name=model_name,
             await_registration_for=60,

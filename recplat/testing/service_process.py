@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from ranking_features.workload_env import ServiceEnv
 
 from recplat.testing.servers import free_port, wait_until
 
@@ -43,14 +44,16 @@ class RankingService:
         key_file.chmod(0o600)
         self.env = {
             **os.environ,
-            "RECPLAT_BRAND": brand,
-            "RECPLAT_ENV": "dev",
-            "RECPLAT_LAKE_URI": lake_uri,
-            "MLFLOW_TRACKING_URI": tracking_uri,
-            "RECPLAT_API_KEY_FILE": str(key_file),
-            "RECPLAT_EVENT_LOG_DIR": str(workdir / "event-log"),
-            "RECPLAT_RELOAD_INTERVAL_S": "1",
-            "RECPLAT_SHIP_INTERVAL_S": "1",
+            **ServiceEnv.variables(
+                brand=brand,
+                env="dev",
+                lake_uri=lake_uri,
+                tracking_uri=tracking_uri,
+                api_key_file=key_file,
+                event_log_dir=workdir / "event-log",
+                reload_interval_s="1",
+                ship_interval_s="1",
+            ),
             **(env or {}),
         }
         self.port = 0

@@ -43,8 +43,8 @@ import pyarrow as pa
 
 from ranking_features.definition import FEATURE_NAMES, FEATURE_VERSION
 from ranking_features.events import TIMESTAMP
+from ranking_features.mlflow_names import DISTRIBUTION_ARTIFACT
 
-DISTRIBUTION_ARTIFACT = "features/distribution.json"
 """The training distribution, an artifact of the run that registered the version."""
 DISTRIBUTION_FORMAT = 1
 DEFAULT_BINS = 10

@@ -19,6 +19,8 @@ online CTR and training labels apply the same ones: `first_of_each_event` (dedup
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pyarrow as pa
 
@@ -76,7 +78,14 @@ POLICY_EXPLORE = "explore"
 EXPLORATION_POOL_FACTOR = 2
 """An explore request permutes the model's top `EXPLORATION_POOL_FACTOR * k` candidates."""
 
-FEEDBACK_TYPES = ("click", "conversion", "dismiss")
+CLICK = "click"
+CONVERSION = "conversion"
+"""A conversion counts as a click too (docs/architecture.md, "Promotion gate")."""
+DISMISS = "dismiss"
+FEEDBACK_TYPES = (CLICK, CONVERSION, DISMISS)
+"""The feedback `type`s (`FEEDBACK_SCHEMA`); `POST /feedback` accepts these and no other."""
+FeedbackType = Literal["click", "conversion", "dismiss"]
+"""`FEEDBACK_TYPES` as a type (a Literal must spell them; a test keeps the two equal)."""
 
 FEEDBACK_SCHEMA = pa.schema(
     [

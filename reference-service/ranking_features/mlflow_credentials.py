@@ -1,8 +1,8 @@
 """How a workload signs in to MLflow: its brand's user, with the password read from a file.
 
 On AKS the tracking server runs MLflow's ``basic-auth`` app. Infra gives the ranking
-service and the training job ``RECPLAT_MLFLOW_USERNAME`` (``brand-<name>``) and
-``RECPLAT_MLFLOW_PASSWORD_FILE`` (the brand's Key Vault secret, mounted by the CSI
+service and the training job ``MlflowAuthEnv`` (``ranking_features.workload_env``): a user
+name (``brand-<name>``) and a password file (the brand's Key Vault secret, mounted by the CSI
 driver). MLflow's client reads ``MLFLOW_TRACKING_USERNAME`` and
 ``MLFLOW_TRACKING_PASSWORD`` from the process environment, so both workloads call
 ``configure_mlflow_credentials`` once at start-up: the password lives in the process
@@ -18,8 +18,10 @@ import os
 from collections.abc import MutableMapping
 from pathlib import Path
 
-USERNAME_VARIABLE = "RECPLAT_MLFLOW_USERNAME"
-PASSWORD_FILE_VARIABLE = "RECPLAT_MLFLOW_PASSWORD_FILE"  # noqa: S105 - a variable name
+from ranking_features.workload_env import MlflowAuthEnv
+
+USERNAME_VARIABLE = MlflowAuthEnv.variable("mlflow_username")
+PASSWORD_FILE_VARIABLE = MlflowAuthEnv.variable("mlflow_password_file")
 
 
 class MlflowCredentialsError(ValueError):

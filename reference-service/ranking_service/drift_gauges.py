@@ -31,17 +31,27 @@ import os
 import threading
 from typing import Any
 
+from ranking_features.mlflow_names import (
+    DRIFT_EVALUATED_AT_TAG,
+    DRIFT_PSI_TAG_PREFIX,
+    DRIFT_THRESHOLD_TAG,
+    ONLINE_CTR_HIGH_TAG,
+    ONLINE_CTR_LOW_TAG,
+    ONLINE_CTR_TAG,
+)
+
 from ranking_service.metrics import ServiceMetrics
 from ranking_service.model_store import CHALLENGER, CHAMPION
 from ranking_service.settings import Settings, redact
 
 log = logging.getLogger(__name__)
 
-PSI_TAG_PREFIX = "drift.psi."
-THRESHOLD_TAG = "drift.psi_threshold"
-EVALUATED_AT_TAG = "drift.evaluated_at"
 # What the experiment evaluator writes on each arm's version (ranking_training.experiment_job).
-ONLINE_CTR_TAGS = {"estimate": "online.ctr", "lower": "online.ctr_low", "upper": "online.ctr_high"}
+ONLINE_CTR_TAGS = {
+    "estimate": ONLINE_CTR_TAG,
+    "lower": ONLINE_CTR_LOW_TAG,
+    "upper": ONLINE_CTR_HIGH_TAG,
+}
 
 
 def online_ctr_figures(tags: dict[str, str]) -> dict[str, float]:
@@ -59,11 +69,15 @@ def drift_figures(tags: dict[str, str]) -> tuple[dict[str, float], float | None]
     out (logged), never exported as a number they are not."""
     psi: dict[str, float] = {}
     for key, text in tags.items():
-        if key.startswith(PSI_TAG_PREFIX):
+        if key.startswith(DRIFT_PSI_TAG_PREFIX):
             value = _number(key, text)
             if value is not None:
-                psi[key.removeprefix(PSI_TAG_PREFIX)] = value
-    threshold = _number(THRESHOLD_TAG, tags[THRESHOLD_TAG]) if THRESHOLD_TAG in tags else None
+                psi[key.removeprefix(DRIFT_PSI_TAG_PREFIX)] = value
+    threshold = (
+        _number(DRIFT_THRESHOLD_TAG, tags[DRIFT_THRESHOLD_TAG])
+        if DRIFT_THRESHOLD_TAG in tags
+        else None
+    )
     return psi, threshold
 
 
@@ -138,7 +152,7 @@ class DriftGauges:
             self.export_online_ctr({})
             return
         tags = dict(version.tags or {})
-        stamp = tags.get(EVALUATED_AT_TAG)
+        stamp = tags.get(DRIFT_EVALUATED_AT_TAG)
         verdict = (str(version.version), stamp) if stamp is not None else None
         if verdict is None or verdict != self._verdict:
             self._figures = drift_figures(tags)

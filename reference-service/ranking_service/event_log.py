@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from ranking_features.workload_env import ServiceEnv
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class EventLog:
             lock_file.close()
             raise EventLogLockedError(
                 f"{self.directory}: another ranking service writes this event log; "
-                "give each replica its own RECPLAT_EVENT_LOG_DIR"
+                f"give each replica its own {ServiceEnv.variable('event_log_dir')}"
             ) from None
         self._lock_file = lock_file
         leftovers = self.sealed_segments()

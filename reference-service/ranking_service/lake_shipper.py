@@ -43,6 +43,7 @@ from ranking_features.events import (
     partition_dir,
 )
 from ranking_features.lake import open_lake
+from ranking_features.workload_env import ServiceEnv
 
 from ranking_service.event_log import EventLog, read_segment
 from ranking_service.feature_sample import feature_sample_table
@@ -212,7 +213,7 @@ class LakeShipper:
         try:
             self.fs, self.root = open_lake(lake_uri)
         except ValueError as error:
-            raise SettingsError(f"RECPLAT_LAKE_URI: {error}") from None
+            raise SettingsError(f"{ServiceEnv.variable('lake_uri')}: {error}") from None
         self._stop = threading.Event()
         # Serialises rounds: the periodic one and the final one at shutdown.
         self._round = threading.Lock()

@@ -14,6 +14,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from ranking_features import metric_names
 from ranking_features.metric_names import MetricKind, MetricName
+from ranking_features.workload_env import ServiceEnv
 
 LATENCY_BUCKETS = (
     0.001,
@@ -49,7 +50,7 @@ HELP: dict[MetricName, str] = {
     metric_names.RANK_EXPLORED: (
         "Ranking requests answered with a random permutation of the model's top 2k "
         "(exploration, logged with propensities); its share of the ok requests is "
-        "RECPLAT_EXPLORATION."
+        f"{ServiceEnv.variable('exploration')}."
     ),
     metric_names.RANK_BATCH_SIZE: (
         "Requests featurised and scored together (adaptive batching; 1 when idle)."

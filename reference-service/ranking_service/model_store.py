@@ -26,7 +26,15 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 from ranking_features.definition import FEATURE_NAMES, build_features
-from ranking_features.mlflow_names import CHALLENGER, CHAMPION
+from ranking_features.mlflow_names import (
+    BIASED_METRIC_PREFIX,
+    CHALLENGER,
+    CHAMPION,
+    EXPERIMENT_ID_TAG,
+    EXPERIMENT_STARTED_AT_TAG,
+    OPE_METRIC_PREFIX,
+    SNAPSHOT_ARTIFACT,
+)
 from ranking_features.snapshot import FeatureSnapshot
 
 from ranking_service.compiled_trees import CompiledTrees, NotCompilableError, compile_trees
@@ -37,13 +45,9 @@ FALLBACK = "fallback"
 ALIASES = (CHAMPION, CHALLENGER)
 
 NATIVE_MODEL_FILE = "model.lgb"
-# Where the training job logs the snapshot: in the run's artifacts (first) or the model's.
-SNAPSHOT_ARTIFACT = "features/snapshot.json"
 # Run metrics shown by GET /model: the offline evaluation behind the promotion gate, as the
-# training job logs it (`model.ndcg_at_10`, `popularity.*`, `champion.*`), not row counts.
-OFFLINE_METRIC_PREFIXES = ("model.", "popularity.", "champion.", "ndcg", "map", "mrr")
-EXPERIMENT_ID_TAG = "experiment_id"
-EXPERIMENT_STARTED_AT_TAG = "experiment.started_at"
+# training job logs it (`biased.*`, `ope.*`; ranking_features.mlflow_names), not row counts.
+OFFLINE_METRIC_PREFIXES = (BIASED_METRIC_PREFIX, OPE_METRIC_PREFIX)
 
 
 class ModelLoadError(RuntimeError):

@@ -20,6 +20,7 @@ from typing import Any
 
 import fsspec
 from ranking_features.snapshot import FeatureSnapshot
+from ranking_features.workload_env import ServiceEnv
 
 from ranking_service.metrics import ServiceMetrics
 from ranking_service.model_store import (
@@ -184,7 +185,9 @@ class ModelReloader:
             with fsspec.open(path, "rt", encoding="utf-8") as file:
                 snapshot = FeatureSnapshot.from_dict(json.load(file))
         except Exception as error:
-            log.error("RECPLAT_FALLBACK_SNAPSHOT %s unusable: %s", redact(path), error)
+            log.error(
+                "%s %s unusable: %s", ServiceEnv.variable("fallback_snapshot"), redact(path), error
+            )
             return
         self.served = dataclasses.replace(self.served, fallback_snapshot=snapshot)
 

@@ -26,10 +26,10 @@ from pydantic import (
     ValidationError,
     create_model,
 )
+from ranking_features.events import CLICK, FeedbackType
 from ranking_features.mlflow_names import CHAMPION, registered_model_name
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-FeedbackType = Literal["click", "conversion", "dismiss"]
 MAX_RECENT_ITEMS = 100
 M = TypeVar("M", bound=BaseModel)
 # The window a feedback `ts` must fall in. Before 2000 no event of this platform happened;
@@ -186,7 +186,7 @@ class FeedbackEvent(BaseModel):
                     "request_id": "3f0c6d3e8a4b4c1c9a8f0e6c2b7d5a10",
                     "user_id": "u-1042",
                     "item_id": "i-3",
-                    "type": "click",
+                    "type": CLICK,
                     "ts": "2025-01-31T12:00:00Z",
                 }
             ]

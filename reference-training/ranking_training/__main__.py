@@ -1,8 +1,8 @@
 """`ranking-train` / `python -m ranking_training`: the command a brand's CronJob runs.
 
-Configured by the env contract (RECPLAT_BRAND, RECPLAT_ENV, RECPLAT_LAKE_URI,
-MLFLOW_TRACKING_URI, RECPLAT_MODEL_NAME, and on AKS RECPLAT_MLFLOW_USERNAME with
-RECPLAT_MLFLOW_PASSWORD_FILE for the tracking server's basic auth); flags override it.
+Configured by the workload environment (`ranking_features.workload_env.TrainingEnv`: brand,
+environment, lake, tracking server, model name, and on AKS `MlflowAuthEnv` for the tracking
+server's basic auth); flags override it.
 `--brand-file` takes the LightGBM parameters, lookback, promotion rule and workers from a brand
 file; explicit flags win over it.
 Exit codes: 0 done (promoted or not), 1 the job stopped (bad data, failed checks), 2 bad usage
@@ -12,7 +12,6 @@ Exit codes: 0 done (promoted or not), 1 the job stopped (bad data, failed checks
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 from dataclasses import dataclass, field, fields, replace
@@ -27,6 +26,7 @@ from ranking_features.mlflow_credentials import (
 
 from ranking_training.config import LightGBMSettings, TrainingConfig, zoned_time
 from ranking_training.errors import TrainingError
+from ranking_training.job_env import add_workload_arguments, missing_workload_argument
 
 _T = TypeVar("_T")
 PROMOTION_METRICS = ("ndcg@1", "ndcg@3", "ndcg@5", "ndcg@10", "map@10", "mrr")
@@ -36,18 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ranking-train", description="Train, evaluate and register a brand's ranker."
     )
-    env = os.environ.get
-    parser.add_argument("--brand", default=env("RECPLAT_BRAND"), help="[RECPLAT_BRAND]")
-    parser.add_argument("--env", default=env("RECPLAT_ENV", "dev"), help="[RECPLAT_ENV]")
-    parser.add_argument("--lake-uri", default=env("RECPLAT_LAKE_URI"), help="[RECPLAT_LAKE_URI]")
-    parser.add_argument(
-        "--tracking-uri", default=env("MLFLOW_TRACKING_URI"), help="[MLFLOW_TRACKING_URI]"
-    )
-    parser.add_argument(
-        "--model-name",
-        default=env("RECPLAT_MODEL_NAME", ""),
-        help="default: the brand's registered model name",
-    )
+    # The image's commit tags the model versions: set by infra, not a flag.
+    parser.set_defaults(git_sha=add_workload_arguments(parser).git_sha)
     parser.add_argument("--brand-file", type=Path, help="take training settings from this file")
     parser.add_argument("--from", dest="data_from", type=_date, help="first day (YYYY-MM-DD)")
     parser.add_argument(
@@ -78,6 +68,22 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(
             flag, type=type(spec.default), help=f"LightGBM (default {spec.default})"
         )
+    _add_gate_arguments(parser)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="0 trains in this process; N on N Dask workers: a local cluster of N processes, "
+        "or the --dask-scheduler cluster once N have joined",
+    )
+    parser.add_argument("--dask-scheduler", default="", help="address of an existing Dask cluster")
+    parser.add_argument("--format", choices=("lake", "svmlight"), default="lake")
+    parser.add_argument("--train", type=Path, help="svmlight training file (.query beside it)")
+    parser.add_argument("--valid", type=Path, help="svmlight validation file (.query beside it)")
+    return parser
+
+
+def _add_gate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The promotion gate's flags (docs/architecture.md, "Promotion gate")."""
     parser.add_argument("--promotion-metric", choices=PROMOTION_METRICS)
     parser.add_argument("--min-gain", type=float)
     parser.add_argument(
@@ -94,17 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="explore requests the counterfactual gate needs in its window (default 300)",
     )
     parser.add_argument("--dismiss-label", type=int, default=0, choices=(0, 1))
-    parser.add_argument(
-        "--workers",
-        type=int,
-        help="0 trains in this process; N on N Dask workers: a local cluster of N processes, "
-        "or the --dask-scheduler cluster once N have joined",
-    )
-    parser.add_argument("--dask-scheduler", default="", help="address of an existing Dask cluster")
-    parser.add_argument("--format", choices=("lake", "svmlight"), default="lake")
-    parser.add_argument("--train", type=Path, help="svmlight training file (.query beside it)")
-    parser.add_argument("--valid", type=Path, help="svmlight validation file (.query beside it)")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,13 +136,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> TrainingConfig:
-    for name, variable in (
-        ("brand", "RECPLAT_BRAND"),
-        ("lake_uri", "RECPLAT_LAKE_URI"),
-        ("tracking_uri", "MLFLOW_TRACKING_URI"),
-    ):
-        if not getattr(args, name):
-            parser.error(f"--{name.replace('_', '-')} (or {variable}) is required")
+    missing = missing_workload_argument(args)
+    if missing:
+        parser.error(missing)
     defaults = BrandDefaults()
     if args.brand_file is not None:
         defaults = _brand_defaults(args.brand_file, args.env)
@@ -172,7 +163,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         dask_scheduler=args.dask_scheduler,
         dismiss_label=args.dismiss_label,
         validation_days=args.validation_days,
-        git_sha=os.environ.get("RECPLAT_GIT_SHA") or _git_sha(),
+        git_sha=args.git_sha or _git_sha(),
         label_delay_hours=_given(args.label_delay_hours, defaults.label_delay_hours),
         run_at=args.run_at,
         conversion_weight=_given(args.conversion_weight, defaults.conversion_weight),

@@ -13,13 +13,13 @@ driver joins, and back to zero after it, even when the driver dies without clean
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
+
+from ranking_features.workload_env import DaskSchedulerEnv
 
 if TYPE_CHECKING:
     from distributed import Scheduler
 
-WORKERS_VARIABLE = "RECPLAT_TRAINING_WORKERS"
 # Dask keeps a pseudo-client of this name for fire-and-forget futures; it is nobody's run.
 _NOT_A_RUN = "fire-and-forget"
 
@@ -38,7 +38,7 @@ def training_target(scheduler: Scheduler, workers: int) -> Any:
 
 def dask_setup(scheduler: Scheduler) -> None:
     """The preload's hook: replace the target the HTTP API and the RPC handler answer with."""
-    workers = int(os.environ[WORKERS_VARIABLE])
+    workers = DaskSchedulerEnv.read().training_workers
     target = training_target(scheduler, workers)
     scheduler.adaptive_target = target  # type: ignore[method-assign]
     # The RPC handler was bound to the original method when the scheduler was built.

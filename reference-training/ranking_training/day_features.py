@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ranking_features import FeatureSnapshot
 from ranking_features.definition import SESSION_LENGTH
+from ranking_features.events import CLICK
 from ranking_features.snapshot import category_share, global_ctr
 
 from ranking_training.cluster import Task
@@ -383,14 +384,14 @@ def concat_matrices(parts: list[RankingMatrix]) -> RankingMatrix:
 
 def _clicks(part: DayPart, users: ClickingUsers) -> ClickLog:
     feedback = part.feedback.table
-    clicks = feedback.filter(pc.equal(feedback["type"], "click"))
+    clicks = feedback.filter(pc.equal(feedback["type"], CLICK))
     user = users.codes(clicks["user_id"])
     return ClickLog(user, clicks["item_id"].combine_chunks(), event_seconds(clicks))
 
 
 def _click_users(part: DayPart) -> list[str]:
     feedback = part.feedback.table
-    clicks = feedback.filter(pc.equal(feedback["type"], "click"))
+    clicks = feedback.filter(pc.equal(feedback["type"], CLICK))
     return pc.unique(clicks["user_id"]).to_pylist()
 
 

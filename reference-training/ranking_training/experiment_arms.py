@@ -23,6 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ranking_features.assignment import ARMS, experiment_arm
 from ranking_features.events import (
+    CLICK,
+    CONVERSION,
     ERRORS_DIR,
     FEEDBACK_DIR,
     FEEDBACK_SCHEMA,
@@ -179,7 +181,7 @@ def _requests(impressions: pa.Table, feedback: pa.Table, spec: ExperimentSpec) -
     arm_of = {user: _arm_of(spec, user) for user in users}
     requests["arm"] = requests["user_id"].map(arm_of)
     requests["fallback"] = requests["variant"] == FALLBACK_VARIANT
-    for column, kind in (("clicked", "click"), ("converted", "conversion")):
+    for column, kind in (("clicked", CLICK), ("converted", CONVERSION)):
         ids = feedback.filter(pc.field("type") == kind)["request_id"].unique()
         requests[column] = requests["request_id"].isin(ids.to_pylist())
     return requests[list(REQUEST_COLUMNS)]

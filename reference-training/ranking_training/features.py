@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 from ranking_features import FEATURE_NAMES, FeatureSnapshot, build_encoded_feature_matrix
 from ranking_features.definition import SESSION_LENGTH
+from ranking_features.events import CLICK, CONVERSION, DISMISS
 
 from ranking_training.data import LakeData
 from ranking_training.errors import DataError
 
-LABELS = {"conversion": 2, "click": 1}
+LABELS = {CONVERSION: 2, CLICK: 1}
 POPULARITY_FEATURE = FEATURE_NAMES.index("item_click_share")
 
 
@@ -78,7 +79,7 @@ class EncodedEvents:
         catalog = data.catalog
         categories = sorted(catalog["category"].unique())
         item_index = pd.Index(catalog["item_id"])
-        clicks = data.feedback[data.feedback["type"] == "click"]
+        clicks = data.feedback[data.feedback["type"] == CLICK]
         user_ids = sorted(clicks["user_id"].unique())
         impression_codes, click_codes = item_codes_of(
             item_index, data.impressions["item_id"], clicks["item_id"]
@@ -254,7 +255,7 @@ def label_rows(
     """Label per impression row (request_id, item_id) from matched feedback (request_id,
     item_id, type): the best gain of its feedback. `feedback` must hold all of it, so a part of
     the window labels its rows when it holds every feedback on their requests."""
-    gains = {**LABELS, "dismiss": dismiss_label}
+    gains = {**LABELS, DISMISS: dismiss_label}
     linked = feedback.dropna(subset=["request_id"])
     linked = linked.assign(gain=linked["type"].map(gains))
     best = linked.groupby(["request_id", "item_id"], sort=False)["gain"].max()

@@ -35,7 +35,20 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
-from ranking_features.mlflow_names import CHALLENGER, CHAMPION
+from ranking_features.mlflow_names import (
+    CHALLENGER,
+    CHAMPION,
+    GATE_BASIS_TAG,
+    GATE_CHAMPION_VERSION_TAG,
+    GATE_ESTIMATOR_TAG,
+    GATE_EXPLORATION_REQUESTS_METRIC,
+    GATE_K_TAG,
+    GATE_LEVEL_TAG,
+    GATE_MIN_EXPLORATION_TAG,
+    GATE_REASON_TAG,
+    GATE_TAG,
+    ope_metric_key,
+)
 
 from ranking_training.counterfactual import (
     Estimator,
@@ -166,19 +179,19 @@ class GateDecision:
 
     def metrics(self) -> dict[str, float]:
         """Run metrics (docs/architecture.md, "Promotion gate")."""
-        figures = {"gate.exploration_requests": float(self.exploration_requests)}
+        figures = {GATE_EXPLORATION_REQUESTS_METRIC: float(self.exploration_requests)}
         evidence = self.evidence
         if evidence is None:
             return figures
         for name, value in evidence.values.items():
             for estimator in ESTIMATORS:
-                figures[f"ope.{name}.{estimator}"] = value.get(estimator)
+                figures[ope_metric_key(name, estimator)] = value.get(estimator)
         comparisons = {POPULARITY: evidence.versus_popularity}
         if evidence.versus_champion is not None:
             comparisons[CHAMPION_TARGET] = evidence.versus_champion
         for baseline, intervals in comparisons.items():
             for method, interval in intervals.items():
-                prefix = f"ope.new_minus_{baseline}.{method}"
+                prefix = ope_metric_key(f"new_minus_{baseline}", method)
                 figures[prefix] = interval.estimate
                 figures[f"{prefix}.low"] = interval.low
                 figures[f"{prefix}.high"] = interval.high
@@ -187,18 +200,18 @@ class GateDecision:
     def tags(self) -> dict[str, str]:
         """Version tags: the outcome, why, and the figures behind it."""
         tags = {
-            "gate": self.outcome.value,
-            "gate.reason": self.reason,
-            "gate.basis": self.basis.value,
-            "gate.min_exploration_requests": str(self.min_exploration_requests),
+            GATE_TAG: self.outcome.value,
+            GATE_REASON_TAG: self.reason,
+            GATE_BASIS_TAG: self.basis.value,
+            GATE_MIN_EXPLORATION_TAG: str(self.min_exploration_requests),
         }
         if self.champion_version is not None:
-            tags["gate.champion_version"] = self.champion_version
+            tags[GATE_CHAMPION_VERSION_TAG] = self.champion_version
         if self.evidence is not None:
-            tags["gate.k"] = str(self.evidence.k)
+            tags[GATE_K_TAG] = str(self.evidence.k)
             decisive = self.evidence.versus_popularity[self.evidence.estimator]
-            tags["gate.level"] = str(decisive.level)
-            tags["gate.estimator"] = self.evidence.estimator
+            tags[GATE_LEVEL_TAG] = str(decisive.level)
+            tags[GATE_ESTIMATOR_TAG] = self.evidence.estimator
         for name, value in self.metrics().items():
             tags[name] = f"{value:.6g}"
         return tags

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from ranking_features.events import CLICK, CONVERSION
 
 from ranking_training.data import LakeData
 from ranking_training.exploration_log import (
@@ -65,8 +66,8 @@ def exploration_slice(data: LakeData, start: float, end: float) -> ExplorationSl
         return None
     feedback = data.feedback.dropna(subset=["request_id"])
     key = ["request_id", "item_id"]
-    converted = _pairs(feedback[feedback["type"] == "conversion"], key)
-    clicked = _pairs(feedback[feedback["type"] == "click"], key).union(converted)
+    converted = _pairs(feedback[feedback["type"] == CONVERSION], key)
+    clicked = _pairs(feedback[feedback["type"] == CLICK], key).union(converted)
     explore = explore.sort_values(["ts", "request_id", "position"], kind="stable")
     pairs = pd.MultiIndex.from_frame(explore[key])
     log = ExplorationLog.from_table(

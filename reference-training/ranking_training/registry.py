@@ -32,21 +32,20 @@ from ranking_features import FEATURE_NAMES, FEATURE_VERSION
 from ranking_features.mlflow_names import (
     CHALLENGER,
     CHAMPION,
+    EXPERIMENT_CHAMPION_TAG,
+    EXPERIMENT_EVENT_TAG,
+    EXPERIMENT_ID_TAG,
+    EXPERIMENT_STARTED_AT_TAG,
+    FEATURE_VERSION_TAG,
+    FINGERPRINT_TAG,
+    MODEL_ARTIFACT,
+    SPEC_ARTIFACT,
     brand_of_model,
     experiments_experiment_name,
     model_uri,
 )
 
 from ranking_training.gate import GateDecision, GateOutcome
-
-FINGERPRINT_TAG = "data_fingerprint"
-SNAPSHOT_ARTIFACT = "features/snapshot.json"
-SPEC_ARTIFACT = "features/spec.json"
-MODEL_ARTIFACT = "model"
-# The online experiment's version tags (docs/architecture.md, "Online experiments").
-EXPERIMENT_ID_TAG = "experiment_id"
-EXPERIMENT_STARTED_AT_TAG = "experiment.started_at"
-EXPERIMENT_CHAMPION_TAG = "experiment.champion_version"
 
 
 def experiment_id_for(brand: str, version: str, started_at: datetime) -> str:
@@ -123,7 +122,7 @@ def log_and_register(
     )
     client = MlflowClient()
     version = str(info.registered_model_version)
-    for key, value in {**version_tags, "feature_version": str(FEATURE_VERSION)}.items():
+    for key, value in {**version_tags, FEATURE_VERSION_TAG: str(FEATURE_VERSION)}.items():
         client.set_model_version_tag(model_name, version, key, value)
     return client.get_model_version(model_name, version)
 
@@ -175,7 +174,7 @@ def start_experiment(
     run = client.create_run(
         experiment_id_by_name(client, experiments_experiment_name(brand)),
         run_name=experiment_id,
-        tags={"experiment.event": "start", "model_name": model_name},
+        tags={EXPERIMENT_EVENT_TAG: "start", "model_name": model_name},
     )
     for key, value in {
         "experiment_id": experiment_id,

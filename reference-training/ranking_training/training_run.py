@@ -17,13 +17,22 @@ from typing import Any
 
 from ranking_features import FEATURE_VERSION, FeatureSnapshot, feature_spec
 from ranking_features.drift import DISTRIBUTION_ARTIFACT
+from ranking_features.mlflow_names import (
+    DECISION_ARTIFACT,
+    EVALUATION_ARTIFACT_DIR,
+    FEATURE_IMPORTANCE_ARTIFACT,
+    FINGERPRINT_TAG,
+    GATE_BASIS_TAG,
+    GATE_REASON_TAG,
+    GATE_TAG,
+    biased_metric_key,
+)
 
 from ranking_training.config import TrainingConfig
 from ranking_training.data import LakeData
 from ranking_training.drift import write_training_distribution
 from ranking_training.evaluate import write_report
 from ranking_training.gate import GateDecision
-from ranking_training.registry import FINGERPRINT_TAG
 from ranking_training.split import WindowBounds
 from ranking_training.window_parts import GateEvaluation, WindowParts
 
@@ -93,18 +102,16 @@ def log_run_results(
         ("champion", evaluation.champion),
     ):
         if metrics:
-            mlflow.log_metrics(
-                {f"biased.{ranker}.{k.replace('@', '_at_')}": v for k, v in metrics.items()}
-            )
+            mlflow.log_metrics({biased_metric_key(ranker, k): v for k, v in metrics.items()})
     mlflow.log_metrics(trained.decision.metrics())
-    mlflow.log_dict(_importance(trained.booster), "evaluation/feature_importance.json")
-    report_dir = scratch / "evaluation"
+    mlflow.log_dict(_importance(trained.booster), FEATURE_IMPORTANCE_ARTIFACT)
+    report_dir = scratch / EVALUATION_ARTIFACT_DIR
     summary = {
         "title": f"{config.brand} {config.data_from}..{config.data_to}",
         "rows": trained.counts,
     }
     for path in write_report(evaluation, summary, report_dir):
-        mlflow.log_artifact(str(path), artifact_path="evaluation")
+        mlflow.log_artifact(str(path), artifact_path=EVALUATION_ARTIFACT_DIR)
 
 
 def write_feature_artifacts(trained: TrainedModel, feature_dir: Path) -> None:
@@ -125,8 +132,10 @@ def log_decision(decision: GateDecision, version: str) -> None:
     """The gate's decision on the run: its tags as an artifact, the outcome as run tags."""
     import mlflow
 
-    mlflow.log_dict(decision.tags(), "evaluation/decision.json")
-    mlflow.set_tags({key: decision.tags()[key] for key in ("gate", "gate.reason", "gate.basis")})
+    mlflow.log_dict(decision.tags(), DECISION_ARTIFACT)
+    mlflow.set_tags(
+        {key: decision.tags()[key] for key in (GATE_TAG, GATE_REASON_TAG, GATE_BASIS_TAG)}
+    )
     mlflow.set_tag("model_version", version)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from ranking_features.events import CLICK
 
 from ranking_training.cluster import Task
 from ranking_training.data import EventFiles, LakeData, to_frame
@@ -277,7 +278,7 @@ def _gate_lake_data(
             "ts": tail.ts,
             "user_id": np.asarray(users.ids, dtype=object)[tail.user],
             "item_id": tail.item.to_numpy(zero_copy_only=False),
-            "type": "click",
+            "type": CLICK,
         }
     )
     feedback = [to_frame(p.feedback.table) for p in parts]

@@ -67,8 +67,8 @@ def test_model_endpoint_and_metrics_describe_what_serves(
     assert by_alias["challenger"]["version"] == rankers.challenger_version
     assert by_alias["champion"]["data_from"] == "2025-12-25"
     assert by_alias["champion"]["offline_metrics"] == {
-        "model.ndcg_at_10": 0.61,
-        "popularity.ndcg_at_10": 0.42,
+        "biased.model.ndcg_at_10": 0.61,
+        "biased.popularity.ndcg_at_10": 0.42,
     }
     with service.client() as client:
         client.post("/rank", json={"user_id": "u-1", "candidates": ["i-1"]})

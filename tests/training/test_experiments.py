@@ -269,7 +269,7 @@ def test_a_broken_error_guardrail_stops_even_a_winning_challenger() -> None:
 def test_the_evaluator_tags_each_arms_version_with_its_online_ctr_and_interval() -> None:
     from types import SimpleNamespace
 
-    from ranking_training.experiment_job import online_ctr_tags
+    from ranking_training.experiment_registry import online_ctr_tags
 
     stats = {CHAMPION_ARM: _arm(CHAMPION_ARM, 0.30), CHALLENGER_ARM: _arm(CHALLENGER_ARM, 0.40)}
     now = START + timedelta(days=1)
