@@ -63,6 +63,33 @@ SHARD_USERS = 10_000
 
 
 def main() -> None:
+    args = _arguments()
+    first = END - timedelta(days=args.days - 1)
+    params = SynthParams("bench", args.users, args.items, args.days, seed=3, end_date=str(END))
+    started = time.perf_counter()
+    data = generate(params)
+    generate_s = time.perf_counter() - started
+    result = {
+        "impressions": data.impressions.num_rows,
+        "feedback_events": data.feedback.num_rows,
+        "features": list(FEATURE_NAMES),
+        "generate_seconds": generate_s,
+        **_overhead(args, data, first),
+    }
+    result["ndcg@10"]["oracle"] = _oracle_on_last_day(data, day_start(END + timedelta(days=1)))
+    del data
+    _print(result)
+    scales = [int(s) for s in args.scales.split(",") if s]
+    if scales:
+        result["scale"] = scale_table(args, scales)
+        result["worker_memory_limit"] = args.worker_memory
+        print_scale(result["scale"], args.worker_memory)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    print(f"wrote {RESULTS}")
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=SHARD_USERS)
     parser.add_argument("--items", type=int, default=2_000)
@@ -71,24 +98,22 @@ def main() -> None:
     parser.add_argument("--fit-rounds", type=int, default=79, help="the fixed-length fit's rounds")
     parser.add_argument("--scales", default="1,5,20", help="millions of impressions ('' skips)")
     parser.add_argument("--worker-memory", default="8GiB", help="per Dask worker")
-    args = parser.parse_args()
-    first = END - timedelta(days=args.days - 1)
-    params = SynthParams("bench", args.users, args.items, args.days, seed=3, end_date=str(END))
+    return parser.parse_args()
 
-    started = time.perf_counter()
-    data = generate(params)
-    generate_s = time.perf_counter() - started
+
+def _overhead(args: argparse.Namespace, data: SyntheticData, first: date) -> dict[str, Any]:
+    """Job and peer alternated over `args.rounds` on the 1M lake; then one whole job."""
     settings = LightGBMSettings()
+    # Patience as long as the fit: both sides run exactly `fit_rounds`.
+    fixed = replace(
+        settings, num_boost_round=args.fit_rounds, early_stopping_rounds=args.fit_rounds
+    )
     with tempfile.TemporaryDirectory() as scratch:
         lake = Path(scratch) / "lake"
         write_lake(data, lake.as_uri())
         # Rounds alternate job and peer; each stage reports its median, so a noisy fit in one
         # round (two cores, OpenMP) does not decide the ratio.
         rounds: list[dict[str, dict[str, float]]] = []
-        # Patience as long as the fit: both sides run exactly `fit_rounds`.
-        fixed = replace(
-            settings, num_boost_round=args.fit_rounds, early_stopping_rounds=args.fit_rounds
-        )
         for _ in range(args.rounds):
             job, (booster, train, valid, gate, evaluation) = _job_round(
                 lake, first, settings, fixed
@@ -98,15 +123,9 @@ def main() -> None:
         whole = _whole_job(lake, first, END, Path(scratch))
     job = {k: statistics.median(r["job"][k] for r in rounds) for k in rounds[0]["job"]}
     peer = {k: statistics.median(r["peer"][k] for r in rounds) for k in rounds[0]["peer"]}
-
-    oracle = _oracle_on_last_day(data, day_start(END + timedelta(days=1)))
-    result: dict[str, Any] = {
-        "impressions": data.impressions.num_rows,
-        "feedback_events": data.feedback.num_rows,
+    return {
         "train_rows": len(train.labels),
         "gate_rows": len(gate.labels),
-        "features": list(FEATURE_NAMES),
-        "generate_seconds": generate_s,
         "job_seconds": job,
         "peer_seconds": peer,
         "job_over_peer": job["total"] / peer["total"],
@@ -118,20 +137,9 @@ def main() -> None:
         "ndcg@10": {
             "model": evaluation.model["ndcg@10"],
             "popularity": evaluation.popularity["ndcg@10"],
-            "oracle": oracle,
         },
         "lightgbm": settings.booster_params() | {"num_boost_round": settings.num_boost_round},
     }
-    del data
-    _print(result)
-    scales = [int(s) for s in args.scales.split(",") if s]
-    if scales:
-        result["scale"] = scale_table(args, scales)
-        result["worker_memory_limit"] = args.worker_memory
-        print_scale(result["scale"], args.worker_memory)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2), encoding="utf-8")
-    print(f"wrote {RESULTS}")
 
 
 def _job_round(

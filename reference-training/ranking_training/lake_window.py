@@ -15,82 +15,44 @@ files by day, the catalog, a request on two days, a repeated item in a ranked li
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-from ranking_features.events import (
-    FEEDBACK_DIR,
-    FEEDBACK_SCHEMA,
-    IMPRESSION_SCHEMA,
-    IMPRESSIONS_DIR,
-)
-from ranking_features.lake import open_lake
+from ranking_features.events import IMPRESSIONS_DIR
 
 from ranking_training.cluster import Task, TrainingCluster
 from ranking_training.data import (
-    EXPLORATION_COLUMNS,
-    FEEDBACK_COLUMNS,
-    IMPRESSION_COLUMNS,
     Digest,
     EventFiles,
     LakeData,
     content_digest,
     days_between,
-    event_seconds,
     no_mature_impressions,
-    read_catalog,
-    read_events,
     to_frame,
     window_bounds,
     window_fingerprint,
 )
 from ranking_training.errors import DataError
-from ranking_training.lake_buckets import (
-    BucketDay,
-    feedback_rows,
-    first_events,
-    impression_ids,
-    match_bucket,
-    request_keys,
+from ranking_training.lake_buckets import first_events, match_bucket
+from ranking_training.lake_days import (
+    DayCounts,
+    DayPart,
+    bucket_totals,
+    catalog_problem,
+    day_counts,
+    day_digests,
+    day_feedback_rows,
+    day_impression_ids,
+    day_request_keys,
+    drop_impressions,
+    plain_strings,
+    read_catalog_or_error,
+    read_day,
+    settle_day,
 )
-
-
-@dataclass
-class DayPart:
-    """One `date=` partition's events, where its task ran. Tasks return new parts, never
-    change one: a recomputed task must find its inputs as they were."""
-
-    day: date
-    # Mature impressions; None for the day read past the window (feedback only).
-    impressions: EventFiles | None
-    feedback: EventFiles
-    immature: int = 0
-    impression_error: str | None = None
-    feedback_error: str | None = None
-    # Set by `settle_day`: per impression row its label (when the read asked for labels), the
-    # matched feedback on this day's explore requests, and the ranked-list check's verdict.
-    labels: np.ndarray | None = None
-    explore_feedback: pd.DataFrame | None = None
-    ranked_list_error: str | None = None
-
-
-@dataclass(frozen=True)
-class DayCounts:
-    """What the driver learns of a day: counts and errors, never rows."""
-
-    impressions: int
-    immature: int
-    feedback: int
-    files: int
-    impression_error: str | None
-    feedback_error: str | None
-    ranked_list_error: str | None = None
-    # Whether an impression row has a positive label (a click or a conversion).
-    labelled: bool = False
 
 
 @dataclass
@@ -129,7 +91,7 @@ class LakeWindow:
     def fingerprint(self) -> str:
         """`LakeData.fingerprint` of this window, from each day's digests."""
         digests = self.cluster.compute(
-            [self.cluster.task(_digests, part) for part in self._all_parts()]
+            [self.cluster.task(day_digests, part) for part in self._all_parts()]
             + [self.cluster.task(content_digest, self.catalog)]
         )
         days: list[tuple[Digest, Digest]] = digests[:-1]
@@ -178,66 +140,24 @@ def read_window(
     `dismiss_label`, each impression row is labelled too (`features.label_rows`)."""
     window_start, window_end = window_bounds(data_from, data_to, mature_before)
     days = days_between(data_from, data_to + timedelta(days=1))
-    n_impression_days = len(days) - 1
-    read = [
-        cluster.task(read_day, lake_uri, day, window_end, i < n_impression_days)
-        for i, day in enumerate(days)
-    ]
-    catalog = cluster.task(_catalog, lake_uri)
-    *read, catalog = cluster.persist([*read, catalog])
-    *first, catalog_error = cluster.compute(
-        [cluster.task(_counts, p) for p in read] + [cluster.task(_catalog_error, catalog)]
-    )
-    _raise_read_errors(first, catalog_error, lake_uri, data_from, data_to, window_end)
-
-    buckets = cluster.buckets
-    n = n_impression_days
-    # Impressions: an event_id read twice is kept where it was read first.
-    ids = [cluster.task(_impression_ids, p, buckets, nout=buckets) for p in read[:n]]
-    drops = [
-        cluster.task(first_events, [piece[b] for piece in ids], nout=n) for b in range(buckets)
-    ]
-    deduped = [
-        cluster.task(drop_impressions, read[i], [drop[i] for drop in drops]) for i in range(n)
-    ]
-    # Feedback: deduplicated, matched and labelled where each request's rows meet.
-    keys = [cluster.task(_request_keys, p, buckets, nout=buckets) for p in deduped]
-    rows = [cluster.task(_feedback_rows, p, buckets, nout=buckets) for p in read]
-    matched = [
-        cluster.task(
-            match_bucket,
-            [piece[b] for piece in keys],
-            [piece[b] for piece in rows],
-            window_end,
-            dismiss_label,
-            f"{lake_uri}/{IMPRESSIONS_DIR}",
-            [d.isoformat() for d in days],
-            nout=len(days),
-        )
-        for b in range(buckets)
-    ]
+    read, catalog, first = _read_days(cluster, lake_uri, days, window_end)
+    _raise_read_errors(first[:-1], first[-1], lake_uri, data_from, data_to, window_end)
+    deduped = _deduplicate_impressions(cluster, read[:-1])
+    matched = _match_feedback(cluster, deduped, read, lake_uri, days, window_end, dismiss_label)
     settled = [
-        cluster.task(
-            settle_day, deduped[i] if i < n else read[i], [bucket[i] for bucket in matched]
-        )
-        for i in range(len(days))
+        cluster.task(settle_day, part, [bucket[i] for bucket in matched])
+        for i, part in enumerate([*deduped, read[-1]])
     ]
     parts = cluster.persist(settled)
     summaries = cluster.compute(
-        [cluster.task(_counts, p) for p in parts]
-        + [cluster.task(_bucket_totals, [bucket[i] for i in range(len(days))])
+        [cluster.task(day_counts, p) for p in parts]
+        + [cluster.task(bucket_totals, [bucket[i] for i in range(len(days))])
            for bucket in matched]
     )  # fmt: skip
     counts: list[DayCounts] = summaries[: len(days)]
     totals: list[tuple[int, int, tuple[int, int, str] | None]] = summaries[len(days) :]
-    split = [t[2] for t in totals if t[2] is not None]
-    if split:
-        raise DataError(min(split)[2])
-    for day in counts:
-        if day.ranked_list_error:
-            raise DataError(day.ranked_list_error)
-    duplicates = sum(c.impressions for c in first) - sum(c.impressions for c in counts)
-    newest_day = max(i for i, c in enumerate(counts) if c.impressions)
+    _raise_settled_errors(counts, totals)
+    duplicates = sum(c.impressions for c in first[:-1]) - sum(c.impressions for c in counts)
     return LakeWindow(
         cluster=cluster,
         lake_uri=lake_uri,
@@ -255,89 +175,78 @@ def read_window(
             "unmatched_feedback": sum(t[1] for t in totals),
             "files_read": sum(c.files for c in counts) + 1,
         },
-        newest_day=newest_day,
+        newest_day=max(i for i, c in enumerate(counts) if c.impressions),
         labelled=None if dismiss_label is None else any(c.labelled for c in counts),
     )
 
 
-def read_day(lake_uri: str, day: date, window_end: float, impressions: bool) -> DayPart:
-    """One partition's files, validated; a `DataError` is kept as the part's error, so the
-    driver can report the one the window's reading order meets first."""
-    fs, root = open_lake(lake_uri)
-    part = DayPart(day, None, _no_feedback())
-    name = [day.isoformat()]
-    if impressions:
-        try:
-            read = read_events(
-                fs, root, IMPRESSIONS_DIR, name, IMPRESSION_SCHEMA, IMPRESSION_COLUMNS,
-                EXPLORATION_COLUMNS,
-            )  # fmt: skip
-            part.immature = read.keep(event_seconds(read.table) < window_end)
-            part.impressions = read
-        except DataError as error:
-            part.impression_error = str(error)
-    try:
-        part.feedback = read_events(fs, root, FEEDBACK_DIR, name, FEEDBACK_SCHEMA, FEEDBACK_COLUMNS)
-    except DataError as error:
-        part.feedback_error = str(error)
-    return part
-
-
-def drop_impressions(part: DayPart, dropped: list[np.ndarray]) -> DayPart:
-    rows = np.concatenate(dropped) if dropped else np.zeros(0, dtype=np.int64)
-    if len(rows) == 0 or part.impressions is None:
-        return part
-    impressions = _copy(part.impressions)
-    keep = np.ones(impressions.table.num_rows, dtype=bool)
-    keep[rows] = False
-    impressions.keep(keep)
-    return replace(part, impressions=impressions)
-
-
-def settle_day(part: DayPart, buckets: list[BucketDay]) -> DayPart:
-    """The day's rows that survive every bucket, its labels, and its ranked-list check."""
-    feedback = _copy(part.feedback)
-    kept = np.concatenate([b.kept_feedback for b in buckets])
-    keep = np.zeros(feedback.table.num_rows, dtype=bool)
-    keep[kept] = True
-    feedback.keep(keep)
-    settled = replace(part, feedback=feedback)
-    if part.impressions is None:
-        return settled
-    impressions = _copy(part.impressions)
-    labels = np.zeros(impressions.table.num_rows, dtype=np.int32)
-    for bucket in buckets:
-        labels[bucket.label_rows] = bucket.labels
-    explore = [b.explore_feedback for b in buckets if b.explore_feedback is not None]
-    # Ids that repeat across a day are read as categories, sorted so that sorting by code
-    # sorts by id: the feature stage groups and orders by them.
-    impressions.encode("request_id", "item_id")
-    ranked_list_error = None
-    try:
-        impressions.check_ranked_lists()
-    except DataError as error:
-        ranked_list_error = str(error)
-    return replace(
-        settled,
-        impressions=impressions,
-        labels=labels,
-        explore_feedback=pd.concat(explore, ignore_index=True) if explore else None,
-        ranked_list_error=ranked_list_error,
+def _read_days(
+    cluster: TrainingCluster, lake_uri: str, days: list[date], window_end: float
+) -> tuple[list[Task], Task, list[Any]]:
+    """Each day read where it is kept (the last day for its feedback only), and the catalog;
+    and what the driver learns first: each day's counts, then the catalog's error or None."""
+    n_impression_days = len(days) - 1
+    read = [
+        cluster.task(read_day, lake_uri, day, window_end, i < n_impression_days)
+        for i, day in enumerate(days)
+    ]
+    catalog = cluster.task(read_catalog_or_error, lake_uri)
+    *read, catalog = cluster.persist([*read, catalog])
+    first = cluster.compute(
+        [cluster.task(day_counts, p) for p in read] + [cluster.task(catalog_problem, catalog)]
     )
+    return read, catalog, first
 
 
-def _impression_ids(part: DayPart, buckets: int) -> tuple[pa.Table, ...]:
-    assert part.impressions is not None
-    return impression_ids(part.impressions.table, buckets)
+def _deduplicate_impressions(cluster: TrainingCluster, read: list[Task]) -> list[Task]:
+    """The impression days without an event_id read before (where it was read first)."""
+    buckets, n = cluster.buckets, len(read)
+    ids = [cluster.task(day_impression_ids, p, buckets, nout=buckets) for p in read]
+    drops = [
+        cluster.task(first_events, [piece[b] for piece in ids], nout=n) for b in range(buckets)
+    ]
+    return [cluster.task(drop_impressions, read[i], [drop[i] for drop in drops]) for i in range(n)]
 
 
-def _request_keys(part: DayPart, buckets: int) -> tuple[pa.Table, ...]:
-    assert part.impressions is not None
-    return request_keys(part.impressions.table, buckets)
+def _match_feedback(
+    cluster: TrainingCluster,
+    deduped: list[Task],
+    read: list[Task],
+    lake_uri: str,
+    days: list[date],
+    window_end: float,
+    dismiss_label: int | None,
+) -> list[Task]:
+    """Per bucket, feedback deduplicated, matched and labelled where each request's rows
+    meet (`lake_buckets.match_bucket`): one verdict per day."""
+    buckets = cluster.buckets
+    keys = [cluster.task(day_request_keys, p, buckets, nout=buckets) for p in deduped]
+    rows = [cluster.task(day_feedback_rows, p, buckets, nout=buckets) for p in read]
+    return [
+        cluster.task(
+            match_bucket,
+            [piece[b] for piece in keys],
+            [piece[b] for piece in rows],
+            window_end,
+            dismiss_label,
+            f"{lake_uri}/{IMPRESSIONS_DIR}",
+            [d.isoformat() for d in days],
+            nout=len(days),
+        )
+        for b in range(buckets)
+    ]
 
 
-def _feedback_rows(part: DayPart, buckets: int) -> tuple[pa.Table, ...]:
-    return feedback_rows(part.feedback.table, buckets)
+def _raise_settled_errors(
+    counts: list[DayCounts], totals: list[tuple[int, int, tuple[int, int, str] | None]]
+) -> None:
+    """A request on two days (the first by day and row), then a repeated item in a list."""
+    split = [t[2] for t in totals if t[2] is not None]
+    if split:
+        raise DataError(min(split)[2])
+    for day in counts:
+        if day.ranked_list_error:
+            raise DataError(day.ranked_list_error)
 
 
 def _raise_read_errors(
@@ -359,61 +268,3 @@ def _raise_read_errors(
             raise DataError(day.feedback_error)
     if catalog_error:
         raise DataError(catalog_error)
-
-
-def _counts(part: DayPart) -> DayCounts:
-    impressions = part.impressions
-    return DayCounts(
-        impressions=0 if impressions is None else impressions.table.num_rows,
-        immature=part.immature,
-        feedback=part.feedback.table.num_rows,
-        files=len(part.feedback.paths) + (0 if impressions is None else len(impressions.paths)),
-        impression_error=part.impression_error,
-        feedback_error=part.feedback_error,
-        ranked_list_error=part.ranked_list_error,
-        labelled=part.labels is not None and bool((part.labels > 0).any()),
-    )
-
-
-def _bucket_totals(days: list[BucketDay]) -> tuple[int, int, tuple[int, int, str] | None]:
-    return (
-        sum(d.duplicates for d in days),
-        sum(d.unmatched for d in days),
-        next((d.split_request for d in days if d.split_request), None),
-    )
-
-
-def _digests(part: DayPart) -> tuple[Digest, Digest]:
-    impressions: Digest = (0, 0, 0)
-    if part.impressions is not None:
-        impressions = content_digest(to_frame(part.impressions.table))
-    return impressions, content_digest(to_frame(part.feedback.table))
-
-
-def _catalog(lake_uri: str) -> pd.DataFrame | str:
-    """The catalog, or the message of its `DataError`."""
-    try:
-        return read_catalog(lake_uri)
-    except DataError as error:
-        return str(error)
-
-
-def _catalog_error(catalog: pd.DataFrame | str) -> str | None:
-    return catalog if isinstance(catalog, str) else None
-
-
-def _no_feedback() -> EventFiles:
-    empty = pa.schema([FEEDBACK_SCHEMA.field(n) for n in FEEDBACK_COLUMNS]).empty_table()
-    return EventFiles(empty, [], np.zeros(0, dtype=np.int64))
-
-
-def _copy(events: EventFiles) -> EventFiles:
-    return EventFiles(events.table, list(events.paths), events.source)
-
-
-def plain_strings(table: pa.Table) -> pa.Table:
-    """A table's dictionary columns back to plain strings (days encode their own)."""
-    for i, column in enumerate(table.schema):
-        if pa.types.is_dictionary(column.type):
-            table = table.set_column(i, column.name, pc.cast(table[column.name], pa.string()))
-    return table

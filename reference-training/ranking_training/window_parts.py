@@ -24,9 +24,8 @@ from ranking_features.events import CLICK
 
 from ranking_training.cluster import Task
 from ranking_training.data import EventFiles, LakeData, to_frame
+from ranking_training.day_codes import CatalogCodes, ClickingUsers
 from ranking_training.day_features import (
-    CatalogCodes,
-    ClickingUsers,
     DaySummary,
     RunningState,
     WindowFeatures,
@@ -41,7 +40,7 @@ from ranking_training.gate_exploration import (
     exploration_slice,
     pool_features,
 )
-from ranking_training.lake_window import DayPart, plain_strings
+from ranking_training.lake_days import DayPart, plain_strings
 from ranking_training.metrics import ranking_metrics
 from ranking_training.split import WindowBounds, check_parts
 
