@@ -18,9 +18,6 @@ import pytest
 from ranking_features.mlflow_names import (
     CHALLENGER,
     CHAMPION,
-    experiments_experiment_name,
-    registered_model_name,
-    training_experiment_name,
 )
 
 pytestmark = pytest.mark.fast
@@ -36,9 +33,6 @@ SOURCE_DIRS = (
 )
 MLFLOW_NAMES = REPO_ROOT / "reference-service/ranking_features/mlflow_names.py"
 LAKE_LAYOUT = REPO_ROOT / "reference-service/ranking_features/events.py"
-# Runs with the standard library only, as `python3 -c <source>`, in the MLflow server's image
-# (which has no ranking_features): it keeps its own copy of the names, checked below.
-MLFLOW_ACCESS_JOB = REPO_ROOT / "infra/mlflow_access_job.py"
 ALIASES = {CHAMPION, CHALLENGER}
 
 
@@ -96,7 +90,7 @@ def offenders(
     return [
         f"{path.relative_to(REPO_ROOT)}:{line}: {text!r}"
         for path in sources()
-        if path not in (owner, MLFLOW_ACCESS_JOB)
+        if path != owner
         for line, text in literals(path)
         if spells.search(text)
     ]
@@ -151,17 +145,6 @@ def test_the_grep_finds_a_contract_spelled_elsewhere(tmp_path: Path) -> None:
     assert [line for line, text in string_literals(wrong) if text.endswith("-ranker")] == [2]
     assert [line for line, _ in alias_literals(wrong)] == [3]
     assert [line for line, text in string_literals(wrong) if "events/" in text] == [4]
-
-
-def test_the_mlflow_access_job_reserves_the_names_the_workloads_use() -> None:
-    from infra.mlflow_access_job import BrandAccess
-
-    access = BrandAccess("acme")
-    assert access.model == registered_model_name("acme")
-    assert access.experiments == (
-        training_experiment_name("acme"),
-        experiments_experiment_name("acme"),
-    )
 
 
 def test_no_source_cites_the_outside_design_brief() -> None:
