@@ -8,8 +8,9 @@ services cannot refresh its cookies or short-lived tokens. New users get no
 permissions by default.
 
 Secrets (backend-store URI, admin password, Flask session key) come from Key Vault
-through the CSI driver as files and are read at start; none is a Kubernetes Secret
-or an environment variable in the manifest. Artifacts go to ``wasbs://mlflow@...``
+through the CSI driver as files and are read at start by the image's start script
+(``infra.mlflow_server_pod``); none is a Kubernetes Secret or an environment variable in
+the manifest. Artifacts go to ``wasbs://mlflow@...``
 under workload identity, whose identity may write to the ``mlflow`` container only.
 """
 
