@@ -4,8 +4,12 @@
    the tasks `ranking-train` runs, without the MLflow upload) next to the peer: reading the
    same parquet files with pyarrow plus a plain `lgb.train` on the same matrix with the same
    parameters and early stopping, alternated over rounds (medians count). NDCG@10 of the model,
-   the popularity baseline and the ground-truth oracle on the gate day. Then one whole
-   `ranking-train` run against a real MLflow server on loopback.
+   the popularity baseline and the ground-truth oracle on the gate day. The ratio depends on
+   how long the fit runs (it stops early when the gate day stops improving: on this world at
+   iteration 3), so each round also fits both sides for a fixed `--fit-rounds` (79 by default:
+   the length of the fit behind the earlier 1.28x, best iteration 49 plus 30 of patience),
+   with the job's load and features as measured. Then one whole `ranking-train` run against a
+   real MLflow server on loopback.
 2. The scale table: 1M, 5M and 20M impressions (1M-impression shards, each its own world with
    its own users and items), each in process and on a 2-worker LocalCluster with a per-worker
    memory limit, every run in a fresh process: wall time of the job's stages, the driver's
@@ -20,11 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -33,14 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from ranking_features import FEATURE_NAMES
 from ranking_features.events import (
     CATALOG_DIR,
-    CATALOG_PATH,
-    EVENTS_DIR,
     FEEDBACK_DIR,
     IMPRESSIONS_DIR,
 )
@@ -55,10 +51,10 @@ from ranking_training.metrics import ranking_metrics
 from ranking_training.train import fit_on_cluster
 from ranking_training.window_parts import split_days
 
+from benchmarks.training_scale import END, print_scale, scale_table
 from recplat.synthetic import SyntheticData, SynthParams, generate, write_lake
 
 RESULTS = Path(__file__).parent / "results" / "training.json"
-END = date(2025, 1, 31)
 SHARD_USERS = 10_000
 """One shard is the 1M world: 10k users x 0.5 requests a day x 20 days x 10 items."""
 
@@ -69,13 +65,10 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=2_000)
     parser.add_argument("--days", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5, help="job and peer runs; medians count")
+    parser.add_argument("--fit-rounds", type=int, default=79, help="the fixed-length fit's rounds")
     parser.add_argument("--scales", default="1,5,20", help="millions of impressions ('' skips)")
     parser.add_argument("--worker-memory", default="8GiB", help="per Dask worker")
-    parser.add_argument("--scale-run", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.scale_run:
-        _scale_run(*args.scale_run)
-        return
     first = END - timedelta(days=args.days - 1)
     params = SynthParams("bench", args.users, args.items, args.days, seed=3, end_date=str(END))
 
@@ -89,9 +82,15 @@ def main() -> None:
         # Rounds alternate job and peer; each stage reports its median, so a noisy fit in one
         # round (two cores, OpenMP) does not decide the ratio.
         rounds: list[dict[str, dict[str, float]]] = []
+        # Patience as long as the fit: both sides run exactly `fit_rounds`.
+        fixed = replace(
+            settings, num_boost_round=args.fit_rounds, early_stopping_rounds=args.fit_rounds
+        )
         for _ in range(args.rounds):
-            job, (booster, train, valid, gate, evaluation) = _job_round(lake, first, settings)
-            peer, plain = _peer_round(lake, train, valid, settings)
+            job, (booster, train, valid, gate, evaluation) = _job_round(
+                lake, first, settings, fixed
+            )
+            peer, plain = _peer_round(lake, train, valid, settings, fixed)
             rounds.append({"job": job, "peer": peer})
         whole = _whole_job(lake, first, END, Path(scratch))
     job = {k: statistics.median(r["job"][k] for r in rounds) for k in rounds[0]["job"]}
@@ -108,6 +107,8 @@ def main() -> None:
         "job_seconds": job,
         "peer_seconds": peer,
         "job_over_peer": job["total"] / peer["total"],
+        "fixed_fit_rounds": args.fit_rounds,
+        "job_over_peer_fixed_fit": job["total_fixed_fit"] / peer["total_fixed_fit"],
         "rounds": rounds,
         "whole_job_with_mlflow": whole,
         "best_iteration": {"job": booster.best_iteration, "plain": plain.best_iteration},
@@ -122,18 +123,19 @@ def main() -> None:
     _print(result)
     scales = [int(s) for s in args.scales.split(",") if s]
     if scales:
-        result["scale"] = _scale_table(args, scales)
+        result["scale"] = scale_table(args, scales)
         result["worker_memory_limit"] = args.worker_memory
-        _print_scale(result["scale"], args.worker_memory)
+        print_scale(result["scale"], args.worker_memory)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2), encoding="utf-8")
     print(f"wrote {RESULTS}")
 
 
 def _job_round(
-    lake: Path, first: date, settings: LightGBMSettings
+    lake: Path, first: date, settings: LightGBMSettings, fixed: LightGBMSettings
 ) -> tuple[dict[str, float], tuple[Any, RankingMatrix, RankingMatrix, RankingMatrix, Evaluation]]:
-    """The job's stages as `ranking-train` runs them in process (without MLflow), timed."""
+    """The job's stages as `ranking-train` runs them in process (without MLflow), timed; and
+    its fit with the `fixed` settings, in the total with the same load and features."""
     cluster = TrainingCluster.in_process()
     job: dict[str, float] = {}
     started = time.perf_counter()
@@ -149,6 +151,10 @@ def _job_round(
     evaluation = parts.evaluate(booster, None).evaluation
     job["evaluate"] = time.perf_counter() - started
     job["total"] = sum(job.values())
+    started = time.perf_counter()
+    fit_on_cluster(cluster, parts.train, parts.early_stopping, fixed)
+    job["fit_fixed"] = time.perf_counter() - started
+    job["total_fixed_fit"] = job["total"] - job["fit"] + job["fit_fixed"]
     train, valid, gate = (
         concat_matrices(p) for p in (parts.train, parts.early_stopping, parts.gate)
     )
@@ -184,30 +190,43 @@ def _whole_job(lake: Path, first: date, end: date, scratch: Path) -> dict[str, f
 
 
 def _peer_round(
-    lake: Path, train: RankingMatrix, valid: RankingMatrix, settings: LightGBMSettings
+    lake: Path,
+    train: RankingMatrix,
+    valid: RankingMatrix,
+    settings: LightGBMSettings,
+    fixed: LightGBMSettings,
 ) -> tuple[dict[str, float], Any]:
-    """The peer: read the same parquet with pyarrow, then a plain `lgb.train` on the matrix."""
+    """The peer: read the same parquet with pyarrow, then a plain `lgb.train` on the matrix;
+    and the same `lgb.train` with the `fixed` settings."""
     peer: dict[str, float] = {}
     started = time.perf_counter()
     for folder in (IMPRESSIONS_DIR, FEEDBACK_DIR, CATALOG_DIR):
         pq.read_table(lake / folder)
     peer["read_parquet"] = time.perf_counter() - started
     started = time.perf_counter()
+    plain = _plain_train(train, valid, settings)
+    peer["lgb_train"] = time.perf_counter() - started
+    peer["total"] = peer["read_parquet"] + peer["lgb_train"]
+    started = time.perf_counter()
+    _plain_train(train, valid, fixed)
+    peer["lgb_train_fixed"] = time.perf_counter() - started
+    peer["total_fixed_fit"] = peer["read_parquet"] + peer["lgb_train_fixed"]
+    return peer, plain
+
+
+def _plain_train(train: RankingMatrix, valid: RankingMatrix, settings: LightGBMSettings) -> Any:
     # The Dataset the job builds (positions for unbiased LambdaMART), with LightGBM's own bins.
     train_set = lgb.Dataset(
         train.features, train.labels, group=train.group_sizes, position=train.positions - 1
     )
     valid_set = lgb.Dataset(valid.features, valid.labels, group=valid.group_sizes)
-    plain = lgb.train(
+    return lgb.train(
         settings.booster_params(),
         train_set,
         settings.num_boost_round,
         valid_sets=[valid_set],
         callbacks=[lgb.early_stopping(settings.early_stopping_rounds, verbose=False)],
     )
-    peer["lgb_train"] = time.perf_counter() - started
-    peer["total"] = peer["read_parquet"] + peer["lgb_train"]
-    return peer, plain
 
 
 def _oracle_on_last_day(data: SyntheticData, window_end: float) -> float:
@@ -234,121 +253,6 @@ def _oracle_on_last_day(data: SyntheticData, window_end: float) -> float:
     return metrics["ndcg@10"]
 
 
-def _scale_table(args: argparse.Namespace, scales: list[int]) -> list[dict[str, Any]]:
-    """Every scale in process and on two workers, each run in a fresh process."""
-    rows = []
-    first = END - timedelta(days=args.days - 1)
-    with tempfile.TemporaryDirectory() as scratch:
-        shards = Path(scratch) / "shards"
-        for scale in scales:
-            lake = _sharded_lake(args, shards, Path(scratch) / f"lake-{scale}m", scale)
-            for workers in (0, 2):
-                command = [
-                    sys.executable, __file__, "--scale-run",
-                    lake.as_uri(), str(first), str(workers), args.worker_memory,
-                ]  # fmt: skip
-                done = subprocess.run(command, capture_output=True, text=True, check=False)
-                if done.returncode != 0:
-                    raise SystemExit(f"scale run {scale}M, {workers} workers:\n{done.stderr}")
-                row = json.loads(done.stdout.strip().splitlines()[-1])
-                rows.append({"millions": scale, **row})
-                print(_scale_line(rows[-1]), flush=True)
-    return rows
-
-
-def _sharded_lake(args: argparse.Namespace, pool: Path, lake: Path, scale: int) -> Path:
-    """A lake of `scale` 1M-impression shards, each a world of its own (seed), its users and
-    items renamed apart, so the features mean per shard what they mean in the 1M lake."""
-    catalogs = []
-    for shard in range(scale):
-        if not (pool / f"shard-{shard}").exists():
-            params = SynthParams(
-                "bench", args.users, args.items, args.days, seed=3 + shard, end_date=str(END)
-            )
-            data = generate(params)
-            write_lake(_renamed(data, shard), (pool / f"shard-{shard}").as_uri())
-            del data
-        for path in (pool / f"shard-{shard}" / EVENTS_DIR).rglob("*.parquet"):
-            target = lake / path.relative_to(pool / f"shard-{shard}")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(path, target)
-        catalogs.append(pq.read_table(pool / f"shard-{shard}" / CATALOG_PATH))
-    (lake / CATALOG_DIR).mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.concat_tables(catalogs), lake / CATALOG_PATH)
-    return lake
-
-
-def _renamed(data: SyntheticData, shard: int) -> SyntheticData:
-    def renamed(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
-        for name in columns:
-            index = table.schema.get_field_index(name)
-            values = pc.binary_join_element_wise(f"s{shard}", table[name], "-")
-            table = table.set_column(index, table.schema.field(index), values)
-        return table
-
-    return replace(
-        data,
-        impressions=renamed(data.impressions, ("user_id", "item_id")),
-        feedback=renamed(data.feedback, ("user_id", "item_id")),
-        catalog=renamed(data.catalog, ("item_id",)),
-    )
-
-
-def _scale_run(lake_uri: str, first: str, workers: str, memory: str) -> None:
-    """One run of the job's cluster stages in this fresh process; prints one JSON line."""
-    n = int(workers)
-    cluster = TrainingCluster.local(n, memory) if n else TrainingCluster.in_process()
-    settings = LightGBMSettings()
-    stages: dict[str, float] = {}
-    started = time.perf_counter()
-    window = read_window(cluster, lake_uri, date.fromisoformat(first), END, None, dismiss_label=0)
-    window.fingerprint()
-    stages["load"] = time.perf_counter() - started
-    parts = split_days(build_features(window, validation_days=1), validation_days=1)
-    stages["features"] = time.perf_counter() - started - sum(stages.values())
-    booster = fit_on_cluster(cluster, parts.train, parts.early_stopping, settings)
-    stages["fit"] = time.perf_counter() - started - sum(stages.values())
-    evaluation = parts.evaluate(booster, None).evaluation
-    parts.exploration()
-    stages["evaluate"] = time.perf_counter() - started - sum(stages.values())
-    wall = time.perf_counter() - started
-    worker_peaks = []
-    if cluster.client is not None:
-        worker_peaks = sorted(cluster.client.run(_peak_rss).values())
-    cluster.close()
-    print(
-        json.dumps(
-            {
-                "workers": n,
-                "impressions": window.counts["impressions"],
-                "seconds": wall,
-                "stage_seconds": stages,
-                "driver_peak_rss_gib": _peak_rss() / 2**30,
-                "worker_peak_rss_gib": [p / 2**30 for p in worker_peaks],
-                "best_iteration": booster.best_iteration,
-                "ndcg@10": evaluation.model["ndcg@10"],
-            }
-        )
-    )
-
-
-def _peak_rss() -> int:
-    status = Path("/proc/self/status").read_text()
-    match = re.search(r"VmHWM:\s+(\d+) kB", status)
-    return int(match.group(1)) * 1024 if match else 0
-
-
-def _scale_line(row: dict[str, Any]) -> str:
-    where = "in process" if row["workers"] == 0 else f"{row['workers']} workers"
-    workers = ", ".join(f"{p:.2f}" for p in row["worker_peak_rss_gib"]) or "-"
-    stages = "/".join(f"{row['stage_seconds'][k]:.0f}" for k in ("load", "features", "fit"))
-    return (
-        f"{row['millions']:>3}M {where:<11} {row['seconds']:>8.1f} s ({stages})   driver "
-        f"{row['driver_peak_rss_gib']:5.2f} GiB   workers {workers:<12} GiB   "
-        f"ndcg@10 {row['ndcg@10']:.4f} (best iteration {row['best_iteration']})"
-    )
-
-
 def _print(result: dict[str, Any]) -> None:
     job, peer = result["job_seconds"], result["peer_seconds"]
     print(f"\n{result['impressions']:,} impressions, {result['train_rows']:,} train rows")
@@ -362,6 +266,12 @@ def _print(result: dict[str, Any]) -> None:
     print(f"job / peer: {ratio:.2f}x (target <= 1.5x), medians of {rounds} rounds")
     for n, r in enumerate(result["rounds"], start=1):
         print(f"  round {n}: job {r['job']['total']:.2f} s, peer {r['peer']['total']:.2f} s")
+    fixed, n_fixed = result["job_over_peer_fixed_fit"], result["fixed_fit_rounds"]
+    print(
+        f"with a fixed {n_fixed}-round fit: job {job['total_fixed_fit']:.2f} s (fit "
+        f"{job['fit_fixed']:.2f}), peer {peer['total_fixed_fit']:.2f} s (lgb.train "
+        f"{peer['lgb_train_fixed']:.2f}): {fixed:.2f}x"
+    )
     whole = result["whole_job_with_mlflow"]
     print(
         f"whole ranking-train run against a local MLflow server: {whole['total']:.2f} s "
@@ -370,18 +280,6 @@ def _print(result: dict[str, Any]) -> None:
     )
     ndcg = result["ndcg@10"]
     print("NDCG@10 on the gate day: " + ", ".join(f"{k} {v:.4f}" for k, v in ndcg.items()))
-
-
-def _print_scale(rows: list[dict[str, Any]], memory: str) -> None:
-    print(
-        f"\nscale: the job's stages (no MLflow), fresh process per run; workers limited to {memory}"
-    )
-    print(
-        f"{'':>4} {'where':<11} {'wall (load/features/fit)':>24}   {'driver peak RSS':<21}"
-        "worker peak RSS"
-    )
-    for row in rows:
-        print(_scale_line(row))
 
 
 if __name__ == "__main__":

@@ -10,13 +10,13 @@ import os
 from pathlib import Path
 
 import pulumi
+from ranking_features.brand import brands_for_environment, load_brands
 
 from infra.brand_names import brand_names
 from infra.brand_stack import BrandStack, BrandStackArgs
 from infra.config import load_stack_config
 from infra.dashboards.brand_dashboard import BrandDashboardArgs
 from infra.environment import Environment, EnvironmentArgs
-from recplat.brand import brands_for_environment, load_brands
 
 BRANDS_DIR = Path(
     os.environ.get("RECPLAT_BRANDS_DIR", Path(__file__).resolve().parent.parent / "brands")

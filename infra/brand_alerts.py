@@ -17,11 +17,11 @@ import pulumi
 import pulumi_azure_native as azure_native
 import yaml
 from ranking_features import metric_names
+from ranking_features.brand import Brand
 from ranking_features.mlflow_names import CHAMPION
 
 from infra.brand_inputs import BrandPlatform
 from infra.brand_names import BrandNames
-from recplat.brand import Brand
 
 ERROR_RATIO_THRESHOLD = 0.05
 """Share of the /rank requests the service tried to answer that failed on its side (5xx)."""

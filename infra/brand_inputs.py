@@ -39,7 +39,6 @@ class BrandPlatform:
     storage_account_id: pulumi.Input[str]
     key_vault_name: pulumi.Input[str]
     key_vault_id: pulumi.Input[str]
-    key_vault_uri: pulumi.Input[str]
     oidc_issuer_url: pulumi.Input[str]
     acr_login_server: pulumi.Input[str]
     images: BrandImages

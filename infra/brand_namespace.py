@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+from ranking_features.brand import Brand
 
 from infra.brand_names import BrandNames
 from infra.network_rules import dns_egress_rule, namespace_selector
-from recplat.brand import Brand
 
 SERVICE_PORT = 8080
 """The port the service image runs ``ranking-serve`` on; /metrics is scraped there too."""

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+from ranking_features.brand import Brand
 from ranking_features.mlflow_names import registered_model_name
 
 from infra.brand_names import BrandNames, BrandSecret
-from recplat.brand import Brand
 
 core = k8s.core.v1
 

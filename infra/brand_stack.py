@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azure_native as azure_native
 import pulumi_random as random
+from ranking_features.brand import Brand
 
 from infra.brand_alerts import brand_alert_rules, create_rule_group, rule_file
 from infra.brand_inputs import BrandPlatform
@@ -36,7 +37,6 @@ from infra.dashboards.azure_dashboard import AzureDashboard, AzureDashboardArgs
 from infra.dashboards.brand_dashboard import BrandDashboardArgs, brand_dashboard
 from infra.dashboards.panels import dashboard_json
 from infra.mlflow_access import MlflowAccess, MlflowAccessArgs
-from recplat.brand import Brand
 
 # Built-in role definitions (same GUID in every Azure tenant).
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"

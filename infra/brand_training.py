@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
+from ranking_features.brand import Brand, ranking_drift_flags, ranking_train_flags
 
 from infra.brand_dask import DaskPods, create_dask_cluster
 from infra.brand_names import BrandSecret
@@ -34,7 +35,6 @@ from infra.brand_pods import (
     secrets_mount,
     workload_identity_labels,
 )
-from recplat.brand import Brand, ranking_drift_flags, ranking_train_flags
 
 core, meta, batch = k8s.core.v1, k8s.meta.v1, k8s.batch.v1
 

@@ -265,7 +265,6 @@ class Environment(pulumi.ComponentResource):
             storage_account_id=lake.account_id,
             key_vault_name=vault.vault_name,
             key_vault_id=vault.vault_id,
-            key_vault_uri=vault.vault_uri,
             oidc_issuer_url=cluster.oidc_issuer_url,
             acr_login_server=registry_host,
             images=BrandImages(

@@ -142,7 +142,7 @@ def evaluate_stack(
 ) -> PolicyReport:
     """Run every recplat policy over ``resources`` as the policy engine would.
 
-    Each resource is a mapping with ``urn``, ``type``, ``name``, ``props``
+    Each resource is a mapping with ``urn``, ``type``, ``name``, ``inputs``
     (camelCase inputs) and ``parent``. ``config`` is a policy pack config (see
     :mod:`policies.pack_config`); without one, ``policies/config/<stack>.json``
     applies when it exists, else the code defaults.
@@ -165,7 +165,7 @@ def evaluate_stack(
             for resource in planned:
                 args = ResourceValidationArgs(
                     resource["type"],
-                    unknown_checking_proxy(resource["props"]),
+                    unknown_checking_proxy(resource["inputs"]),
                     resource["urn"],
                     resource["name"],
                     _options(resource["parent"]),
@@ -197,7 +197,7 @@ def _planned(resource: Mapping[str, Any]) -> dict[str, Any]:
         "urn": urn,
         "type": str(resource["type"]),
         "name": str(resource["name"]),
-        "props": engine_props(resource.get("props") or {}, urn),
+        "inputs": engine_props(resource.get("inputs") or {}, urn),
         "parent": resource.get("parent") or None,
     }
 
@@ -206,7 +206,7 @@ def _policy_resources(planned: Sequence[Mapping[str, Any]]) -> list[PolicyResour
     by_urn = {
         resource["urn"]: PolicyResource(
             resource["type"],
-            unknown_checking_proxy(resource["props"]),
+            unknown_checking_proxy(resource["inputs"]),
             resource["urn"],
             resource["name"],
             _options(resource["parent"]),

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from rich.console import Console
-from rich.table import Table
-
-from recplat.brand import (
-    BRAND_NAME_PATTERN,
+from ranking_features.brand import (
     NAME_HINT,
     SCHEMA_FILE_NAME,
     BrandFileError,
@@ -24,6 +19,9 @@ from recplat.brand import (
     load_brands,
     parse_brand,
 )
+from ranking_features.brand.fields import is_brand_name
+from rich.console import Console
+from rich.table import Table
 
 DEFAULT_BRANDS_DIR = Path("brands")
 
@@ -135,7 +133,7 @@ def new(
     display_name: Annotated[str | None, typer.Option(help="Human-readable name.")] = None,
 ) -> None:
     """Write a valid, commented brand file from the template."""
-    if not re.fullmatch(BRAND_NAME_PATTERN, name):
+    if not is_brand_name(name):
         _fail([f"{name}: name: {NAME_HINT}, got {name!r}"])
     target = brands_dir / f"{name}.yaml"
     if target.exists():

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from recplat.local.commands import DEFAULT_STATE_DIR, PROJECT_ROOT, recplat_command
+from recplat.local.state import StorageMode
 
 if TYPE_CHECKING:
     from recplat.local.state import PlatformState
@@ -30,7 +31,9 @@ _BRANDS_DIR_OPTION = typer.Option(
     DEFAULT_BRANDS_DIR, "--brands-dir", help="Folder of brand files; brands with `dev` start."
 )
 _STORAGE_OPTION = typer.Option(
-    "local", "--storage", help="local: a folder lake; azurite: Blob storage emulated by Azurite."
+    StorageMode.LOCAL,
+    "--storage",
+    help="local: a folder lake; azurite: Blob storage emulated by Azurite.",
 )
 
 
@@ -43,22 +46,15 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
-def _storage(value: str) -> str:
-    if value not in {"local", "azurite"}:
-        typer.echo(f"--storage: expected local or azurite, got {value!r}", err=True)
-        raise typer.Exit(2)
-    return value
-
-
 @app.command()
 def up(
     brands_dir: Path = _BRANDS_DIR_OPTION,
-    storage: str = _STORAGE_OPTION,
+    storage: StorageMode = _STORAGE_OPTION,
     detach: bool = typer.Option(False, "--detach", help="Leave it running; stop with `down`."),
     state_dir: Path = _STATE_DIR_OPTION,
 ) -> None:
     """Start storage, MLflow, a training run and a ranking service per brand."""
-    from recplat.local.platform import StorageMode, UpOptions
+    from recplat.local.platform import UpOptions
     from recplat.local.platform import up as start_platform
     from recplat.local.processes import LocalPlatformError
     from recplat.local.stages import StageReporter
@@ -68,7 +64,7 @@ def up(
     reporter = StageReporter(console)
     options = UpOptions(
         brands_dir=brands_dir,
-        storage=StorageMode(_storage(storage)),
+        storage=storage,
         state_dir=state_dir,
         project_root=PROJECT_ROOT,
     )
@@ -151,7 +147,7 @@ def status(state_dir: Path = _STATE_DIR_OPTION) -> None:
 @app.command()
 def demo(
     brands_dir: Path = _BRANDS_DIR_OPTION,
-    storage: str = _STORAGE_OPTION,
+    storage: StorageMode = _STORAGE_OPTION,
     state_dir: Path = _STATE_DIR_OPTION,
     requests: int = typer.Option(400, min=1, help="Ranking requests per brand and phase."),
     keep_data: bool = typer.Option(
@@ -161,7 +157,7 @@ def demo(
     """Run the feedback loop once: up, traffic, retrain, gate, hot switch, CTR; then stop."""
     from recplat.local.demo import DemoOptions, run_demo
     from recplat.local.demo_report import ctr_table, summary_table, write_report
-    from recplat.local.platform import StorageMode, UpOptions
+    from recplat.local.platform import UpOptions
     from recplat.local.processes import LocalPlatformError
     from recplat.local.simulator import TrafficOptions
     from recplat.local.stages import StageReporter
@@ -171,7 +167,7 @@ def demo(
     options = DemoOptions(
         up=UpOptions(
             brands_dir=brands_dir,
-            storage=StorageMode(_storage(storage)),
+            storage=storage,
             state_dir=state_dir,
             project_root=PROJECT_ROOT,
         ),

@@ -40,7 +40,7 @@ class Plan:
 
     stack: str
     resources: list[dict[str, Any]]
-    """Each: ``urn``, ``type``, ``name``, ``parent``, ``custom``, ``inputs`` (alias ``props``),
+    """Each: ``urn``, ``type``, ``name``, ``parent``, ``custom``, ``inputs``,
     ``dependencies`` (URNs: explicit ``depends_on``, provider, resources whose outputs feed it)."""
     outputs: dict[str, Any]
     generated_secrets: list[str] = field(default_factory=list, repr=False)
@@ -168,8 +168,6 @@ def plan_stack(stack: str, brands_dir: Path | None = None, repo_root: Path | Non
                 f"the Pulumi program failed for stack {stack!r}:\n" + "\n".join(detail[-25:])
             )
         data = json.loads(result_file.read_text())
-    for resource in data["resources"]:
-        resource["props"] = resource["inputs"]
     return Plan(stack, data["resources"], data["outputs"], data["generated_secrets"])
 
 

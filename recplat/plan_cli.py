@@ -132,7 +132,8 @@ def plan(
         from recplat.plan_diff import run_plan_diff
 
         raise typer.Exit(run_plan_diff(stack, diff, markdown))
-    from recplat.brand import BrandFileError, brands_for_environment, load_brands
+    from ranking_features.brand import BrandFileError, brands_for_environment, load_brands
+
     from recplat.plan import PlanError, plan_stack, stack_config
 
     directory = brands_dir or Path.cwd() / "brands"

@@ -86,8 +86,18 @@ def test_the_sources_keep_every_layer_contract() -> None:
             "import infra.brand_names",
             "The workloads import neither",
         ),
-        # The brand model importing a command.
-        ("recplat/brand_fields.py", "import recplat.plan", "Every module of the recplat package"),
+        # The brand model (contracts) importing infra, which builds on it.
+        (
+            "reference-service/ranking_features/brand/fields.py",
+            "import infra.brand_names",
+            "Layers",
+        ),
+        # The training job reading brand files through the CLI package (its image has none).
+        (
+            "reference-training/ranking_training/wrong.py",
+            "import recplat.brands_cli",
+            "The workloads import neither",
+        ),
         # Benchmarks import the packages, never the tests.
         ("benchmarks/wrong.py", "import tests.test_layout", "Nothing but the tests"),
     ],

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from grafana_foundation_sdk.builders import dashboard as builders
 from ranking_features import metric_names as m
+from ranking_features.brand import Brand
 from ranking_features.mlflow_names import CHALLENGER
 
 from infra.brand_alerts import (
@@ -31,7 +32,6 @@ from infra.dashboards.panels import (
     stat_panel,
     time_series,
 )
-from recplat.brand import Brand
 
 BRAND_TAG = "recplat-brand"
 BRAND = "$brand"

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from recplat.brand import Brand
+    from ranking_features.brand import Brand
+
     from recplat.local.demo import BrandOutcome
     from recplat.local.stages import StageReporter
     from recplat.local.state import PlatformState

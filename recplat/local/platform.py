@@ -16,12 +16,17 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import date
-from enum import StrEnum
 from pathlib import Path
 
+from ranking_features.brand import (
+    Brand,
+    BrandFileError,
+    Environment,
+    brands_for_environment,
+    load_brands,
+)
 from ranking_features.mlflow_names import CHAMPION, registered_model_name
 
-from recplat.brand import Brand, BrandFileError, Environment, brands_for_environment, load_brands
 from recplat.local import azurite as azurite_storage
 from recplat.local.commands import recplat_command
 from recplat.local.mlflow_tracking import start_mlflow_server, wait_mlflow_ready
@@ -40,7 +45,13 @@ from recplat.local.prometheus import (
     wait_prometheus_ready,
 )
 from recplat.local.stages import StageReporter
-from recplat.local.state import BrandRecord, PlatformState, load_state, remove_state
+from recplat.local.state import (
+    BrandRecord,
+    PlatformState,
+    StorageMode,
+    load_state,
+    remove_state,
+)
 from recplat.local.workloads import (
     ServiceOptions,
     TrainingOutcome,
@@ -53,13 +64,6 @@ from recplat.local.workloads import (
 )
 
 MLFLOW_CONTAINER = "mlflow"
-
-
-class StorageMode(StrEnum):
-    """Where the lake and MLflow artifacts live locally."""
-
-    LOCAL = "local"
-    AZURITE = "azurite"
 
 
 @dataclass(frozen=True)

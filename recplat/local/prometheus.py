@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 import yaml
+from ranking_features.brand import Environment
 
-from recplat.brand import Environment
 from recplat.local.processes import (
     LOOPBACK,
     LocalPlatformError,
@@ -41,7 +41,7 @@ from recplat.local.processes import (
 )
 
 if TYPE_CHECKING:
-    from recplat.brand import Brand
+    from ranking_features.brand import Brand
 
 PROCESS_NAME = "prometheus"
 SCRAPE_INTERVAL_S = 5

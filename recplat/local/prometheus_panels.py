@@ -26,8 +26,9 @@ from recplat.local.prometheus import RULES_ENVIRONMENT, SCRAPE_INTERVAL_S
 from recplat.local.prometheus_api import Answer, PrometheusApi, Series
 
 if TYPE_CHECKING:
+    from ranking_features.brand import Brand
+
     from infra.dashboards.queries import PanelQuery
-    from recplat.brand import Brand
 
 MAX_DATA_POINTS = 200
 """Points per series Grafana asks for (about a panel's width in pixels, halved)."""

@@ -27,7 +27,8 @@ from rich.progress import (
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from recplat.brand import Brand
+    from ranking_features.brand import Brand
+
     from recplat.local.platform import RunningPlatform
     from recplat.local.simulator import ClientSessions, TrafficOptions
     from recplat.local.workloads import DriftOutcome, ExperimentsOutcome, WorkloadWiring

@@ -9,11 +9,20 @@ never sees half a file even when `up` is interrupted.
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recplat.local.processes import LocalPlatformError, StartedProcess
+
+
+class StorageMode(StrEnum):
+    """Where the lake and MLflow artifacts live locally (``recplat local up --storage``)."""
+
+    LOCAL = "local"
+    AZURITE = "azurite"
+
 
 DEFAULT_STATE_DIR = Path(".scratch/local")
 STATE_FILE_NAME = "state.json"

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from ranking_features.brand import Brand, ranking_drift_flags, ranking_train_flags
 from ranking_features.mlflow_names import registered_model_name
 
-from recplat.brand import Brand, ranking_drift_flags, ranking_train_flags
 from recplat.local.processes import (
     LOOPBACK,
     LocalPlatformError,

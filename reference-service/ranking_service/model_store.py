@@ -140,21 +140,6 @@ class RankingModel:
                 f"(shape {scores.shape})"
             )
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "alias": self.alias,
-            "run_id": self.run_id,
-            "data_from": self.data_from,
-            "data_to": self.data_to,
-            "offline_metrics": self.offline_metrics,
-            "registered_at": self.registered_at,
-            "loaded_at": self.loaded_at,
-            "scorer": self.scorer,
-            "experiment_id": self.experiment_id,
-        }
-
 
 @dataclass(frozen=True)
 class ServedModels:

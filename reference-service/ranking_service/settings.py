@@ -15,12 +15,12 @@ from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from ranking_features.brand.fields import BrandName
 from ranking_features.mlflow_names import registered_model_name
 
 MIN_API_KEY_LENGTH = 16
 # Values people paste into examples; a key that contains one is a placeholder, not a secret.
 PLACEHOLDER_KEYS = ("changeme", "change-me", "changethis", "secret", "password", "example", "xxxx")
-BRAND_PATTERN = r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$"
 
 
 class SettingsError(ValueError):
@@ -30,9 +30,12 @@ class SettingsError(ValueError):
 class Settings(BaseSettings):
     """The environment a ranking service runs with (one brand per deployment)."""
 
-    model_config = SettingsConfigDict(env_prefix="RECPLAT_", extra="ignore", frozen=True)
+    # python-re: the brand name pattern (the brand file's own) needs a look-ahead.
+    model_config = SettingsConfigDict(
+        env_prefix="RECPLAT_", extra="ignore", frozen=True, regex_engine="python-re"
+    )
 
-    brand: Annotated[str, Field(pattern=BRAND_PATTERN)]
+    brand: BrandName
     env: str = "dev"
     model_name: str = ""
     tracking_uri: str = Field(
@@ -44,7 +47,7 @@ class Settings(BaseSettings):
     max_candidates: Annotated[int, Field(ge=1, le=10_000)] = 100
     challenger_traffic: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
     # The brand file's `serving.exploration` and `serving.default_k`, with its defaults
-    # (recplat/brand.py; a test keeps the two equal): the service image has no recplat package.
+    # (ranking_features.brand.model.Serving; a test keeps the two equal).
     exploration: Annotated[float, Field(ge=0.0, le=0.2)] = 0.05
     default_k: Annotated[int, Field(ge=1, le=2000)] = 20
     # Seeds the exploration draws, so a test can replay them; unset in production (OS entropy).

@@ -208,7 +208,7 @@ def _lightgbm_settings(args: argparse.Namespace, base: LightGBMSettings) -> Ligh
 
 
 def _brand_defaults(path: Path, env: str) -> BrandDefaults:
-    from recplat.brand import load_brand
+    from ranking_features.brand import load_brand
 
     try:
         training = load_brand(path).for_environment(env).training

@@ -60,7 +60,7 @@ THRESHOLD_TAG = "drift.psi_threshold"
 EVALUATED_AT_TAG = "drift.evaluated_at"
 SAMPLE_ROWS_TAG = "drift.sample_rows"
 WINDOW_TAG = "drift.window"
-# The brand schema's defaults (recplat.brand.Monitoring); the CronJob passes the brand's.
+# The brand schema's defaults (ranking_features.brand.Monitoring); the CronJob passes the brand's.
 DEFAULT_PSI_THRESHOLD = 0.2
 DEFAULT_WINDOW_HOURS = 24
 DEFAULT_MIN_ROWS = 1000
@@ -209,7 +209,7 @@ def settings_from_args(args: argparse.Namespace) -> DriftSettings:
 
 
 def _brand_file_settings(path: Path, env: str) -> tuple[float, int, int]:
-    from recplat.brand import load_brand
+    from ranking_features.brand import load_brand
 
     try:
         monitoring = load_brand(path).for_environment(env).monitoring

@@ -194,7 +194,7 @@ def settings_from_args(args: argparse.Namespace) -> JobSettings:
 def _brand_file_settings(path: Path | None, env: str) -> tuple[float | None, float | None]:
     if path is None:
         return None, None
-    from recplat.brand import load_brand
+    from ranking_features.brand import load_brand
 
     try:
         brand = load_brand(path).for_environment(env)

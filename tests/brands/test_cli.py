@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from recplat.brand import load_brands
+from ranking_features.brand import load_brands
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GOOD = (REPO_ROOT / "brands" / "shopsmart.yaml").read_text()
@@ -48,7 +47,23 @@ MALFORMED: list[tuple[str, str | bytes, str]] = [
     ("shopsmart.yaml", good_with(environments="dev"), "environments: a list, got 'dev'"),
     ("shopsmart.yaml", good_with(environments=["qa"]), "environments.0: one of 'dev' or 'prod'"),
     ("shopsmart.yaml", good_with(owner=None), "owner: a string, got null"),
-    ("shopsmart.yaml", good_with(owner="nobody"), "owner: an email address, got 'nobody'"),
+    (
+        "shopsmart.yaml",
+        good_with(owner="nobody"),
+        "owner: an email address (must have an @-sign), got 'nobody'",
+    ),
+    (
+        "shopsmart.yaml",
+        good_with(owner="recs@acme-media"),
+        "owner: an email address (the part after the @-sign is not valid. It should have a "
+        "period), got 'recs@acme-media'",
+    ),
+    (
+        "shopsmart.yaml",
+        good_with(owner="recs@@acme-media.com"),
+        "owner: an email address (the part after the @-sign contains invalid characters: '@'), "
+        "got 'recs@@acme-media.com'",
+    ),
     (
         "shopsmart.yaml",
         good_with(serving={"replicas": {"min": 3, "max": 2}}),
@@ -68,7 +83,28 @@ MALFORMED: list[tuple[str, str | bytes, str]] = [
     (
         "shopsmart.yaml",
         good_with(training={"schedule": "0 0 32 * *"}),
-        "training.schedule: a cron day of month between 1 and 31, got '0 0 32 * *'",
+        "training.schedule: a 5-field cron expression such as '0 3 * * *' (bad day-of-month), "
+        "got '0 0 32 * *'",
+    ),
+    (
+        # February 30th: every field in range, and the CronJob would never run.
+        "shopsmart.yaml",
+        good_with(training={"schedule": "0 3 30 2 *"}),
+        "training.schedule: a 5-field cron expression such as '0 3 * * *' (bad day-of-month), "
+        "got '0 3 30 2 *'",
+    ),
+    (
+        # Names are cron, but not what the staleness alert's schedule reader takes.
+        "shopsmart.yaml",
+        good_with(training={"schedule": "0 3 * * MON"}),
+        "training.schedule: a 5-field cron expression such as '0 3 * * *' (numbers, '*', ',', "
+        "'-' and '/' only), got '0 3 * * MON'",
+    ),
+    (
+        "shopsmart.yaml",
+        good_with(training={"schedule": "*/0 * * * *"}),
+        "training.schedule: a 5-field cron expression such as '0 3 * * *' (bad minute), "
+        "got '*/0 * * * *'",
     ),
     (
         "shopsmart.yaml",
@@ -135,7 +171,7 @@ def test_every_problem_of_a_file_gets_its_own_line(tmp_path: Path) -> None:
     path.write_text(good_with(owner="x", cost_center="a b"))
     result = recplat("brands", "validate", str(path))
     assert result.stderr.strip().splitlines() == [
-        f"{path}: owner: an email address, got 'x'",
+        f"{path}: owner: an email address (must have an @-sign), got 'x'",
         f"{path}: cost_center: 1-32 letters, digits, '-' or '_', got 'a b'",
     ]
 
@@ -279,7 +315,7 @@ def test_new_without_owner_and_cost_center_fails_and_writes_nothing(tmp_path: Pa
     [
         ("team@example.com", "CC-7", "owner: the owning team's real email address"),
         ("recs@recplat.dev", "CC-0000", "cost_center: the cost center your finance team"),
-        ("nobody", "CC-7", "owner: an email address, got 'nobody'"),
+        ("nobody", "CC-7", "owner: an email address (must have an @-sign), got 'nobody'"),
         ("recs@recplat.dev", "a b", "cost_center: 1-32 letters, digits, '-' or '_', got 'a b'"),
     ],
 )
@@ -314,7 +350,7 @@ def test_validate_reports_every_problem_of_a_file_in_one_pass(tmp_path: Path) ->
     assert result.stderr.strip().splitlines() == [
         f"{path}:{first_workers + 1}: training.workers: each key once "
         f"(first at line {first_workers}; merge the two), got 'workers' again",
-        f"{path}: owner: an email address, got 'retail-data'",
+        f"{path}: owner: an email address (must have an @-sign), got 'retail-data'",
         f"{path}: serving.latency_slo: no such key (did you mean 'latency_slo_ms'?), "
         "got 'latency_slo'",
         f"{path}: name: the file's stem 'shopsmart' (rename one), got 'shop-smart'",

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-
-from recplat.brand import Brand, BrandFileError, Environment, parse_brand
+from ranking_features.brand import Brand, BrandFileError, Environment, parse_brand
 
 pytestmark = pytest.mark.fast
 
@@ -97,7 +96,11 @@ CASES = [
         "Acme\x85News",
         "display_name: printable text (no control characters or line breaks), got 'Acme\\x85News'",
     ),
-    ("owner", "not-an-email", "owner: an email address, got 'not-an-email'"),
+    (
+        "owner",
+        "not-an-email",
+        "owner: an email address (must have an @-sign), got 'not-an-email'",
+    ),
     ("cost_center", "cc 1", "cost_center: 1-32 letters, digits, '-' or '_', got 'cc 1'"),
     ("environments", [], "environments: at least 1 item(s), got a list of 0"),
     ("environments", ["staging"], "environments.0: one of 'dev' or 'prod', got 'staging'"),
@@ -120,12 +123,14 @@ CASES = [
     (
         "training.schedule",
         "daily",
-        "training.schedule: a 5-field cron expression such as '0 3 * * *', got 'daily'",
+        "training.schedule: a 5-field cron expression such as '0 3 * * *' (numbers, '*', ',', '-' "
+        "and '/' only), got 'daily'",
     ),
     (
         "training.schedule",
         "0 25 * * *",
-        "training.schedule: a cron hour between 0 and 23, got '0 25 * * *'",
+        "training.schedule: a 5-field cron expression such as '0 3 * * *' (bad hour), "
+        "got '0 25 * * *'",
     ),
     ("training.lookback_days", 0, "training.lookback_days: a number >= 1, got 0"),
     ("training.lightgbm.num_leaves", 1, "training.lightgbm.num_leaves: a number >= 2, got 1"),
@@ -444,7 +449,7 @@ def test_name_mismatch_comes_with_the_other_problems() -> None:
     data["serving"]["replica"] = {"min": 1}
     data["overrides"] = {"prod": {"serving": {"replicas": {"max": 1}}}}
     assert problems(data) == [
-        "brands/acme.yaml: owner: an email address, got 'nobody'",
+        "brands/acme.yaml: owner: an email address (must have an @-sign), got 'nobody'",
         "brands/acme.yaml: serving.replica: no such key (did you mean 'replicas'?), got 'replica'",
         "brands/acme.yaml: name: the file's stem 'acme' (rename one), got 'other'",
         "brands/acme.yaml: overrides.prod.serving.replicas.max: must be >= min (2), got 1",

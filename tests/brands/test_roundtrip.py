@@ -6,9 +6,14 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from recplat.brand import BRAND_NAME_PATTERN, Brand, Environment, PromotionMetric, parse_brand
-from recplat.brand_fields import is_placeholder_cost_center
+from ranking_features.brand import (
+    BRAND_NAME_PATTERN,
+    Brand,
+    Environment,
+    PromotionMetric,
+    parse_brand,
+)
+from ranking_features.brand.fields import is_placeholder_cost_center
 
 pytestmark = pytest.mark.fast
 

@@ -97,3 +97,34 @@ def test_training_job_trains_and_registers_a_model(
         champion = client.get_model_version_by_alias(f"{BRAND}-ranker", "champion")
         assert champion.version == "1"
     assert f"{BRAND}: registered {BRAND}-ranker v1; gate {expected}: " in logs
+
+
+# The brand loader lives in the contracts (ranking_features.brand): the image carries neither
+# the CLI package nor infra, and still reads a brand file as the CronJob's --brand-file does.
+BRAND_FILE_PROBE = """
+import importlib.util, sys
+from ranking_features.brand import load_brand
+present = [name for name in ("recplat", "infra", "policies", "ranking_service")
+           if importlib.util.find_spec(name) is not None]
+print("present:", present, "schedule:", load_brand("/brands/shopsmart.yaml").training.schedule)
+sys.exit(1 if present else 0)
+"""
+
+
+def test_reads_a_brand_file_without_the_cli_package(
+    podman: Podman, images: dict[str, BuiltImage]
+) -> None:
+    brands = Path(__file__).resolve().parents[2] / "brands"
+    container = podman.start(
+        images["training"].ref,
+        "--read-only",
+        f"--volume={brands}:/brands:ro",
+        command=("python3", "-c", BRAND_FILE_PROBE),
+    )
+    try:
+        exit_code = podman.wait_exit(container, 120)
+        logs = podman.logs(container)
+    finally:
+        podman.remove(container)
+    assert exit_code == 0, logs
+    assert "present: [] schedule: " in logs, logs

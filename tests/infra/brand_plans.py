@@ -15,8 +15,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
-
-from recplat.brand import Brand, load_brands
+from ranking_features.brand import Brand, load_brands
 
 REPO = Path(__file__).resolve().parents[2]
 KUBERNETES_VERSION = "1.31.0"
@@ -110,7 +109,6 @@ def plan_brands(
             storage_account_id=STORAGE_ID,
             key_vault_name="kv-recplat",
             key_vault_id=VAULT_ID,
-            key_vault_uri="https://kv-recplat.vault.azure.net/",
             oidc_issuer_url="https://westeurope.oic.prod-aks.azure.com/tenant/issuer/",
             acr_login_server="acrrecplat.azurecr.io",
             images=BrandImages(

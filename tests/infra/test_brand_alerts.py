@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from ranking_features.brand import Brand, load_brands
 
 from infra.brand_alerts import (
     ERROR_RATIO_THRESHOLD,
@@ -25,7 +26,6 @@ from infra.brand_alerts import (
     training_interval,
 )
 from infra.brand_names import brand_names
-from recplat.brand import Brand, load_brands
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = [

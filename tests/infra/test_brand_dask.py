@@ -7,10 +7,10 @@ from __future__ import annotations
 import importlib
 
 import pytest
+from ranking_features.brand import brands_for_environment
 from ranking_training.__main__ import build_parser
 
 from infra.brand_dask import DASK_DASHBOARD_PORT, DASK_SCHEDULER_PORT, SCHEDULER_PRELOAD
-from recplat.brand import brands_for_environment
 from tests.infra.brand_plans import EXAMPLE_BRANDS, PlannedResource, plan_brands
 
 WORKERS = 4  # streamly's prod training.workers

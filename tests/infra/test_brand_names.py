@@ -8,9 +8,9 @@ import uuid
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from ranking_features.brand import BRAND_NAME_PATTERN
 
 from infra.brand_names import NAME_LIMITS, BrandSecret, brand_names, label_value
-from recplat.brand import BRAND_NAME_PATTERN
 
 pytestmark = pytest.mark.fast
 

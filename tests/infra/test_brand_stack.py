@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 import yaml
+from ranking_features.brand import Brand, brands_for_environment
 
 from infra.brand_names import NAME_LIMITS, SECRET_SUFFIX_BYTES, brand_names
-from recplat.brand import Brand, brands_for_environment
 from recplat.testing.checkov import run_checkov
 from tests.infra.brand_plans import (
     BUILTIN_KINDS,

@@ -54,7 +54,7 @@ def test_an_allow_azure_services_rule_is_a_mandatory_policy_violation(stack: str
         "urn": f"urn:pulumi:{stack}::recplat::azure-native:dbforpostgresql:FirewallRule::azure",
         "type": FIREWALL_RULE,
         "name": "azure",
-        "props": {"startIpAddress": "0.0.0.0", "endIpAddress": "0.0.0.0"},  # noqa: S104
+        "inputs": {"startIpAddress": "0.0.0.0", "endIpAddress": "0.0.0.0"},  # noqa: S104
         "parent": None,
     }
     report = evaluate_stack([rule], stack)

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ranking_features.brand import Brand, brands_for_environment
 from ranking_training.drift_job import build_parser
 
-from recplat.brand import Brand, brands_for_environment
 from tests.infra.brand_plans import EXAMPLE_BRANDS, PlannedResource, plan_brands
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ranking_features.brand import brands_for_environment, load_brands
 
 from infra.brand_alerts import brand_alert_rules
 from infra.brand_names import NAMESPACE_COST_LABELS
@@ -24,7 +25,6 @@ from infra.prometheus_collection import (
     settings_configmap_data,
     target_of,
 )
-from recplat.brand import brands_for_environment, load_brands
 from recplat.plan import Plan
 from tests.infra.plan_queries import REPO_ROOT, STACKS, lookup, one, stack_file
 

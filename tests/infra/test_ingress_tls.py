@@ -154,13 +154,11 @@ def test_the_app_routing_identity_may_read_the_vault_certificate_and_nothing_mor
 def test_the_rendered_plan_passes_the_ingress_tls_policy_and_a_plain_http_ingress_fails_it(
     brand_plans: dict[str, Plan], stack: str
 ) -> None:
-    planned = [
-        {**r, "props": r["inputs"]} for r in brand_plans[stack].resources if r["type"] == INGRESS
-    ]
+    planned = [r for r in brand_plans[stack].resources if r["type"] == INGRESS]
     assert evaluate_stack(planned, stack).violations == ()
 
-    plain = {**planned[0], "props": {**planned[0]["props"]}}
-    plain["props"]["spec"] = {k: v for k, v in plain["props"]["spec"].items() if k != "tls"}
+    plain = {**planned[0], "inputs": {**planned[0]["inputs"]}}
+    plain["inputs"]["spec"] = {k: v for k, v in plain["inputs"]["spec"].items() if k != "tls"}
     report = evaluate_stack([plain], stack)
     assert [v.policy for v in report.mandatory] == ["k8s-ingress-tls"], report.render()
 

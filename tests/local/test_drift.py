@@ -39,10 +39,10 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 from ranking_features import FEATURE_NAMES
+from ranking_features.brand import Brand
 
 from infra.brand_alerts import brand_alert_rules, rule_file
 from infra.brand_names import brand_names
-from recplat.brand import Brand
 from recplat.local.lake_events import missing_event_ids
 from recplat.local.simulator import ClientSessions, TrafficOptions, simulate_brand
 from recplat.synthetic import GroundTruth, LoggingPolicy, SynthParams, generate, write_lake

@@ -36,9 +36,9 @@ import psutil
 import pytest
 import yaml
 from matplotlib import image
+from ranking_features.brand import Brand, Environment, brands_for_environment, load_brands
 
 from infra.brand_alerts import brand_alert_rules
-from recplat.brand import Brand, Environment, brands_for_environment, load_brands
 from recplat.local.demo_report import write_dashboard_images
 from recplat.local.processes import port_is_listening, wait_until
 from recplat.local.prometheus import PLATFORM_RULES, SCRAPE_INTERVAL_S

@@ -331,7 +331,7 @@ def known_good_stack(stack: str) -> list[dict[str, Any]]:
                 "urn": urn(stack, type_chain, name),
                 "type": type_chain.rsplit("$", 1)[-1],
                 "name": name,
-                "props": copy.deepcopy(props),
+                "inputs": copy.deepcopy(props),
                 "parent": parent,
             }
         )

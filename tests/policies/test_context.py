@@ -22,7 +22,7 @@ def _run(planned: dict, config: dict | None = None) -> list[str]:
     messages: list[str] = []
     args = ResourceValidationArgs(
         planned["type"],
-        unknown_checking_proxy(planned["props"]),
+        unknown_checking_proxy(planned["inputs"]),
         planned["urn"],
         planned["name"],
         None,  # type: ignore[arg-type]
@@ -50,7 +50,7 @@ def test_without_config_or_engine_the_environment_tag_decides() -> None:
 
 def test_without_any_hint_a_resource_is_judged_as_prod() -> None:
     cluster = resource(known_good_stack("dev"), "aks")
-    del cluster["props"]["tags"]
+    del cluster["inputs"]["tags"]
 
     assert _run(cluster) == [
         f"policy aks-standard-tier-prod: {cluster['urn']} sets sku.tier=Free in prod; "

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.fast
 
 def _public_api_server(stack: str) -> list[dict]:
     planned = known_good_stack(stack)
-    del resource(planned, "aks")["props"]["apiServerAccessProfile"]
+    del resource(planned, "aks")["inputs"]["apiServerAccessProfile"]
     return planned
 
 
@@ -69,7 +69,7 @@ def test_allowed_registries_come_from_policy_properties() -> None:
 def test_an_unknown_input_is_an_advisory_cant_run_note_as_in_a_preview() -> None:
     planned = known_good_stack("prod")
     lake = resource(planned, "lake")
-    lake["props"]["minimumTlsVersion"] = UNKNOWN_STRING_VALUE
+    lake["inputs"]["minimumTlsVersion"] = UNKNOWN_STRING_VALUE
 
     report = evaluate_stack(planned, "prod", {"all": "mandatory"})
 
@@ -133,7 +133,7 @@ def test_shipped_configs_name_only_real_policies(stack: str) -> None:
 
 def test_render_groups_by_policy_mandatory_first_with_a_summary() -> None:
     planned = _public_api_server("dev")
-    resource(planned, "lake")["props"]["minimumTlsVersion"] = "TLS1_0"
+    resource(planned, "lake")["inputs"]["minimumTlsVersion"] = "TLS1_0"
     aks_urn = resource(planned, "aks")["urn"]
     lake_urn = resource(planned, "lake")["urn"]
 

@@ -65,7 +65,7 @@ def _analyze(
     analyzer: analyzer_pb2_grpc.AnalyzerStub, planned: dict
 ) -> analyzer_pb2.AnalyzeResponse:
     properties = struct_pb2.Struct()
-    properties.update(planned["props"])
+    properties.update(planned["inputs"])
     return analyzer.Analyze(
         analyzer_pb2.AnalyzeRequest(
             type=planned["type"], properties=properties, urn=planned["urn"], name=planned["name"]
@@ -77,7 +77,7 @@ def test_pack_reports_a_public_storage_account_as_mandatory(
     analyzer: analyzer_pb2_grpc.AnalyzerStub,
 ) -> None:
     lake = resource(known_good_stack("prod"), "lake")
-    lake["props"]["allowBlobPublicAccess"] = True
+    lake["inputs"]["allowBlobPublicAccess"] = True
 
     response = _analyze(analyzer, lake)
 
@@ -109,7 +109,7 @@ def test_pack_config_downgrades_a_policy_to_advisory(
     analyzer: analyzer_pb2_grpc.AnalyzerStub,
 ) -> None:
     vault = resource(known_good_stack("prod"), "vault")
-    vault["props"]["properties"]["enablePurgeProtection"] = False
+    vault["inputs"]["properties"]["enablePurgeProtection"] = False
     analyzer.Configure(
         analyzer_pb2.ConfigureAnalyzerRequest(
             policyConfig={

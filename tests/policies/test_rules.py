@@ -554,7 +554,7 @@ def apply(stack: list[dict[str, Any]], insecure: Insecure) -> str:
         name = insecure.resource
         if path.startswith("@"):
             name, path = path[1:].split(":", 1)
-        set_path(resource(stack, name)["props"], path, value)
+        set_path(resource(stack, name)["inputs"], path, value)
     return str(resource(stack, insecure.resource)["urn"])
 
 

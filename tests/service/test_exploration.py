@@ -17,11 +17,11 @@ import pytest
 from mlflow import MlflowClient
 from ranking_features import build_features
 from ranking_features.assignment import experiment_bucket
+from ranking_features.brand import Serving
 from ranking_features.events import IMPRESSION_SCHEMA, POLICY_EXPLOIT, POLICY_EXPLORE
 from ranking_service.exploration import Exploration
 from ranking_service.settings import Settings, SettingsError, load_settings
 
-from recplat.brand import Serving
 from recplat.testing.rankers import RegisteredRankers
 from recplat.testing.servers import MlflowServer, wait_until
 from recplat.testing.service_process import RankingService

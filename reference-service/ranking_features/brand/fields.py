@@ -1,7 +1,9 @@
-"""Constrained types of the brand file whose checks are more than a pattern.
+"""The constrained types of the brand file, each defined once for every part that needs it.
 
-Kubernetes quantities (``cpu``, ``memory``) are parsed as Kubernetes parses them and
-stored in the one canonical form the infra code reads; owner and cost center refuse
+The brand name (``BrandName``) is also what the ranking service accepts as
+``RECPLAT_BRAND``. Kubernetes quantities (``cpu``, ``memory``) are parsed as Kubernetes
+parses them and stored in the one canonical form the infra code reads; the training
+schedule is parsed by cronsim; owner (pydantic's ``EmailStr``) and cost center refuse
 the placeholders people copy from examples, because they become every tag and label.
 """
 
@@ -9,12 +11,60 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, StringConstraints, WithJsonSchema
+from cronsim import CronSim, CronSimError
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    EmailStr,
+    StringConstraints,
+    WithJsonSchema,
+)
 
-_EMAIL_PATTERN = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
+BRAND_NAME_PATTERN = r"^(?!.*--)[a-z][a-z0-9-]{1,22}[a-z0-9]$"
+"""A lowercase DNS label of 3 to 24 characters: it becomes namespaces, containers and identities.
+A doubled dash is refused: Azure storage accounts and Key Vaults derived from it refuse one."""
+
+NAME_HINT = (
+    "a lowercase DNS label of 3-24 characters (a-z, 0-9, single '-'), starting with a letter"
+)
+
+BrandName = Annotated[str, StringConstraints(pattern=BRAND_NAME_PATTERN)]
+"""A brand's name. Models using it need ``regex_engine="python-re"`` (the look-ahead)."""
+
+
+def is_brand_name(name: str) -> bool:
+    """Whether ``name`` is a valid brand name (``BRAND_NAME_PATTERN``)."""
+    return re.fullmatch(BRAND_NAME_PATTERN, name) is not None
+
+
+# Kubernetes CronJobs and the staleness alert (infra.brand_alerts) read numeric fields
+# only; cronsim alone would also take names (MON), L, W and # and a sixth field.
+_CRON_DIALECT = re.compile(r"[0-9*,/-]+(?: [0-9*,/-]+){4}")
+CRON_HINT = "a 5-field cron expression such as '0 3 * * *'"
+
+
+def cron_schedule(schedule: str) -> str:
+    """A 5-field numeric cron schedule that runs at least once; cronsim checks its ranges."""
+    if not _CRON_DIALECT.fullmatch(schedule):
+        raise ValueError(CRON_HINT + " (numbers, '*', ',', '-' and '/' only)")
+    try:
+        CronSim(schedule, datetime(2000, 1, 1, tzinfo=UTC))
+    except CronSimError as error:
+        # cronsim says which field: "Bad day-of-month" (February 30th counts as one).
+        reason = str(error).rstrip(".").lower()
+        raise ValueError(f"{CRON_HINT} ({reason})") from None
+    return schedule
+
+
+CronSchedule = Annotated[
+    str,
+    AfterValidator(cron_schedule),
+    WithJsonSchema({"type": "string", "pattern": f"^{_CRON_DIALECT.pattern}$"}),
+]
 
 QUANTITY_PATTERN = (
     r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
@@ -139,7 +189,10 @@ _PLACEHOLDER_COST_CENTER = re.compile(
 )
 
 
-def _not_a_placeholder_owner(owner: str) -> str:
+def _not_a_placeholder_owner(owner: Any) -> Any:
+    # Before EmailStr, which refuses some of these domains with a reason that names no fix.
+    if not isinstance(owner, str):
+        return owner
     domain = owner.rsplit("@", 1)[-1]
     lowered = domain.lower()
     if lowered.rsplit(".", 1)[-1] in _RESERVED_TLDS or any(
@@ -165,11 +218,7 @@ def _not_a_placeholder_cost_center(cost_center: str) -> str:
     return cost_center
 
 
-OwnerEmail = Annotated[
-    str,
-    StringConstraints(pattern=_EMAIL_PATTERN, max_length=254),
-    AfterValidator(_not_a_placeholder_owner),
-]
+OwnerEmail = Annotated[EmailStr, BeforeValidator(_not_a_placeholder_owner)]
 CostCenter = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"),
