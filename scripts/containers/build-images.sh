@@ -50,7 +50,7 @@ declare -A dockerfile=(
 declare -A shipped=(
   [service]=""
   [training]=""
-  [mlflow]="images/mlflow/start-server.sh infra/mlflow_access_job.py reference-service/ranking_features/*.py"
+  [mlflow]="images/mlflow/start-server.sh infra/mlflow_access_job.py reference-service/ranking_features"
 )
 declare -A repository=(
   [service]=recplat/ranking-service
@@ -66,8 +66,10 @@ for image in "${images[@]}"; do
   ref="$prefix${repository[$image]}:$tag"
   inputs="$( {
     echo "$base $("$tool" image inspect --format '{{.Id}}' "$base" 2>/dev/null || true)"
-    # shellcheck disable=SC2086 # the list is split into files on purpose
-    sha256sum "${dockerfile[$image]}" images/build-venv.sh images/check-lightgbm.py ${shipped[$image]}
+    sha256sum "${dockerfile[$image]}" images/build-venv.sh images/check-lightgbm.py
+    # shellcheck disable=SC2086 # the list is split into paths on purpose
+    [ -z "${shipped[$image]}" ] || find ${shipped[$image]} -type f -not -path '*/__pycache__/*' \
+      | LC_ALL=C sort | xargs sha256sum
     (cd "$wheels" && sha256sum requirements.txt ./*.whl)
   } | sha256sum | cut -c1-16)"
   built="$("$tool" image inspect --format '{{index .Config.Labels "recplat.inputs"}}' "$ref" 2>/dev/null || true)"
