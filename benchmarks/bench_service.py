@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ranking_features.metric_names import RANK_EXPLORED, RANK_LATENCY
 from ranking_features.mlflow_names import CHAMPION, registered_model_name
 
 REPO = Path(__file__).resolve().parent.parent
@@ -336,12 +337,12 @@ def main() -> None:
             args.seconds,
         )
         for name, service in services.items():
-            handled = service.metric("recplat_rank_latency_seconds_count")
-            handler_s = service.metric("recplat_rank_latency_seconds_sum")
+            handled = service.metric(RANK_LATENCY.count)
+            handler_s = service.metric(RANK_LATENCY.sum)
             # Time inside the /rank handler (features, scoring, logging), apart from HTTP,
             # request validation and the load generator.
             served[name]["handler_mean_ms"] = round(handler_s / max(handled, 1) * 1000, 3)
-            explored = service.metric("recplat_rank_explored_total")
+            explored = service.metric(RANK_EXPLORED.total)
             served[name]["explored_share"] = round(explored / max(handled, 1), 4)
     finally:
         for service in services.values():

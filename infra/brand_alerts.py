@@ -8,14 +8,17 @@ managed Prometheus workspace).
 
 from __future__ import annotations
 
+import functools
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pulumi
 import pulumi_azure_native as azure_native
 import yaml
+from cronsim import CronSim, CronSimError
 from ranking_features import metric_names
 from ranking_features.brand import Brand
 from ranking_features.mlflow_names import CHAMPION
@@ -38,10 +41,11 @@ EXPERIMENT_OVERDUE_GRACE = timedelta(hours=2)
 """Past ``promotion.max_experiment_days`` the hourly evaluator stops the experiment on its next
 run and the service drops the challenger on its next reload: two evaluator runs of grace."""
 
-# The `outcome` label of recplat_rank_requests_total (ranking_service.app counts them).
-ATTEMPTED_OUTCOMES = "ok|fallback|error"
+# Values of the `outcome` label of RANK_REQUESTS, as PromQL regular expressions.
+ANSWERED_OUTCOMES = "|".join(metric_names.ANSWERED_OUTCOMES)
+ATTEMPTED_OUTCOMES = "|".join(metric_names.ATTEMPTED_OUTCOMES)
 """Requests the service tried to answer: what a server error ratio is a share of."""
-REFUSED_OUTCOMES = "unauthorized|invalid|too_large"
+REFUSED_OUTCOMES = "|".join(metric_names.REFUSED_OUTCOMES)
 
 
 @dataclass(frozen=True)
@@ -65,79 +69,88 @@ class AlertRule:
         }
 
 
-def _cron_field(text: str, low: int, high: int) -> set[int]:
-    values: set[int] = set()
-    for part in text.split(","):
-        span, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
-        if span == "*":
-            start, stop = low, high
-        elif "-" in span:
-            start_text, stop_text = span.split("-")
-            start, stop = int(start_text), int(stop_text)
-        else:
-            start = int(span)
-            stop = high if step_text else start
-        values.update(range(start, stop + 1, step))
-    return values
+CRON_HORIZON_YEARS = 8
+"""Years of days a schedule is walked: from 2024, two February 29ths, so even a schedule of
+that day alone shows its real gap."""
+_CRON_START = datetime(2024, 1, 1)
 
 
+def _runs(expression: str, start: datetime, end: datetime) -> Iterator[datetime]:
+    """The runs of a cron ``expression`` from ``start`` (included) to ``end`` (excluded)."""
+    # CronSim ticks before it matches: start a second early so that ``start`` itself counts.
+    for run in CronSim(expression, start - timedelta(seconds=1)):
+        if run >= end:
+            return
+        yield run
+
+
+@functools.cache
 def training_interval(schedule: str) -> timedelta:
     """The longest gap between two runs of a 5-field cron ``schedule``.
 
     The longest gap, not the typical one, is what a staleness alert must allow:
-    ``30 4 * * 1-5`` runs daily but leaves 72 hours over each weekend. Eight years
-    of days are walked so that even a February-29th schedule shows its real gap.
+    ``30 4 * * 1-5`` runs daily but leaves 72 hours over each weekend. cronsim (Debian cron's
+    rules: a day matching either restricted day field runs) finds the times of day and the
+    days of the schedule separately, so a run every minute costs one day of runs, not eight
+    years of them.
     """
-    minute_text, hour_text, dom_text, month_text, dow_text = schedule.split()
-    minutes = sorted(_cron_field(minute_text, 0, 59))
-    hours = sorted(_cron_field(hour_text, 0, 23))
-    days_of_month = _cron_field(dom_text, 1, 31)
-    months = _cron_field(month_text, 1, 12)
-    # Cron counts Sunday as 0 or 7; Python's isoweekday counts it as 7.
-    days_of_week = {7 if day == 0 else day for day in _cron_field(dow_text, 0, 7)}
-    # Vixie cron: when both day fields are restricted, a day matching either runs.
-    either_day = not dom_text.startswith("*") and not dow_text.startswith("*")
-
-    times_of_day = [hour * 60 + minute for hour in hours for minute in minutes]
-    longest = timedelta(
-        minutes=max([later - earlier for earlier, later in itertools.pairwise(times_of_day)] or [0])
-    )
-    first, last = timedelta(minutes=times_of_day[0]), timedelta(minutes=times_of_day[-1])
-    previous_last: datetime | None = None
-    start = date(2024, 1, 1)
-    for offset in range(8 * 366):
-        day = start + timedelta(days=offset)
-        if day.month not in months:
-            continue
-        dom_match = day.day in days_of_month
-        dow_match = day.isoweekday() in days_of_week
-        if not (dom_match or dow_match if either_day else dom_match and dow_match):
-            continue
-        midnight = datetime.combine(day, time())
-        if previous_last is not None:
-            longest = max(longest, midnight + first - previous_last)
-        previous_last = midnight + last
-    if previous_last is None:
-        raise ValueError(f"cron schedule {schedule!r} never runs")
-    return longest
+    try:
+        minute, hour, day_of_month, month, day_of_week = schedule.split()
+        times = list(_runs(f"{minute} {hour} * * *", _CRON_START, _CRON_START + timedelta(1)))
+        end = _CRON_START.replace(year=_CRON_START.year + CRON_HORIZON_YEARS)
+        days = list(_runs(f"0 0 {day_of_month} {month} {day_of_week}", _CRON_START, end))
+    except (CronSimError, ValueError) as error:
+        raise ValueError(
+            f"cron schedule {schedule!r} never runs or is not cron: {error}"
+        ) from error
+    if len(days) < 2:
+        raise ValueError(
+            f"cron schedule {schedule!r} runs on {len(days)} day(s) in {CRON_HORIZON_YEARS} "
+            "years: too rarely to say how stale its model may get"
+        )
+    within_a_day = [later - earlier for earlier, later in itertools.pairwise(times)]
+    # From a day's last run to the next run day's first.
+    across_days = [later - earlier for earlier, later in itertools.pairwise(days)]
+    overnight = [gap - (times[-1] - times[0]) for gap in across_days]
+    return max([*within_a_day, *overnight, timedelta(0)])
 
 
 def brand_alert_rules(brand: Brand, environment: str) -> list[AlertRule]:
     """The SLO alerts of ``brand`` (already merged for ``environment``)."""
-    selector = f'brand="{brand.name}"'
-    answered = f'recplat_rank_requests_total{{{selector},outcome=~"ok|fallback"}}'
-    all_requests = f"sum(rate(recplat_rank_requests_total{{{selector}}}[{RATE_WINDOW}]))"
-    slo_seconds = brand.serving.latency_slo_ms / 1000
-    stale_after = 2 * training_interval(brand.training.schedule)
-    max_days = brand.training.promotion.max_experiment_days
-    overdue_after = timedelta(days=max_days) + EXPERIMENT_OVERDUE_GRACE
     rules = [
+        *_ranking_rules(brand),
+        *_model_rules(brand),
+        *_event_log_rules(brand),
+        feature_drift_rule(brand),
+    ]
+    if environment == "prod":
+        rules.append(_no_feedback_rule(brand))
+    return rules
+
+
+def _series(series: str, brand: Brand, matchers: str = "") -> str:
+    """``series{brand="<brand>"<matchers>}``: ``matchers`` such as ``,alias="champion"``."""
+    return f'{series}{{brand="{brand.name}"{matchers}}}'
+
+
+def _rate(series: str, brand: Brand, matchers: str = "") -> str:
+    return f"sum(rate({_series(series, brand, matchers)}[{RATE_WINDOW}]))"
+
+
+def _ranking_rules(brand: Brand) -> list[AlertRule]:
+    """/rank's latency against the brand's SLO, and its error, refused and fallback shares."""
+    slo_seconds = brand.serving.latency_slo_ms / 1000
+    requests = metric_names.RANK_REQUESTS.total
+    answered = _rate(requests, brand, f',outcome=~"{ANSWERED_OUTCOMES}"')
+    attempted = _rate(requests, brand, f',outcome=~"{ATTEMPTED_OUTCOMES}"')
+    failed = _rate(requests, brand, ',outcome="error"')
+    refused = _rate(requests, brand, f',outcome=~"{REFUSED_OUTCOMES}"')
+    return [
         AlertRule(
             alert="RecplatRankLatencyP99AboveSlo",
             expr=(
                 "histogram_quantile(0.99, sum by (le) (rate("
-                f"recplat_rank_latency_seconds_bucket{{{selector}}}[{RATE_WINDOW}]))) "
+                f"{_series(metric_names.RANK_LATENCY.bucket, brand)}[{RATE_WINDOW}]))) "
                 f"> {slo_seconds:g}"
             ),
             for_minutes=10,
@@ -150,12 +163,7 @@ def brand_alert_rules(brand: Brand, environment: str) -> list[AlertRule]:
             # Refused requests are neither counted nor diluting: a flood of anonymous or
             # malformed requests must not page on-call, nor hide real server errors.
             alert="RecplatRankErrorRatioHigh",
-            expr=(
-                f'sum(rate(recplat_rank_requests_total{{{selector},outcome="error"}}'
-                f"[{RATE_WINDOW}])) / sum(rate(recplat_rank_requests_total{{{selector},"
-                f'outcome=~"{ATTEMPTED_OUTCOMES}"}}[{RATE_WINDOW}])) '
-                f"> {ERROR_RATIO_THRESHOLD:g}"
-            ),
+            expr=f"{failed} / {attempted} > {ERROR_RATIO_THRESHOLD:g}",
             for_minutes=10,
             severity=2,
             summary=(
@@ -165,10 +173,7 @@ def brand_alert_rules(brand: Brand, environment: str) -> list[AlertRule]:
         ),
         AlertRule(
             alert="RecplatRankRefusedRatioHigh",
-            expr=(
-                f'sum(rate(recplat_rank_requests_total{{{selector},outcome=~"{REFUSED_OUTCOMES}"}}'
-                f"[{RATE_WINDOW}])) / {all_requests} > {REFUSED_RATIO_THRESHOLD:g}"
-            ),
+            expr=(f"{refused} / {_rate(requests, brand)} > {REFUSED_RATIO_THRESHOLD:g}"),
             for_minutes=30,
             severity=3,
             summary=(
@@ -179,8 +184,8 @@ def brand_alert_rules(brand: Brand, environment: str) -> list[AlertRule]:
         AlertRule(
             alert="RecplatFallbackRatioHigh",
             expr=(
-                f"sum(rate(recplat_fallback_total{{{selector}}}[{RATE_WINDOW}])) / "
-                f"sum(rate({answered}[{RATE_WINDOW}])) > {FALLBACK_RATIO_THRESHOLD:g}"
+                f"{_rate(metric_names.FALLBACK.total, brand)} / {answered} "
+                f"> {FALLBACK_RATIO_THRESHOLD:g}"
             ),
             for_minutes=15,
             severity=3,
@@ -189,12 +194,19 @@ def brand_alert_rules(brand: Brand, environment: str) -> list[AlertRule]:
                 "served without a model"
             ),
         ),
+    ]
+
+
+def _model_rules(brand: Brand) -> list[AlertRule]:
+    """A champion the training job has stopped replacing; an experiment nobody ended."""
+    stale_after = 2 * training_interval(brand.training.schedule)
+    max_days = brand.training.promotion.max_experiment_days
+    overdue_after = timedelta(days=max_days) + EXPERIMENT_OVERDUE_GRACE
+    champion_age = _series(metric_names.MODEL_AGE.name, brand, f',alias="{CHAMPION}"')
+    return [
         AlertRule(
             alert="RecplatModelStale",
-            expr=(
-                f'max(recplat_model_age_seconds{{{selector},alias="{CHAMPION}"}}) '
-                f"> {int(stale_after.total_seconds())}"
-            ),
+            expr=f"max({champion_age}) > {int(stale_after.total_seconds())}",
             for_minutes=15,
             severity=3,
             summary=(
@@ -207,7 +219,7 @@ def brand_alert_rules(brand: Brand, environment: str) -> list[AlertRule]:
         AlertRule(
             alert="RecplatExperimentOverdue",
             expr=(
-                f"max(recplat_experiment_age_seconds{{{selector}}}) "
+                f"max({_series(metric_names.EXPERIMENT_AGE.name, brand)}) "
                 f"> {int(overdue_after.total_seconds())}"
             ),
             for_minutes=30,
@@ -218,18 +230,27 @@ def brand_alert_rules(brand: Brand, environment: str) -> list[AlertRule]:
                 f"`ranking-experiments status`"
             ),
         ),
-        # The event log is a small emptyDir: feedback that cannot ship fills it until the
-        # pod is evicted with every event not yet in the lake.
+    ]
+
+
+def _event_log_rules(brand: Brand) -> list[AlertRule]:
+    """Events that do not reach the lake.
+
+    The event log is a small emptyDir: feedback that cannot ship fills it until the pod is
+    evicted with every event not yet in the lake.
+    """
+    pending = _series(metric_names.EVENTS_PENDING.name, brand)
+    return [
         AlertRule(
             alert="RecplatEventShipFailing",
-            expr=(f"sum(rate(recplat_event_ship_failures_total{{{selector}}}[{RATE_WINDOW}])) > 0"),
+            expr=f"{_rate(metric_names.EVENT_SHIP_FAILURES.total, brand)} > 0",
             for_minutes=15,
             severity=2,
             summary=f"{brand.name}: event segments have failed to ship to the lake for 15 minutes",
         ),
         AlertRule(
             alert="RecplatEventSegmentsQuarantined",
-            expr=f"max(recplat_events_quarantined_segments{{{selector}}}) > 0",
+            expr=f"max({_series(metric_names.EVENTS_QUARANTINED.name, brand)}) > 0",
             for_minutes=1,
             severity=2,
             summary=(
@@ -240,9 +261,8 @@ def brand_alert_rules(brand: Brand, environment: str) -> list[AlertRule]:
         AlertRule(
             alert="RecplatEventsPendingGrowing",
             expr=(
-                f"max(min_over_time(recplat_events_pending_segments{{{selector}}}"
-                f"[{SHIPPING_WINDOW}]) > 0 and delta(recplat_events_pending_segments"
-                f"{{{selector}}}[{SHIPPING_WINDOW}]) > 0)"
+                f"max(min_over_time({pending}[{SHIPPING_WINDOW}]) > 0 "
+                f"and delta({pending}[{SHIPPING_WINDOW}]) > 0)"
             ),
             for_minutes=5,
             severity=2,
@@ -252,23 +272,22 @@ def brand_alert_rules(brand: Brand, environment: str) -> list[AlertRule]:
             ),
         ),
     ]
-    rules.append(feature_drift_rule(brand))
-    if environment == "prod":
-        # Traffic without feedback means the loop that trains tomorrow's model is broken.
-        rules.append(
-            AlertRule(
-                alert="RecplatNoFeedbackEvents",
-                expr=(
-                    f"sum(increase({answered}[{FEEDBACK_WINDOW}])) > 0 unless "
-                    f"sum(increase(recplat_feedback_events_total{{{selector}}}"
-                    f"[{FEEDBACK_WINDOW}])) > 0"
-                ),
-                for_minutes=30,
-                severity=2,
-                summary=f"{brand.name}: rankings served but no feedback events for an hour",
-            )
-        )
-    return rules
+
+
+def _no_feedback_rule(brand: Brand) -> AlertRule:
+    """Traffic without feedback: the loop that trains tomorrow's model is broken (prod only)."""
+    answered = _series(metric_names.RANK_REQUESTS.total, brand, f',outcome=~"{ANSWERED_OUTCOMES}"')
+    feedback = _series(metric_names.FEEDBACK_EVENTS.total, brand)
+    return AlertRule(
+        alert="RecplatNoFeedbackEvents",
+        expr=(
+            f"sum(increase({answered}[{FEEDBACK_WINDOW}])) > 0 unless "
+            f"sum(increase({feedback}[{FEEDBACK_WINDOW}])) > 0"
+        ),
+        for_minutes=30,
+        severity=2,
+        summary=f"{brand.name}: rankings served but no feedback events for an hour",
+    )
 
 
 def feature_drift_rule(brand: Brand) -> AlertRule:
@@ -283,8 +302,8 @@ def feature_drift_rule(brand: Brand) -> AlertRule:
     return AlertRule(
         alert="RecplatFeatureDrift",
         expr=(
-            f"max by (feature, model_version) ({metric_names.FEATURE_DRIFT.name}"
-            f'{{brand="{brand.name}"}}) > {threshold:g}'
+            f"max by (feature, model_version) "
+            f"({_series(metric_names.FEATURE_DRIFT.name, brand)}) > {threshold:g}"
         ),
         for_minutes=0,
         severity=3,

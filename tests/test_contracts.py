@@ -1,10 +1,10 @@
 """Each contract between the parts is spelled in one module, and every other module imports it.
 
 The MLflow names (registered model, experiments, aliases) are built by
-`ranking_features.mlflow_names`, the lake layout by `ranking_features.events`
-(docs/architecture.md, "Contracts"). These tests read the string literals of every non-test
-source (docstrings and comments aside) and fail, naming file and line, on one that spells a
-contract anywhere else.
+`ranking_features.mlflow_names`, the lake layout by `ranking_features.events`, the Prometheus
+metric names by `ranking_features.metric_names` (docs/architecture.md, "Contracts"). These
+tests read the string literals of every non-test source (docstrings and comments aside) and
+fail, naming file and line, on one that spells a contract anywhere else.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ SOURCE_DIRS = (
 )
 MLFLOW_NAMES = REPO_ROOT / "reference-service/ranking_features/mlflow_names.py"
 LAKE_LAYOUT = REPO_ROOT / "reference-service/ranking_features/events.py"
+METRIC_NAMES = REPO_ROOT / "reference-service/ranking_features/metric_names.py"
+METRIC_NAME = re.compile(r"\brecplat_[a-z][a-z0-9_]*")
+"""A Prometheus metric name of ours: the service's, the dashboards' and the alert rules'."""
 ALIASES = {CHAMPION, CHALLENGER}
 
 
@@ -118,6 +121,7 @@ def offenders(
             string_literals,
             re.compile(r"(^|/)events/|(^|/)catalog/items\.parquet|date=\*"),
         ),
+        ("Prometheus metric name recplat_...", METRIC_NAMES, string_literals, METRIC_NAME),
     ],
 )
 def test_a_contract_is_spelled_only_where_it_is_defined(
@@ -139,12 +143,16 @@ def test_the_grep_finds_a_contract_spelled_elsewhere(tmp_path: Path) -> None:
         '"""Docstrings may name `acme-ranker` and events/feedback."""\n'
         'MODEL = f"{brand}-ranker"\n'
         'client.set_registered_model_alias(MODEL, "champion", "3")\n'
-        'FOLDER = "events/feedback"\n',
+        'FOLDER = "events/feedback"\n'
+        'QUERY = f"max(recplat_model_age_seconds{{brand={brand!r}}})"\n'
+        "# A comment may name recplat_fallback_total.\n"
+        'PREFIX = "recplat_"\n',
         encoding="utf-8",
     )
     assert [line for line, text in string_literals(wrong) if text.endswith("-ranker")] == [2]
     assert [line for line, _ in alias_literals(wrong)] == [3]
     assert [line for line, text in string_literals(wrong) if "events/" in text] == [4]
+    assert [line for line, text in string_literals(wrong) if METRIC_NAME.search(text)] == [5]
 
 
 def test_no_source_cites_the_outside_design_brief() -> None:

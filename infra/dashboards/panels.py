@@ -31,6 +31,9 @@ RATE = "$__rate_interval"
 """Grafana's rate window: at least four scrape intervals, whatever the scrape interval is."""
 GRID_WIDTH = 24
 
+Panels = list[cog_builder.Builder[model.Panel]]
+"""Panels in the order a dashboard lays them out, left to right and row by row."""
+
 
 def selector(**labels: str) -> str:
     """``{a="x",b=~"y|z"}``: a value with ``|`` matches as a regular expression."""

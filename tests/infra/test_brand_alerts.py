@@ -48,6 +48,15 @@ EXAMPLES = [
         # Both day fields restricted: cron runs on either (the 1st or any Monday).
         ("0 0 1 * 1", timedelta(days=7)),
         ("0 0 29 2 *", timedelta(days=4 * 365 + 1)),
+        # February 29th or any Monday of February: from the last Monday of February 2027 (the
+        # 22nd) to the first of February 2028 (the 7th).
+        ("0 0 29 2 1", timedelta(days=350)),
+        # Sunday is 0 and 7; names read as numbers.
+        ("0 6 * * 0", timedelta(days=7)),
+        ("0 6 * * 7", timedelta(days=7)),
+        ("0 6 * * SAT,SUN", timedelta(days=6)),
+        # The last day of February: from February 28th, 2027 to February 29th, 2028.
+        ("0 0 L 2 *", timedelta(days=366)),
     ],
 )
 def test_training_interval_is_the_longest_gap_between_runs(schedule: str, gap: timedelta) -> None:
@@ -57,6 +66,12 @@ def test_training_interval_is_the_longest_gap_between_runs(schedule: str, gap: t
 def test_a_schedule_that_never_runs_is_refused() -> None:
     with pytest.raises(ValueError, match=r"cron schedule '0 0 31 2 \*' never runs"):
         training_interval("0 0 31 2 *")
+
+
+def test_a_schedule_too_rare_to_measure_is_refused() -> None:
+    # A fifth Friday of February, i.e. a Friday the 29th: next in 2036, then 2064.
+    with pytest.raises(ValueError, match=r"'0 0 \* 2 5#5' runs on 0 day\(s\) in 8 years"):
+        training_interval("0 0 * 2 5#5")
 
 
 def test_prod_alone_alerts_on_missing_feedback() -> None:

@@ -68,3 +68,17 @@ def test_the_metric_names_dashboards_read_are_the_ones_the_service_registers() -
             assert metric.name not in registered, (
                 f"{metric.name} is exported now: set exported=True in ranking_features.metric_names"
             )
+
+
+def test_a_panel_says_no_data_only_while_a_metric_it_reads_is_not_exported(
+    plan_for: Callable[[str, Path | None], Plan],
+) -> None:
+    for owner, definition in _definitions(plan_for("dev", REPO / "brands")).items():
+        waiting = {q.panel for q in panel_queries(definition) if not q.expects_data}
+        panels: list[dict[str, Any]] = definition["panels"]  # type: ignore[assignment]
+        for panel in panels:
+            if "No data" in str(panel.get("description", "")):
+                assert panel["title"] in waiting, (
+                    f"dashboard of {owner}: panel {panel['title']!r} says it has no data, yet "
+                    f"the service exports every metric it reads: {panel['description']!r}"
+                )
