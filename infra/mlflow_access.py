@@ -3,7 +3,8 @@
 MLflow's basic-auth app lets any signed-in user create any experiment or registered model
 and makes the creator its manager, so whoever creates ``<brand>-ranker`` first owns it.
 Per brand, a Job in the MLflow namespace runs ``infra/mlflow_access_job.py`` as the MLflow
-admin (see its docstring for what it does and refuses). The brand's service and training
+admin (see its docstring for what it does and refuses), from the MLflow server's image, which
+ships it at ``ACCESS_JOB_PATH``. The brand's service and training
 depend on this component, so no brand workload starts before its names are reserved for it
 and its grants are exactly its own; a name somebody else took fails the Job, and so the
 ``pulumi up`` of that brand, with a message saying what to check.
@@ -19,7 +20,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -30,22 +30,17 @@ from infra.brand_pods import (
     pod_security_context,
     secret_provider_class,
 )
-from infra.mlflow_server import (
-    ACCESS_JOB_LABELS,
-    ADMIN_PASSWORD_SECRET,
-    NAMESPACE,
-    PORT,
-    SERVER_LABELS,
-    SERVICE_ACCOUNT,
-    tracking_uri,
-)
+from infra.mlflow_server import ACCESS_JOB_LABELS, ADMIN_PASSWORD_SECRET, tracking_uri
+from infra.mlflow_server_pod import NAMESPACE, PORT, SERVER_LABELS, SERVICE_ACCOUNT
 from infra.network_rules import dns_egress_rule
 
 meta, core, batch, networking = k8s.meta.v1, k8s.core.v1, k8s.batch.v1, k8s.networking.v1
 
-ACCESS_JOB_PROGRAM = Path(__file__).with_name("mlflow_access_job.py").read_text()
-"""The Job's program, run with the MLflow image's python3 (standard library only)."""
+ACCESS_JOB_PATH = "/opt/recplat/mlflow_access_job.py"
+"""Where the MLflow image has ``infra/mlflow_access_job.py``, run with the image's python3."""
 SECRETS_DIR = "/mnt/secrets"
+# The job reads it under this name (its own ADMIN_PASSWORD_FILE; not imported: importing the job
+# would load MLflow's server into the Pulumi program).
 ADMIN_PASSWORD_FILE = "admin-password"  # noqa: S105 - a file name, not a secret
 BACKOFF_LIMIT = 3
 ACTIVE_DEADLINE_SECONDS = 900
@@ -83,6 +78,49 @@ def create_access_job_network_policy(
             ],
         ),
         opts=opts,
+    )
+
+
+def access_job_container(image: str, brand: str) -> core.ContainerArgs:
+    """Runs the job file the MLflow image ships; the secrets are files, never arguments."""
+    return core.ContainerArgs(
+        name="reserve",
+        image=image,
+        image_pull_policy="Always",
+        command=["python3", ACCESS_JOB_PATH, tracking_uri(), SECRETS_DIR, brand],
+        # MLflow's auth client lives in its server package: importing it loads the server
+        # (259 MB RSS measured, and seconds of CPU; the image has its bytecode).
+        resources=core.ResourceRequirementsArgs(
+            requests={"cpu": "100m", "memory": "512Mi"},
+            limits={"cpu": "1", "memory": "512Mi"},
+        ),
+        security_context=container_security_context(),
+        volume_mounts=[
+            core.VolumeMountArgs(name="secrets", mount_path=SECRETS_DIR, read_only=True)
+        ],
+    )
+
+
+def access_job_pod_spec(container: core.ContainerArgs, provider_class: str) -> core.PodSpecArgs:
+    """One try per pod, as the server's account, with the brand's secrets mounted."""
+    return core.PodSpecArgs(
+        # The server's account: its federated identity is what the CSI driver signs in as to
+        # read the mounted secrets.
+        service_account_name=SERVICE_ACCOUNT,
+        automount_service_account_token=False,
+        restart_policy="Never",
+        security_context=pod_security_context(),
+        containers=[container],
+        volumes=[
+            core.VolumeArgs(
+                name="secrets",
+                csi=core.CSIVolumeSourceArgs(
+                    driver="secrets-store.csi.k8s.io",
+                    read_only=True,
+                    volume_attributes={"secretProviderClass": provider_class},
+                ),
+            )
+        ],
     )
 
 
@@ -134,27 +172,7 @@ class MlflowAccess(pulumi.ComponentResource):
             ],
             opts=in_cluster,
         )
-        container = core.ContainerArgs(
-            name="reserve",
-            image=args.image,
-            image_pull_policy="Always",
-            command=[
-                "python3",
-                "-c",
-                ACCESS_JOB_PROGRAM,
-                tracking_uri(),
-                SECRETS_DIR,
-                names.brand,
-            ],
-            resources=core.ResourceRequirementsArgs(
-                requests={"cpu": "50m", "memory": "64Mi"},
-                limits={"cpu": "200m", "memory": "128Mi"},
-            ),
-            security_context=container_security_context(),
-            volume_mounts=[
-                core.VolumeMountArgs(name="secrets", mount_path=SECRETS_DIR, read_only=True)
-            ],
-        )
+        container = access_job_container(args.image, names.brand)
         name_of_job = pulumi.Output.all(*args.password_versions).apply(
             lambda versions: job_name(names, [str(v) for v in versions])
         )
@@ -168,27 +186,7 @@ class MlflowAccess(pulumi.ComponentResource):
                 active_deadline_seconds=ACTIVE_DEADLINE_SECONDS,
                 template=core.PodTemplateSpecArgs(
                     metadata=meta.ObjectMetaArgs(labels=ACCESS_JOB_LABELS),
-                    spec=core.PodSpecArgs(
-                        # The server's account: its federated identity is what the CSI
-                        # driver signs in as to read the mounted secrets.
-                        service_account_name=SERVICE_ACCOUNT,
-                        automount_service_account_token=False,
-                        restart_policy="Never",
-                        security_context=pod_security_context(),
-                        containers=[container],
-                        volumes=[
-                            core.VolumeArgs(
-                                name="secrets",
-                                csi=core.CSIVolumeSourceArgs(
-                                    driver="secrets-store.csi.k8s.io",
-                                    read_only=True,
-                                    volume_attributes={
-                                        "secretProviderClass": names.mlflow_access_job
-                                    },
-                                ),
-                            )
-                        ],
-                    ),
+                    spec=access_job_pod_spec(container, names.mlflow_access_job),
                 ),
             ),
             opts=pulumi.ResourceOptions.merge(

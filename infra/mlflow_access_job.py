@@ -1,10 +1,10 @@
 """The MLflow access job: the admin reserves each brand's MLflow names and grants them.
 
-Run as ``python3 -c <this file's source> URL SECRETS_DIR BRAND [BRAND ...]`` by the Job that
-``infra/mlflow_access.py`` plans, from the MLflow server's image, with the standard library
-only. ``SECRETS_DIR`` holds ``admin-password`` and, per brand, the password files
-``brand-<b>`` (the writer: training and the experiment evaluator) and ``brand-<b>-reader``
-(the ranking service).
+Run as ``python3 /opt/recplat/mlflow_access_job.py URL SECRETS_DIR BRAND [BRAND ...]`` by the
+Job that ``infra/mlflow_access.py`` plans, from the MLflow server's image, which ships this
+file with ``ranking_features`` next to it (``images/mlflow/Dockerfile``). ``SECRETS_DIR``
+holds ``admin-password`` and, per brand, the password files ``brand-<b>`` (the writer:
+training and the experiment evaluator) and ``brand-<b>-reader`` (the ranking service).
 
 MLflow's basic-auth gives the *creator* of an experiment or registered model ``MANAGE`` on
 it, and any signed-in user may create any name. So a brand that creates ``acme-ranker``
@@ -14,44 +14,64 @@ the admin
 1. creates or updates the brand's two users;
 2. creates ``recplat/<b>``, ``recplat/<b>/experiments`` and ``<b>-ranker`` itself when they
    do not exist yet, and tags them ``recplat.reserved-for=<b>``;
-3. finds every other user's grant on them (``/api/3.0/mlflow/users/permissions/list``),
-   revokes it and reports it;
+3. finds every other user's grant on them, revokes it and reports it;
 4. grants the writer ``EDIT`` (runs, versions, aliases; never permissions or deletes) and the
    reader ``READ``, and nothing else.
 
 A name that already existed with another user's grant on it is *taken*: after revoking the
-grant, the job tags it ``recplat.quarantined`` and exits non-zero, so the brand's workloads
-never start against a model somebody else may have written. It stays refused on every later
-run until an admin has checked it and removed the tag (or deleted the object). A name the
-brand's own users created before this job existed is adopted.
+grant, the job tags it ``recplat.quarantined`` and exits 1, so the brand's workloads never
+start against a model somebody else may have written. It stays refused on every later run
+until an admin has checked it and removed the tag (or deleted the object). A name the
+brand's own users created before this job existed is adopted. Exit codes: 0 done, 1 refused
+or MLflow failed (stderr says which), 2 usage.
 
-Passwords never reach a log or an argument.
+Users and grants go through MLflow's auth client (``AuthServiceClient``), experiments and
+registered models through its tracking client; both sign in from the process environment,
+which only this process sees. Passwords never reach a log or an argument.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import pathlib
+import os
 import sys
 import time
-import urllib.error
-import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+
+from mlflow.exceptions import MlflowException
+from mlflow.server.auth.client import AuthServiceClient
+from mlflow.tracking import MlflowClient
+from mlflow.utils.credentials import get_default_host_creds
+from mlflow.utils.rest_utils import http_request, verify_rest_response
+from ranking_features.mlflow_names import (
+    experiments_experiment_name,
+    registered_model_name,
+    training_experiment_name,
+)
 
 RESERVED_TAG = "recplat.reserved-for"
 QUARANTINE_TAG = "recplat.quarantined"
 ADMIN = "admin"
+ADMIN_PASSWORD_FILE = "admin-password"  # noqa: S105 - a file name, not a secret
 HEALTH_DEADLINE_S = 300
 WRITER_PERMISSION = "EDIT"
 READER_PERMISSION = "READ"
 _SYNTHETIC_ROLE_PREFIX = "__user_"
+"""The per-user role that ``grant_user_permission`` writes to; other roles are shared."""
+_LIST_USERS = "/api/2.0/mlflow/users/list"
+_NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
+
+Key = tuple[str, str]
+"""A grant's target: (resource type, resource id), e.g. ("registered_model", "acme-ranker")."""
 
 
 class MlflowError(Exception):
-    """An MLflow REST call answered with an error the job cannot continue past."""
+    """An MLflow call failed in a way the job cannot continue past; the message says which."""
+
+
+def _failed(doing: str, error: MlflowException) -> MlflowError:
+    return MlflowError(f"{doing}: HTTP {error.get_http_status_code()} {error.message}")
 
 
 @dataclass
@@ -72,50 +92,56 @@ class BrandAccess:
 
     @property
     def experiments(self) -> tuple[str, str]:
-        return (f"recplat/{self.brand}", f"recplat/{self.brand}/experiments")
+        return (training_experiment_name(self.brand), experiments_experiment_name(self.brand))
 
     @property
     def model(self) -> str:
-        return f"{self.brand}-ranker"
+        return registered_model_name(self.brand)
 
 
-class Mlflow:
-    """The tracking server's REST API, signed in as the admin."""
+@dataclass(frozen=True)
+class Reserved:
+    """One of the brand's names after reserving it."""
 
-    def __init__(self, url: str, admin_password: str) -> None:
-        self.url = url.rstrip("/")
-        token = base64.b64encode(f"{ADMIN}:{admin_password}".encode()).decode()
-        self._auth = f"Basic {token}"
+    key: Key
+    label: str
+    existed: bool
+    """It was there before this run (created by someone, or by an earlier run)."""
+    quarantine: str
+    """Why it is quarantined (its ``recplat.quarantined`` tag), or ``""``."""
 
-    def call(
-        self, method: str, path: str, body: dict[str, Any] | None = None, **query: str
-    ) -> tuple[int, dict[str, Any]]:
-        url = self.url + path + ("?" + urllib.parse.urlencode(query) if query else "")
-        request = urllib.request.Request(  # noqa: S310 - the in-cluster tracking server
-            url,
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": self._auth, "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as error:
-            status, raw = error.code, error.read()
-        try:
-            payload = json.loads(raw or b"{}")
-        except ValueError:
-            payload = {}
-        return status, payload if isinstance(payload, dict) else {}
 
-    def expect(
-        self, method: str, path: str, body: dict[str, Any] | None = None, **query: str
-    ) -> dict[str, Any]:
-        status, payload = self.call(method, path, body, **query)
-        if status != 200:
-            detail = payload.get("message") or payload.get("error_code") or ""
-            raise MlflowError(f"{method} {path}: HTTP {status} {detail}".strip())
-        return payload
+@dataclass(frozen=True)
+class Admin:
+    """The tracking server as the admin: MLflow's auth client for users and grants, its
+    tracking client for experiments and registered models."""
+
+    url: str
+    auth: AuthServiceClient
+    tracking: MlflowClient
+
+    @classmethod
+    def sign_in(cls, url: str, password: str) -> Admin:
+        """MLflow's clients read basic-auth credentials from the environment only."""
+        os.environ["MLFLOW_TRACKING_USERNAME"] = ADMIN
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = password
+        url = url.rstrip("/")
+        return cls(url, AuthServiceClient(url), MlflowClient(tracking_uri=url, registry_uri=url))
+
+    def usernames(self) -> list[tuple[str, bool]]:
+        """Every user and whether it is an admin."""
+        # Raw REST: AuthServiceClient has no call that lists users (MLflow 3.17).
+        response = http_request(get_default_host_creds(self.url), _LIST_USERS, "GET")
+        users = verify_rest_response(response, _LIST_USERS).json().get("users", [])
+        return [(str(user["username"]), bool(user.get("is_admin"))) for user in users]
+
+    def grants_of(self, user: str) -> list[tuple[str, Key, str]]:
+        """(role name, target, permission) of every grant ``user`` holds, through any role."""
+        return [
+            (role.name, (grant.resource_type, grant.resource_pattern), grant.permission)
+            for role in self.auth.list_user_roles(user)
+            for grant in role.permissions
+        ]
 
     def wait_healthy(self, deadline_s: float = HEALTH_DEADLINE_S) -> None:
         deadline = time.monotonic() + deadline_s
@@ -131,197 +157,164 @@ class Mlflow:
                 time.sleep(5)
 
 
-def set_user(mlflow: Mlflow, user: str, password: str) -> str:
+def set_user(admin: Admin, user: str, password: str) -> str:
     """Create ``user`` or set its password; what was done."""
-    status, _ = mlflow.call("GET", "/api/2.0/mlflow/users/get", username=user)
-    if status == 200:
-        mlflow.expect(
-            "PATCH", "/api/2.0/mlflow/users/update-password",
-            {"username": user, "password": password},
-        )  # fmt: skip
-        return f"updated {user}"
-    if status == 404:
-        mlflow.expect(
-            "POST", "/api/2.0/mlflow/users/create", {"username": user, "password": password}
-        )
+    try:
+        admin.auth.get_user(user)
+    except MlflowException as error:
+        if error.error_code != _NOT_FOUND:
+            raise _failed(f"looking up user {user}", error) from None
+        admin.auth.create_user(user, password)
         return f"created {user}"
-    raise MlflowError(f"looking up user {user}: HTTP {status}")
+    admin.auth.update_user_password(user, password)
+    return f"updated {user}"
 
 
-def _tags(entity: dict[str, Any]) -> dict[str, str]:
-    return {tag["key"]: tag.get("value", "") for tag in entity.get("tags", [])}
+def reserve_experiment(admin: Admin, access: BrandAccess, name: str) -> Reserved:
+    """Create the experiment, tagged for the brand, unless it exists (then restore it)."""
+    label = f"experiment {name}"
+    experiment = admin.tracking.get_experiment_by_name(name)
+    if experiment is None:
+        experiment_id = admin.tracking.create_experiment(name, tags={RESERVED_TAG: access.brand})
+        access.reports.append(f"reserved {label} (id {experiment_id})")
+        return Reserved(("experiment", experiment_id), label, existed=False, quarantine="")
+    experiment_id = experiment.experiment_id
+    if experiment.lifecycle_stage == "deleted":
+        admin.tracking.restore_experiment(experiment_id)
+        access.reports.append(f"restored deleted {label} (id {experiment_id})")
+    quarantine = experiment.tags.get(QUARANTINE_TAG, "")
+    return Reserved(("experiment", experiment_id), label, existed=True, quarantine=quarantine)
 
 
-def reserve_experiment(mlflow: Mlflow, access: BrandAccess, name: str) -> tuple[str, bool, str]:
-    """The experiment's id, whether it already existed, and its quarantine reason if any."""
-    status, found = mlflow.call(
-        "GET", "/api/2.0/mlflow/experiments/get-by-name", experiment_name=name
-    )
-    if status == 404:
-        created = mlflow.expect("POST", "/api/2.0/mlflow/experiments/create", {"name": name})
-        experiment_id = str(created["experiment_id"])
-        mlflow.expect(
-            "POST", "/api/2.0/mlflow/experiments/set-experiment-tag",
-            {"experiment_id": experiment_id, "key": RESERVED_TAG, "value": access.brand},
-        )  # fmt: skip
-        access.reports.append(f"reserved experiment {name} (id {experiment_id})")
-        return experiment_id, False, ""
-    if status != 200:
-        raise MlflowError(f"looking up experiment {name}: HTTP {status}")
-    experiment = found["experiment"]
-    experiment_id = str(experiment["experiment_id"])
-    if experiment.get("lifecycle_stage") == "deleted":
-        mlflow.expect(
-            "POST", "/api/2.0/mlflow/experiments/restore", {"experiment_id": experiment_id}
-        )
-        access.reports.append(f"restored deleted experiment {name} (id {experiment_id})")
-    return experiment_id, True, _tags(experiment).get(QUARANTINE_TAG, "")
+def reserve_model(admin: Admin, access: BrandAccess) -> Reserved:
+    """Create the registered model, tagged for the brand, unless it exists."""
+    name, label = access.model, f"registered model {access.model}"
+    try:
+        model = admin.tracking.get_registered_model(name)
+    except MlflowException as error:
+        if error.error_code != _NOT_FOUND:
+            raise
+        admin.tracking.create_registered_model(name, tags={RESERVED_TAG: access.brand})
+        access.reports.append(f"reserved {label}")
+        return Reserved(("registered_model", name), label, existed=False, quarantine="")
+    quarantine = model.tags.get(QUARANTINE_TAG, "")
+    return Reserved(("registered_model", name), label, existed=True, quarantine=quarantine)
 
 
-def reserve_model(mlflow: Mlflow, access: BrandAccess) -> tuple[bool, str]:
-    """Whether the registered model already existed, and its quarantine reason if any."""
-    name = access.model
-    status, found = mlflow.call("GET", "/api/2.0/mlflow/registered-models/get", name=name)
-    if status == 404:
-        mlflow.expect("POST", "/api/2.0/mlflow/registered-models/create", {"name": name})
-        mlflow.expect(
-            "POST", "/api/2.0/mlflow/registered-models/set-tag",
-            {"name": name, "key": RESERVED_TAG, "value": access.brand},
-        )  # fmt: skip
-        access.reports.append(f"reserved registered model {name}")
-        return False, ""
-    if status != 200:
-        raise MlflowError(f"looking up registered model {name}: HTTP {status}")
-    return True, _tags(found["registered_model"]).get(QUARANTINE_TAG, "")
+def revoke_foreign_grants(
+    admin: Admin, access: BrandAccess, names: dict[Key, Reserved], users: list[tuple[str, bool]]
+) -> dict[Key, list[str]]:
+    """Revoke every other non-admin user's own grant on the brand's names; who held what.
 
-
-def grants_of(mlflow: Mlflow, user: str) -> list[dict[str, Any]]:
-    listed = mlflow.expect("GET", "/api/3.0/mlflow/users/permissions/list", username=user)
-    return list(listed.get("permissions", []))
-
-
-def _grant(mlflow: Mlflow, user: str, kind: str, resource: str, permission: str) -> None:
-    mlflow.expect(
-        "POST", "/api/3.0/mlflow/users/permissions/grant",
-        {"username": user, "resource_type": kind, "resource_id": resource,
-         "permission": permission},
-    )  # fmt: skip
-
-
-def _revoke(mlflow: Mlflow, user: str, kind: str, resource: str) -> None:
-    mlflow.expect(
-        "POST", "/api/3.0/mlflow/users/permissions/revoke",
-        {"username": user, "resource_type": kind, "resource_id": resource},
-    )  # fmt: skip
-
-
-def reconcile_brand(mlflow: Mlflow, access: BrandAccess, users: list[dict[str, Any]]) -> None:
-    """Reserve the brand's names, strip foreign grants, grant the brand exactly its own."""
-    experiment_ids: dict[str, str] = {}
-    existed: dict[tuple[str, str], bool] = {}
-    quarantined: dict[tuple[str, str], str] = {}
-    for name in access.experiments:
-        experiment_id, was_there, reason = reserve_experiment(mlflow, access, name)
-        experiment_ids[name] = experiment_id
-        existed[("experiment", experiment_id)] = was_there
-        quarantined[("experiment", experiment_id)] = reason
-    was_there, reason = reserve_model(mlflow, access)
-    existed[("registered_model", access.model)] = was_there
-    quarantined[("registered_model", access.model)] = reason
-    label = {("experiment", i): f"experiment {n}" for n, i in experiment_ids.items()}
-    label[("registered_model", access.model)] = f"registered model {access.model}"
-
-    own = {access.writer, access.reader}
-    foreign: dict[tuple[str, str], list[str]] = {key: [] for key in label}
-    for user in users:
-        username = str(user["username"])
-        if username in own or user.get("is_admin"):
+    A grant through a shared role is reported, not revoked: removing the user from that
+    role is an admin's decision."""
+    foreign: dict[Key, list[str]] = {key: [] for key in names}
+    for username, is_admin in users:
+        if username in (access.writer, access.reader) or is_admin:
             continue
-        for row in grants_of(mlflow, username):
-            key = (str(row.get("resource_type")), str(row.get("resource_pattern")))
-            if key not in label:
+        for role, key, permission in admin.grants_of(username):
+            if key not in names:
                 continue
-            role = str(row.get("role_name", ""))
-            held = f"{username}'s {row.get('permission')}"
+            held = f"{username}'s {permission}"
             if role.startswith(_SYNTHETIC_ROLE_PREFIX):
-                _revoke(mlflow, username, *key)
-                access.reports.append(f"revoked {held} on {label[key]}")
+                admin.auth.revoke_user_permission(username, *key)
+                access.reports.append(f"revoked {held} on {names[key].label}")
             else:
                 held += f" (through role {role}; remove the user from that role)"
             foreign[key].append(held)
+    return foreign
 
-    for key, holders in foreign.items():
-        if holders and existed[key]:
-            reason = "existed before recplat reserved it, with " + ", ".join(holders)
-            _quarantine(mlflow, key, reason)
-            quarantined[key] = reason
-        if quarantined[key]:
+
+def refuse_taken(
+    admin: Admin, access: BrandAccess, names: dict[Key, Reserved], foreign: dict[Key, list[str]]
+) -> None:
+    """Quarantine a name that existed with another user's grant; refuse every quarantined one."""
+    for key, reserved in names.items():
+        reason = reserved.quarantine
+        if foreign[key] and reserved.existed:
+            reason = "existed before recplat reserved it, with " + ", ".join(foreign[key])
+            _tag(admin, key, QUARANTINE_TAG, reason[:4000])
+        if reason:
             access.refusals.append(
-                f"{label[key]} is taken: {quarantined[key]}. Check its runs, versions and "
+                f"{reserved.label} is taken: {reason}. Check its runs, versions and "
                 f"aliases; delete it if it is not {access.brand}'s, or remove its "
                 f"{QUARANTINE_TAG!r} tag once it is clean; then run this job again"
             )
 
-    wanted: dict[str, dict[tuple[str, str], str]] = {access.writer: {}, access.reader: {}}
-    for key in label:
-        wanted[access.writer][key] = WRITER_PERMISSION
-    wanted[access.reader][("experiment", experiment_ids[access.experiments[0]])] = READER_PERMISSION
-    wanted[access.reader][("registered_model", access.model)] = READER_PERMISSION
-    for grantee, permissions in wanted.items():
-        current = {
-            (str(row.get("resource_type")), str(row.get("resource_pattern"))): str(
-                row.get("permission")
-            )
-            for row in grants_of(mlflow, grantee)
-            if str(row.get("role_name", "")).startswith(_SYNTHETIC_ROLE_PREFIX)
-        }
-        for key, permission in sorted(current.items()):
-            if key in label and permissions.get(key) != permission:
-                _revoke(mlflow, grantee, *key)
-        for key, permission in sorted(permissions.items()):
-            if current.get(key) != permission:
-                _grant(mlflow, grantee, *key, permission)
-                access.reports.append(f"granted {grantee} {permission} on {label[key]}")
 
-
-def _quarantine(mlflow: Mlflow, key: tuple[str, str], reason: str) -> None:
+def _tag(admin: Admin, key: Key, tag: str, value: str) -> None:
     kind, resource = key
     if kind == "experiment":
-        mlflow.expect(
-            "POST", "/api/2.0/mlflow/experiments/set-experiment-tag",
-            {"experiment_id": resource, "key": QUARANTINE_TAG, "value": reason[:4000]},
-        )  # fmt: skip
+        admin.tracking.set_experiment_tag(resource, tag, value)
     else:
-        mlflow.expect(
-            "POST", "/api/2.0/mlflow/registered-models/set-tag",
-            {"name": resource, "key": QUARANTINE_TAG, "value": reason[:4000]},
-        )  # fmt: skip
+        admin.tracking.set_registered_model_tag(resource, tag, value)
+
+
+def grant_exactly(
+    admin: Admin, access: BrandAccess, names: dict[Key, Reserved], training: Key
+) -> None:
+    """The writer EDIT on every name; the reader READ on the training experiment and the
+    model; any other grant of theirs on these names revoked."""
+    model: Key = ("registered_model", access.model)
+    wanted = {
+        access.writer: dict.fromkeys(names, WRITER_PERMISSION),
+        access.reader: {training: READER_PERMISSION, model: READER_PERMISSION},
+    }
+    for grantee, permissions in wanted.items():
+        current = {
+            key: permission
+            for role, key, permission in admin.grants_of(grantee)
+            if role.startswith(_SYNTHETIC_ROLE_PREFIX)
+        }
+        for key, permission in sorted(current.items()):
+            if key in names and permissions.get(key) != permission:
+                admin.auth.revoke_user_permission(grantee, *key)
+        for key, permission in sorted(permissions.items()):
+            if current.get(key) != permission:
+                admin.auth.grant_user_permission(grantee, *key, permission)
+                access.reports.append(f"granted {grantee} {permission} on {names[key].label}")
+
+
+def reconcile_brand(admin: Admin, access: BrandAccess, users: list[tuple[str, bool]]) -> None:
+    """Reserve the brand's names, strip foreign grants, grant the brand exactly its own."""
+    experiments = [reserve_experiment(admin, access, name) for name in access.experiments]
+    names = {reserved.key: reserved for reserved in [*experiments, reserve_model(admin, access)]}
+    foreign = revoke_foreign_grants(admin, access, names, users)
+    refuse_taken(admin, access, names, foreign)
+    grant_exactly(admin, access, names, training=experiments[0].key)
+
+
+def run(url: str, secrets: Path, brands: list[str]) -> list[str]:
+    """Reconcile every brand, printing what was done; the refusals."""
+    admin = Admin.sign_in(url, (secrets / ADMIN_PASSWORD_FILE).read_text().strip())
+    admin.wait_healthy()
+    refused: list[str] = []
+    for brand in brands:
+        access = BrandAccess(brand)
+        for user in (access.writer, access.reader):
+            done = set_user(admin, user, (secrets / user).read_text().strip())
+            print(f"mlflow-access: {done}", flush=True)
+        reconcile_brand(admin, access, admin.usernames())
+        for line in access.reports:
+            print(f"mlflow-access: {brand}: {line}", flush=True)
+        refused.extend(f"{brand}: {refusal}" for refusal in access.refusals)
+    return refused
 
 
 def main(argv: list[str]) -> int:
     if len(argv) < 3:
         print("usage: mlflow_access_job URL SECRETS_DIR BRAND [BRAND ...]", file=sys.stderr)
         return 2
-    url, secrets, brands = argv[0], pathlib.Path(argv[1]), argv[2:]
-    mlflow = Mlflow(url, (secrets / "admin-password").read_text().strip())
-    failed: list[str] = []
     try:
-        mlflow.wait_healthy()
-        for brand in brands:
-            access = BrandAccess(brand)
-            for user in (access.writer, access.reader):
-                done = set_user(mlflow, user, (secrets / user).read_text().strip())
-                print(f"mlflow-access: {done}", flush=True)
-            users = mlflow.expect("GET", "/api/2.0/mlflow/users/list").get("users", [])
-            reconcile_brand(mlflow, access, users)
-            for line in access.reports:
-                print(f"mlflow-access: {brand}: {line}", flush=True)
-            failed.extend(f"{brand}: {refusal}" for refusal in access.refusals)
+        refused = run(argv[0], Path(argv[1]), argv[2:])
     except MlflowError as error:
         print(f"mlflow-access: {error}", file=sys.stderr)
         return 1
-    if failed:
-        print("mlflow-access: refused:\n  " + "\n  ".join(failed), file=sys.stderr)
+    except MlflowException as error:
+        print(f"mlflow-access: {_failed('MLflow', error)}", file=sys.stderr)
+        return 1
+    if refused:
+        print("mlflow-access: refused:\n  " + "\n  ".join(refused), file=sys.stderr)
         return 1
     return 0
 

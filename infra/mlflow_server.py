@@ -8,14 +8,14 @@ services cannot refresh its cookies or short-lived tokens. New users get no
 permissions by default.
 
 Secrets (backend-store URI, admin password, Flask session key) come from Key Vault
-through the CSI driver as files and are read at start; none is a Kubernetes Secret
-or an environment variable in the manifest. Artifacts go to ``wasbs://mlflow@...``
+through the CSI driver as files and are read at start by the image's start script
+(``infra.mlflow_server_pod``); none is a Kubernetes Secret or an environment variable in
+the manifest. Artifacts go to ``wasbs://mlflow@...``
 under workload identity, whose identity may write to the ``mlflow`` container only.
 """
 
 from __future__ import annotations
 
-import textwrap
 from dataclasses import dataclass
 
 import pulumi
@@ -27,21 +27,21 @@ from infra import azure_roles
 from infra.config import MlflowConfig
 from infra.database import BACKEND_STORE_URI_SECRET
 from infra.environment_names import EnvironmentNames
+from infra.mlflow_server_pod import (
+    NAMESPACE,
+    PORT,
+    SERVER_LABELS,
+    SERVICE_ACCOUNT,
+    create_server_deployment,
+    server_container,
+)
 from infra.network_rules import dns_egress_rule
 from infra.vault import Vault, store_secret
 
-NAMESPACE = "mlflow"
-SERVICE_ACCOUNT = "mlflow-server"
-PORT = 5000
 ADMIN_PASSWORD_SECRET = "mlflow-admin-password"  # noqa: S105 - a name, not a secret
 FLASK_KEY_SECRET = "mlflow-flask-secret-key"  # noqa: S105 - a name, not a secret
-_SECRETS_DIR = "/mnt/secrets"
-# Written at start into the pod's own emptyDir, readable by the server user only.
-_AUTH_CONFIG = "/tmp/mlflow/basic_auth.ini"  # noqa: S108 - a private emptyDir
 _WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
-_LABELS = {"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/part-of": "recplat"}
-SERVER_LABELS = _LABELS
-"""Pods of the tracking server itself."""
+_LABELS = SERVER_LABELS
 ACCESS_JOB_LABELS = {
     "app.kubernetes.io/name": "mlflow-access",
     "app.kubernetes.io/part-of": "recplat",
@@ -55,41 +55,6 @@ core = k8s.core.v1
 def tracking_uri() -> str:
     """The in-cluster URL of the tracking server; it has no route from outside the cluster."""
     return f"http://mlflow.{NAMESPACE}.svc.cluster.local:{PORT}"
-
-
-def _start_script(artifacts_destination: str, workers: int) -> str:
-    """Write the auth config from the mounted secrets, then exec the server (PID 1)."""
-    allowed_hosts = ",".join(
-        f"{host}:{PORT},{host}"
-        for host in (
-            f"mlflow.{NAMESPACE}.svc.cluster.local",
-            f"mlflow.{NAMESPACE}.svc",
-            f"mlflow.{NAMESPACE}",
-            "localhost",
-        )
-    )
-    return textwrap.dedent(
-        f"""\
-        set -eu
-        umask 077
-        store_uri="$(cat {_SECRETS_DIR}/{BACKEND_STORE_URI_SECRET})"
-        mkdir -p /tmp/mlflow
-        cat > /tmp/mlflow/basic_auth.ini <<EOF
-        [mlflow]
-        default_permission = NO_PERMISSIONS
-        database_uri = $store_uri
-        admin_username = admin
-        admin_password = $(cat {_SECRETS_DIR}/{ADMIN_PASSWORD_SECRET})
-        authorization_function = mlflow.server.auth:authenticate_request_basic_auth
-        EOF
-        MLFLOW_FLASK_SERVER_SECRET_KEY="$(cat {_SECRETS_DIR}/{FLASK_KEY_SECRET})"
-        export MLFLOW_FLASK_SERVER_SECRET_KEY
-        exec mlflow server --app-name basic-auth --host 0.0.0.0 --port {PORT} \\
-          --workers {workers} --backend-store-uri "$store_uri" \\
-          --serve-artifacts --artifacts-destination {artifacts_destination} \\
-          --allowed-hosts {allowed_hosts}
-        """
-    )
 
 
 @dataclass(frozen=True)
@@ -124,9 +89,55 @@ class MlflowServer(pulumi.ComponentResource):
         self, name: str, args: MlflowServerArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("recplat:mlflow:MlflowServer", name, None, opts)
-        azure = pulumi.ResourceOptions(parent=self)
-        in_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        identity = self._identity(name, args)
+        secret_ids = self._secrets(name, args, identity)
+        namespace = core.Namespace(
+            f"{name}-namespace",
+            metadata=meta.ObjectMetaArgs(
+                name=NAMESPACE,
+                labels={
+                    **_LABELS,
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                },
+            ),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+        )
+        ns_opts = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, depends_on=[namespace]
+        )
+        needs = self._pod_identity(name, args, identity, secret_ids, ns_opts)
+        artifacts = f"wasbs://mlflow@{args.storage_account_name}.blob.core.windows.net/"
+        create_server_deployment(
+            f"{name}-deployment",
+            server_container(args.image, args.config, artifacts),
+            args.config.replicas,
+            pulumi.ResourceOptions.merge(ns_opts, pulumi.ResourceOptions(depends_on=needs)),
+        )
+        core.Service(
+            f"{name}-service",
+            metadata=meta.ObjectMetaArgs(name="mlflow", namespace=NAMESPACE, labels=_LABELS),
+            spec=core.ServiceSpecArgs(
+                type="ClusterIP",
+                selector=_LABELS,
+                ports=[core.ServicePortArgs(name="http", port=PORT, target_port="http")],
+            ),
+            opts=ns_opts,
+        )
+        self._network_policy(name, ns_opts)
+        self._scaling(name, args, ns_opts)
 
+        self.tracking_uri = tracking_uri()
+        self.identity_principal_id = identity.principal_id
+        self.identity_client_id = identity.client_id
+        self.image = args.image
+        self.register_outputs(
+            {"trackingUri": self.tracking_uri, "identityPrincipalId": self.identity_principal_id}
+        )
+
+    def _identity(self, name: str, args: MlflowServerArgs) -> managedidentity.UserAssignedIdentity:
+        """The server's workload identity: it may write the ``mlflow`` artifact container."""
+        azure = pulumi.ResourceOptions(parent=self)
         identity = managedidentity.UserAssignedIdentity(
             f"{name}-identity",
             resource_name_=f"id-recplat-{args.names.stack}-mlflow",
@@ -154,7 +165,17 @@ class MlflowServer(pulumi.ComponentResource):
             scope=args.mlflow_container_id,
             parent=self,
         )
+        return identity
 
+    def _secrets(
+        self,
+        name: str,
+        args: MlflowServerArgs,
+        identity: managedidentity.UserAssignedIdentity,
+    ) -> dict[str, pulumi.Input[str]]:
+        """The admin password and Flask key in Key Vault; the identity reads the three the
+        server mounts. Returns their Key Vault ids by secret name."""
+        azure = pulumi.ResourceOptions(parent=self)
         # The backend-store URI secret is the Database's; MlflowServer depends on it.
         secret_ids: dict[str, pulumi.Input[str]] = {
             BACKEND_STORE_URI_SECRET: pulumi.Output.concat(
@@ -185,22 +206,18 @@ class MlflowServer(pulumi.ComponentResource):
                 scope=secret_id,
                 parent=self,
             )
+        return secret_ids
 
-        namespace = core.Namespace(
-            f"{name}-namespace",
-            metadata=meta.ObjectMetaArgs(
-                name=NAMESPACE,
-                labels={
-                    **_LABELS,
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "pod-security.kubernetes.io/enforce-version": "latest",
-                },
-            ),
-            opts=in_cluster,
-        )
-        ns_opts = pulumi.ResourceOptions(
-            parent=self, provider=args.provider, depends_on=[namespace]
-        )
+    def _pod_identity(
+        self,
+        name: str,
+        args: MlflowServerArgs,
+        identity: managedidentity.UserAssignedIdentity,
+        secret_ids: dict[str, pulumi.Input[str]],
+        opts: pulumi.ResourceOptions,
+    ) -> list[pulumi.Resource]:
+        """The ServiceAccount the identity federates with, and the SecretProviderClass that
+        mounts the server's secrets; the Deployment needs both."""
         service_account = core.ServiceAccount(
             f"{name}-service-account",
             metadata=meta.ObjectMetaArgs(
@@ -210,7 +227,7 @@ class MlflowServer(pulumi.ComponentResource):
                 annotations={"azure.workload.identity/client-id": identity.client_id},
             ),
             automount_service_account_token=False,
-            opts=ns_opts,
+            opts=opts,
         )
         objects = "array:\n" + "".join(
             f"  - |\n    objectName: {secret}\n    objectType: secret\n" for secret in secret_ids
@@ -231,20 +248,12 @@ class MlflowServer(pulumi.ComponentResource):
                     "objects": objects,
                 },
             },
-            opts=ns_opts,
+            opts=opts,
         )
-        self._deployment(name, args, ns_opts, [service_account, provider_class])
-        core.Service(
-            f"{name}-service",
-            metadata=meta.ObjectMetaArgs(name="mlflow", namespace=NAMESPACE, labels=_LABELS),
-            spec=core.ServiceSpecArgs(
-                type="ClusterIP",
-                selector=_LABELS,
-                ports=[core.ServicePortArgs(name="http", port=PORT, target_port="http")],
-            ),
-            opts=ns_opts,
-        )
-        self._network_policy(name, ns_opts)
+        return [service_account, provider_class]
+
+    def _scaling(self, name: str, args: MlflowServerArgs, opts: pulumi.ResourceOptions) -> None:
+        """CPU-based autoscaling, and (high availability) a PodDisruptionBudget of one."""
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",
             metadata=meta.ObjectMetaArgs(name="mlflow", namespace=NAMESPACE, labels=_LABELS),
@@ -266,7 +275,7 @@ class MlflowServer(pulumi.ComponentResource):
                     )
                 ],
             ),
-            opts=ns_opts,
+            opts=opts,
         )
         if args.high_availability:
             k8s.policy.v1.PodDisruptionBudget(
@@ -275,115 +284,8 @@ class MlflowServer(pulumi.ComponentResource):
                 spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
                     min_available=1, selector=meta.LabelSelectorArgs(match_labels=_LABELS)
                 ),
-                opts=ns_opts,
+                opts=opts,
             )
-
-        self.tracking_uri = tracking_uri()
-        self.identity_principal_id = identity.principal_id
-        self.identity_client_id = identity.client_id
-        self.image = args.image
-        self.register_outputs(
-            {"trackingUri": self.tracking_uri, "identityPrincipalId": self.identity_principal_id}
-        )
-
-    def _deployment(
-        self,
-        name: str,
-        args: MlflowServerArgs,
-        opts: pulumi.ResourceOptions,
-        needs: list[pulumi.Resource],
-    ) -> None:
-        artifacts = f"wasbs://mlflow@{args.storage_account_name}.blob.core.windows.net/"
-        probe_get = core.HTTPGetActionArgs(path="/health", port="http")
-        pod_labels = {**_LABELS, "azure.workload.identity/use": "true"}
-        container = core.ContainerArgs(
-            name="mlflow",
-            image=args.image,
-            image_pull_policy="IfNotPresent",
-            command=["/bin/sh", "-c", _start_script(artifacts, args.config.workers)],
-            ports=[core.ContainerPortArgs(name="http", container_port=PORT)],
-            env=[core.EnvVarArgs(name="MLFLOW_AUTH_CONFIG_PATH", value=_AUTH_CONFIG)],
-            resources=core.ResourceRequirementsArgs(
-                requests={"cpu": args.config.cpu, "memory": args.config.memory},
-                limits={"cpu": args.config.cpu, "memory": args.config.memory},
-            ),
-            startup_probe=core.ProbeArgs(
-                http_get=probe_get, period_seconds=5, failure_threshold=60, timeout_seconds=3
-            ),
-            readiness_probe=core.ProbeArgs(
-                http_get=probe_get, period_seconds=10, timeout_seconds=3
-            ),
-            liveness_probe=core.ProbeArgs(
-                http_get=probe_get, period_seconds=20, timeout_seconds=5, failure_threshold=3
-            ),
-            security_context=core.SecurityContextArgs(
-                run_as_non_root=True,
-                run_as_user=10001,
-                run_as_group=10001,
-                read_only_root_filesystem=True,
-                allow_privilege_escalation=False,
-                privileged=False,
-                capabilities=core.CapabilitiesArgs(drop=["ALL"]),
-                seccomp_profile=core.SeccompProfileArgs(type="RuntimeDefault"),
-            ),
-            volume_mounts=[
-                core.VolumeMountArgs(name="secrets", mount_path=_SECRETS_DIR, read_only=True),
-                core.VolumeMountArgs(name="tmp", mount_path="/tmp"),  # noqa: S108 - an emptyDir
-            ],
-        )
-        k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata=meta.ObjectMetaArgs(name="mlflow", namespace=NAMESPACE, labels=_LABELS),
-            spec=k8s.apps.v1.DeploymentSpecArgs(
-                # The HPA owns the replica count from here on; this is only the first rollout.
-                replicas=args.config.replicas,
-                selector=meta.LabelSelectorArgs(match_labels=_LABELS),
-                strategy=k8s.apps.v1.DeploymentStrategyArgs(
-                    type="RollingUpdate",
-                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
-                        max_unavailable=0, max_surge=1
-                    ),
-                ),
-                template=core.PodTemplateSpecArgs(
-                    metadata=meta.ObjectMetaArgs(labels=pod_labels),
-                    spec=core.PodSpecArgs(
-                        service_account_name=SERVICE_ACCOUNT,
-                        automount_service_account_token=False,
-                        security_context=core.PodSecurityContextArgs(
-                            run_as_non_root=True,
-                            run_as_user=10001,
-                            run_as_group=10001,
-                            fs_group=10001,
-                            seccomp_profile=core.SeccompProfileArgs(type="RuntimeDefault"),
-                        ),
-                        topology_spread_constraints=[
-                            core.TopologySpreadConstraintArgs(
-                                max_skew=1,
-                                topology_key="topology.kubernetes.io/zone",
-                                when_unsatisfiable="ScheduleAnyway",
-                                label_selector=meta.LabelSelectorArgs(match_labels=_LABELS),
-                            )
-                        ],
-                        containers=[container],
-                        volumes=[
-                            core.VolumeArgs(
-                                name="secrets",
-                                csi=core.CSIVolumeSourceArgs(
-                                    driver="secrets-store.csi.k8s.io",
-                                    read_only=True,
-                                    volume_attributes={"secretProviderClass": "mlflow-secrets"},
-                                ),
-                            ),
-                            core.VolumeArgs(
-                                name="tmp",
-                                empty_dir=core.EmptyDirVolumeSourceArgs(size_limit="256Mi"),
-                            ),
-                        ],
-                    ),
-                ),
-            ),
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=needs)),
-        )
 
     def _network_policy(self, name: str, opts: pulumi.ResourceOptions) -> None:
         """Brand namespaces and the access Jobs in on HTTP; out only DNS, PostgreSQL, HTTPS."""

@@ -25,9 +25,6 @@ import pytest
 from ranking_features.mlflow_names import (
     CHALLENGER,
     CHAMPION,
-    experiments_experiment_name,
-    registered_model_name,
-    training_experiment_name,
 )
 
 pytestmark = pytest.mark.fast
@@ -47,9 +44,6 @@ LAKE_LAYOUT = REPO_ROOT / "reference-service/ranking_features/events.py"
 METRIC_NAMES = REPO_ROOT / "reference-service/ranking_features/metric_names.py"
 METRIC_NAME = re.compile(r"\brecplat_[a-z][a-z0-9_]*")
 """A Prometheus metric name of ours: the service's, the dashboards' and the alert rules'."""
-# Runs with the standard library only, as `python3 -c <source>`, in the MLflow server's image
-# (which has no ranking_features): it keeps its own copy of the names, checked below.
-MLFLOW_ACCESS_JOB = REPO_ROOT / "infra/mlflow_access_job.py"
 ALIASES = {CHAMPION, CHALLENGER}
 
 
@@ -107,7 +101,7 @@ def offenders(
     return [
         f"{path.relative_to(REPO_ROOT)}:{line}: {text!r}"
         for path in sources()
-        if path not in (owner, MLFLOW_ACCESS_JOB)
+        if path != owner
         for line, text in literals(path)
         if spells.search(text)
     ]
@@ -227,17 +221,6 @@ def test_the_grep_names_file_and_line_of_a_copied_variable_tag_or_artifact(
         r"(^|/)features/[a-z_]+\.json$": ["infra/copied.py:4: 'features/snapshot.json'"],
         r"^click$": ["infra/copied.py:5: 'click'"],
     }
-
-
-def test_the_mlflow_access_job_reserves_the_names_the_workloads_use() -> None:
-    from infra.mlflow_access_job import BrandAccess
-
-    access = BrandAccess("acme")
-    assert access.model == registered_model_name("acme")
-    assert access.experiments == (
-        training_experiment_name("acme"),
-        experiments_experiment_name("acme"),
-    )
 
 
 def test_no_source_cites_the_outside_design_brief() -> None:

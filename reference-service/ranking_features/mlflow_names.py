@@ -10,9 +10,8 @@ names here:
 - aliases `challenger` (the newest version that passed the offline gate) and `champion` (the
   version that serves). MLflow's stages are deprecated; only aliases are used.
 
-The one copy that cannot import this module is `infra/mlflow_access_job.py`, which runs with
-the standard library only in the MLflow server's image; `tests/test_contracts.py` checks that
-it builds the same names.
+The admin's access job (`infra/mlflow_access_job.py`) imports them too: the MLflow server's
+image ships this package next to it.
 """
 
 from __future__ import annotations

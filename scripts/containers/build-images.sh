@@ -7,7 +7,7 @@
 # (scripts/containers/build-base.sh), offline (--network none). The images are
 # the repositories infra deploys from the environment's ACR (Pulumi config
 # recplat:images): recplat/ranking-service, recplat/ranking-training, recplat/mlflow.
-# An image whose inputs (Dockerfile, base, wheelhouse) are unchanged since its
+# An image whose inputs (Dockerfile, base, wheelhouse, files it ships) are unchanged since its
 # last build is not rebuilt (RECPLAT_REBUILD=1 forces it).
 # Environment:
 #   RECPLAT_BASE_IMAGE      base to build on (e.g. python:3.11-slim-bookworm, as in CI)
@@ -46,6 +46,12 @@ declare -A dockerfile=(
   [training]=reference-training/Dockerfile
   [mlflow]=images/mlflow/Dockerfile
 )
+# Files an image copies from the repository as they are (besides its wheelhouse).
+declare -A shipped=(
+  [service]=""
+  [training]=""
+  [mlflow]="images/mlflow/start-server.sh infra/mlflow_access_job.py reference-service/ranking_features"
+)
 declare -A repository=(
   [service]=recplat/ranking-service
   [training]=recplat/ranking-training
@@ -61,6 +67,9 @@ for image in "${images[@]}"; do
   inputs="$( {
     echo "$base $("$tool" image inspect --format '{{.Id}}' "$base" 2>/dev/null || true)"
     sha256sum "${dockerfile[$image]}" images/build-venv.sh images/check-lightgbm.py
+    # shellcheck disable=SC2086 # the list is split into paths on purpose
+    [ -z "${shipped[$image]}" ] || find ${shipped[$image]} -type f -not -path '*/__pycache__/*' \
+      | LC_ALL=C sort | xargs sha256sum
     (cd "$wheels" && sha256sum requirements.txt ./*.whl)
   } | sha256sum | cut -c1-16)"
   built="$("$tool" image inspect --format '{{index .Config.Labels "recplat.inputs"}}' "$ref" 2>/dev/null || true)"

@@ -558,7 +558,7 @@ def test_no_brand_workload_starts_before_its_mlflow_names_are_reserved(
 def test_the_mlflow_access_job_reserves_each_brand_as_admin_from_mounted_secrets(
     prod: dict[str, PlannedResource],
 ) -> None:
-    from infra.mlflow_access import ACCESS_JOB_PROGRAM
+    from infra.mlflow_access import ACCESS_JOB_PATH
 
     for brand in ("newsroom", "streamly"):
         job = prod[f"{brand}-mlflow-access-job"].inputs
@@ -567,8 +567,9 @@ def test_the_mlflow_access_job_reserves_each_brand_as_admin_from_mounted_secrets
         assert re.fullmatch(rf"mlflow-access-{brand}-[0-9a-f]{{10}}", job["metadata"]["name"])
         pod = job["spec"]["template"]["spec"]
         (container,) = pod["containers"]
+        # The job file the MLflow image ships (tests/images/test_mlflow_image.py runs it there).
         assert container["command"] == [
-            "python3", "-c", ACCESS_JOB_PROGRAM, "http://mlflow.mlflow.svc.cluster.local:5000",
+            "python3", ACCESS_JOB_PATH, "http://mlflow.mlflow.svc.cluster.local:5000",
             "/mnt/secrets", brand,
         ]  # fmt: skip
         assert "env" not in container, "no credential may travel as an env value"

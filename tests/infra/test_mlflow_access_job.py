@@ -1,7 +1,9 @@
-"""The MLflow access job against a real basic-auth MLflow server configured like the AKS one.
+"""The MLflow access job and the server's start-up script, against a real basic-auth MLflow
+server started the way the AKS pod starts it.
 
-The job's program (``infra/mlflow_access_job.py``) runs here exactly as the Job runs it
-(``python3 -c <source> URL SECRETS_DIR BRAND...``), and brand workloads are played by fresh
+The server runs from ``images/mlflow/start-server.sh`` with a secrets directory holding the
+files the pod's CSI volume holds. The job (``infra/mlflow_access_job.py``) runs as the Job runs
+it (``python3 <file> URL SECRETS_DIR BRAND...``), and brand workloads are played by fresh
 processes that sign in the way the service and the training job do
 (``configure_mlflow_credentials`` and MLflow's own client). Each test uses its own brand
 names, so they share one server.
@@ -9,14 +11,18 @@ names, so they share one server.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 import os
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,48 +30,53 @@ from pathlib import Path
 
 import pytest
 
-from infra.mlflow_access import ACCESS_JOB_PROGRAM
-from infra.mlflow_access_job import Mlflow, set_user
+from infra import mlflow_access
+from infra.database import BACKEND_STORE_URI_SECRET
+from infra.mlflow_server import ADMIN_PASSWORD_SECRET, FLASK_KEY_SECRET
 from recplat.testing.servers import free_port, wait_until
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_SCRIPT = REPO_ROOT / "images/mlflow/start-server.sh"
+ACCESS_JOB = REPO_ROOT / "infra/mlflow_access_job.py"
+# The job imports MLflow's auth client, which loads MLflow's server: 10 to 30 s here, and
+# minutes when the machine is shared (the Job's deadline on AKS is 900 s).
+JOB_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
 class AuthServer:
     url: str
     secrets: Path
+    """The access job's secrets directory: the admin's and the brands' passwords."""
+    pid: int
+    auth_config: Path
 
 
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
-    """A real basic-auth MLflow server with ``default_permission = NO_PERMISSIONS``."""
+    """A real basic-auth MLflow server, started by the image's start script from a secrets
+    directory laid out like the pod's CSI volume (the backend store doubles as the auth one,
+    as on AKS)."""
     workdir = tmp_path_factory.mktemp("mlflow-auth")
-    secrets_dir = workdir / "secrets"
-    secrets_dir.mkdir()
+    server_secrets, job_secrets = workdir / "server-secrets", workdir / "secrets"
+    server_secrets.mkdir()
+    job_secrets.mkdir()
     admin = secrets.token_hex(16)
-    (secrets_dir / "admin-password").write_text(admin + "\n")
-    config = workdir / "basic_auth.ini"
-    config.write_text(
-        textwrap.dedent(
-            f"""\
-            [mlflow]
-            default_permission = NO_PERMISSIONS
-            database_uri = sqlite:///{workdir / "auth.db"}
-            admin_username = admin
-            admin_password = {admin}
-            authorization_function = mlflow.server.auth:authenticate_request_basic_auth
-            """
-        )
-    )
+    (server_secrets / BACKEND_STORE_URI_SECRET).write_text(f"sqlite:///{workdir / 'mlflow.db'}")
+    (server_secrets / ADMIN_PASSWORD_SECRET).write_text(admin)
+    (server_secrets / FLASK_KEY_SECRET).write_text(secrets.token_hex(32))
+    # The name the Job mounts it under: the job reads it there, or every test here fails.
+    (job_secrets / mlflow_access.ADMIN_PASSWORD_FILE).write_text(admin + "\n")
+    auth_config = workdir / "tmp" / "mlflow" / "basic_auth.ini"
     port = free_port()
     log = (workdir / "mlflow.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
-         "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
-         "--serve-artifacts", "--artifacts-destination", str(workdir / "artifacts"),
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        [str(START_SCRIPT), str(server_secrets),
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--serve-artifacts", "--artifacts-destination", str(workdir / "artifacts")],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(config),
-             "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+        env={**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
+             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
              "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -78,9 +89,9 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer
             return process.poll() is not None  # stop waiting; the assert below says why
 
     try:
-        wait_until(healthy, 120, f"basic-auth MLflow on port {port} (log {workdir}/mlflow.log)")
+        wait_until(healthy, 300, f"basic-auth MLflow on port {port} (log {workdir}/mlflow.log)")
         assert process.poll() is None, (workdir / "mlflow.log").read_text()[-2000:]
-        yield AuthServer(url=url, secrets=secrets_dir)
+        yield AuthServer(url=url, secrets=job_secrets, pid=process.pid, auth_config=auth_config)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -97,8 +108,8 @@ def _passwords(server: AuthServer, *brands: str) -> None:
 def run_access_job(server: AuthServer, *brands: str) -> subprocess.CompletedProcess[str]:
     _passwords(server, *brands)
     return subprocess.run(
-        [sys.executable, "-c", ACCESS_JOB_PROGRAM, server.url, str(server.secrets), *brands],
-        capture_output=True, text=True, timeout=180, check=False,
+        [sys.executable, str(ACCESS_JOB), server.url, str(server.secrets), *brands],
+        capture_output=True, text=True, timeout=JOB_TIMEOUT_S, check=False,
     )  # fmt: skip
 
 
@@ -288,13 +299,18 @@ def test_serving_reads_its_model_and_cannot_write(auth_server: AuthServer) -> No
 
 
 def test_names_a_brand_created_itself_before_the_job_are_adopted(
-    auth_server: AuthServer,
+    auth_server: AuthServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Before this job existed, brands created their own names and got MANAGE on them.
+    from mlflow.server.auth.client import AuthServiceClient  # loads MLflow's server: only here
+
     _passwords(auth_server, "west")
-    admin = Mlflow(auth_server.url, (auth_server.secrets / "admin-password").read_text().strip())
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    admin_password = (auth_server.secrets / "admin-password").read_text().strip()
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", admin_password)
     for user in ("brand-west", "brand-west-reader"):
-        set_user(admin, user, (auth_server.secrets / user).read_text().strip())
+        password = (auth_server.secrets / user).read_text().strip()
+        AuthServiceClient(auth_server.url).create_user(user, password)
     legacy = as_user(
         auth_server,
         "brand-west",
@@ -318,6 +334,38 @@ def test_names_a_brand_created_itself_before_the_job_are_adopted(
 def test_a_wrong_admin_password_fails_clearly(auth_server: AuthServer, tmp_path: Path) -> None:
     shutil.copytree(auth_server.secrets, tmp_path / "secrets")
     (tmp_path / "secrets" / "admin-password").write_text("not-the-admin-password")
-    result = run_access_job(AuthServer(auth_server.url, tmp_path / "secrets"), "gamma")
+    wrong = dataclasses.replace(auth_server, secrets=tmp_path / "secrets")
+    result = run_access_job(wrong, "gamma")
     assert result.returncode == 1
     assert "user brand-gamma: HTTP 401" in result.stderr, result.stderr
+
+
+@pytest.mark.fast
+def test_the_start_script_parses_as_sh_and_bash_and_passes_shellcheck() -> None:
+    for shell in ("sh", "bash"):
+        checked = subprocess.run([shell, "-n", str(START_SCRIPT)], capture_output=True, text=True)
+        assert checked.returncode == 0, f"{shell} -n {START_SCRIPT}: {checked.stderr}"
+    assert START_SCRIPT.stat().st_mode & stat.S_IXUSR, f"{START_SCRIPT} is not executable"
+    if shutil.which("shellcheck") is not None:
+        linted = subprocess.run(["shellcheck", str(START_SCRIPT)], capture_output=True, text=True)
+        assert linted.returncode == 0, linted.stdout
+
+
+def test_the_start_script_writes_a_private_auth_config_and_execs_the_server(
+    auth_server: AuthServer,
+) -> None:
+    # exec: the process the script started is the server itself (PID 1 in the pod).
+    argv = Path(f"/proc/{auth_server.pid}/cmdline").read_bytes().split(b"\0")
+    assert b"server" in argv and b"basic-auth" in argv, argv
+    assert stat.S_IMODE(auth_server.auth_config.stat().st_mode) == 0o600
+    admin = (auth_server.secrets / "admin-password").read_text().strip()
+    assert admin.encode() not in b" ".join(argv), "the admin password is in the server's argv"
+    search = f"{auth_server.url}/api/2.0/mlflow/experiments/search?max_results=1"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(search, timeout=10)  # noqa: S310 - loopback
+    assert refused.value.code == 401, "the server answers without authentication"
+    signed_in = urllib.request.Request(search)  # noqa: S310 - loopback
+    token = base64.b64encode(f"admin:{admin}".encode()).decode()
+    signed_in.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(signed_in, timeout=10) as response:  # noqa: S310 - loopback
+        assert response.status == 200
