@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -86,14 +87,42 @@ class BrandDask(pulumi.ComponentResource):
 def _dask_cluster(
     context: BrandWorkloadContext, pods: DaskPods, opts: pulumi.ResourceOptions
 ) -> k8s.apiextensions.CustomResource:
-    names, training = context.names, context.brand.training
+    names = context.names
     tmp = core.EnvVarArgs(name="TMPDIR", value=TMP_MOUNT)
     worker = pods.container(
         "worker",
         env=[tmp],
         args=["dask", "worker", "--name", "$(DASK_WORKER_NAME)", "--dashboard-address", ":8788"],
     )
-    scheduler = pods.container(
+    scheduler = _scheduler_container(context, pods, tmp)
+    return k8s.apiextensions.CustomResource(
+        f"{context.brand.name}-dask-cluster",
+        api_version="kubernetes.dask.org/v1",
+        kind="DaskCluster",
+        metadata=context.metadata(names.dask_cluster, "dask"),
+        spec={
+            "worker": {
+                # The autoscaler owns the count: none stand between runs.
+                "replicas": 0,
+                "metadata": {"labels": {**context.labels, **workload_identity_labels()}},
+                "spec": pods.pod_spec(worker),
+            },
+            "scheduler": {
+                "metadata": {"labels": context.labels},
+                "spec": pods.pod_spec(scheduler),
+                "service": _scheduler_service(context),
+            },
+        },
+        opts=opts,
+    )
+
+
+def _scheduler_container(
+    context: BrandWorkloadContext, pods: DaskPods, tmp: core.EnvVarArgs
+) -> core.ContainerArgs:
+    """The scheduler: the Dask scheduler with the preload that scales workers for a run."""
+    training = context.brand.training
+    return pods.container(
         "scheduler",
         env=[
             tmp,
@@ -115,41 +144,27 @@ def _dask_cluster(
         ],
         sizing=resources(f"{DASK_SCHEDULER_CPU_MILLI}m", f"{DASK_SCHEDULER_MEMORY_MI}Mi"),
     )
-    return k8s.apiextensions.CustomResource(
-        f"{context.brand.name}-dask-cluster",
-        api_version="kubernetes.dask.org/v1",
-        kind="DaskCluster",
-        metadata=context.metadata(names.dask_cluster, "dask"),
-        spec={
-            "worker": {
-                # The autoscaler owns the count: none stand between runs.
-                "replicas": 0,
-                "metadata": {"labels": {**context.labels, **workload_identity_labels()}},
-                "spec": pods.pod_spec(worker),
-            },
-            "scheduler": {
-                "metadata": {"labels": context.labels},
-                "spec": pods.pod_spec(scheduler),
-                "service": {
-                    "type": "ClusterIP",
-                    "selector": _scheduler_selector(context),
-                    "ports": [
-                        {
-                            "name": name,
-                            "protocol": "TCP",
-                            "port": port,
-                            "targetPort": name,
-                        }
-                        for name, port in (
-                            ("tcp-comm", DASK_SCHEDULER_PORT),
-                            ("http-dashboard", DASK_DASHBOARD_PORT),
-                        )
-                    ],
-                },
-            },
-        },
-        opts=opts,
-    )
+
+
+def _scheduler_service(context: BrandWorkloadContext) -> dict[str, Any]:
+    """The scheduler's ClusterIP Service: its comm port for the driver and workers, the
+    dashboard for the operator."""
+    return {
+        "type": "ClusterIP",
+        "selector": _scheduler_selector(context),
+        "ports": [
+            {
+                "name": name,
+                "protocol": "TCP",
+                "port": port,
+                "targetPort": name,
+            }
+            for name, port in (
+                ("tcp-comm", DASK_SCHEDULER_PORT),
+                ("http-dashboard", DASK_DASHBOARD_PORT),
+            )
+        ],
+    }
 
 
 def _autoscaler(

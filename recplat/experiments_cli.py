@@ -27,9 +27,9 @@ _STATE_DIR_OPTION = typer.Option(
 
 
 def _run(command: str, brand: str, state_dir: Path) -> None:
+    from recplat.local.batch_jobs import run_experiments
     from recplat.local.platform import attach
     from recplat.local.processes import LocalPlatformError
-    from recplat.local.workloads import run_experiments
 
     try:
         platform = attach(state_dir)

@@ -227,3 +227,13 @@ def _unique_clicks(feedback: pa.Table) -> pa.Table:
     clicks = feedback.filter(pc.field("type") == CLICK)
     pairs = pa.table({"request_id": clicks["request_id"], "item_id": clicks["item_id"]})
     return pairs.group_by(["request_id", "item_id"]).aggregate([])
+
+
+def online_ctr_rows(lake_uri: str, since: date) -> list[dict[str, object]]:
+    """`online_ctr` from the days >= `since` as rows of plain values; none when the lake cannot
+    be read. The demo passes its own day: the synthetic history before it was served by a
+    popularity policy, not by a registered model, so only the model variants' rows count."""
+    try:
+        return [row.to_dict() for row in online_ctr(lake_uri, since=since)]
+    except LakeReadError:
+        return []

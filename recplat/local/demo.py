@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -136,6 +136,8 @@ def _loop(
     _wait_for_feedback(platform, serving, outcomes, reporter)
     _experiments_and_drift(platform, clients, outcomes, after, unshifted_since, reporter)
     with reporter.stage("online CTR per variant from the lake"):
+        from recplat.online_ctr import online_ctr_rows
+
         for name in serving:
             outcomes[name].online_ctr = online_ctr_rows(state.brands[name].lake_uri, traffic_day)
     dashboard_images_stage(reporter, state, platform.brands)
@@ -388,17 +390,3 @@ def _wait_for_switch(
             reporter.console.print(
                 f"     {name}: serving v{version} as {alias} after {result.switch_seconds:.1f} s"
             )
-
-
-def online_ctr_rows(lake_uri: str, since: date) -> list[dict[str, object]]:
-    """Online CTR per variant from the lake's events of days >= `since` (`recplat.online_ctr`).
-
-    `since` is the demo's day. The synthetic history (up to the platform's start) was served by
-    a popularity policy, not by a registered model, so only the model variants' rows count.
-    """
-    from recplat.online_ctr import LakeReadError, online_ctr
-
-    try:
-        return [row.to_dict() for row in online_ctr(lake_uri, since=since)]
-    except LakeReadError:
-        return []

@@ -29,9 +29,10 @@ if TYPE_CHECKING:
 
     from ranking_features.brand import Brand
 
+    from recplat.local.batch_jobs import DriftOutcome, ExperimentsOutcome
     from recplat.local.brand_runs import RunningPlatform
     from recplat.local.simulator import ClientSessions, TrafficOptions
-    from recplat.local.workloads import DriftOutcome, ExperimentsOutcome, WorkloadWiring
+    from recplat.local.workloads import WorkloadWiring
     from recplat.synthetic import GroundTruth
 
 
@@ -112,7 +113,7 @@ def _evaluate_until_decided(
 ) -> list[ExperimentsOutcome]:
     """One evaluation, and a second one once the experiment has expired when that is at most
     `within_s` seconds away and the first found no verdict."""
-    from recplat.local.workloads import run_experiments
+    from recplat.local.batch_jobs import run_experiments
 
     first = run_experiments("evaluate", brand, lake_uri, wiring, log_dir, as_json=True)
     expires_in = seconds_to_expiry(first.result)
@@ -146,7 +147,7 @@ def feature_drift_stage(
     """`ranking-experiments drift` for each brand (its `Brand` and lake URI), as the hourly
     CronJob runs it on AKS, on the rows sampled since `since` (default: the brand's window);
     prints each verdict, or why it failed."""
-    from recplat.local.workloads import run_drift
+    from recplat.local.batch_jobs import run_drift
 
     outcomes: dict[str, DriftOutcome] = {}
     # Brands in parallel: each run is a process that mostly waits on MLflow and the lake.
