@@ -55,35 +55,20 @@ def run_experiments(
     job's environment, to its end; a failure is an outcome, never an exception. Its output is
     also appended to `<log_dir>/experiments-<brand>.log`. With `as_json` the outcome also
     carries the evaluator's result as data."""
-    import subprocess
-
     log_path = log_dir / f"experiments-{brand.name}.log"
     log_dir.mkdir(parents=True, exist_ok=True)
     argv = [*program("ranking-experiments"), command, *experiments_args(brand)]
     if as_json:
         argv.append("--json")
-    try:
-        completed = subprocess.run(
-            argv,
-            env={**os.environ, **training_env(brand, lake_uri, wiring)},
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return ExperimentsOutcome(brand.name, False, f"timed out after {timeout_s:.0f} s", log_path)
-    with log_path.open("a", encoding="utf-8") as log:
-        log.write(completed.stdout + completed.stderr)
-    if completed.returncode != 0:
-        message = completed.stderr.strip() or f"exit code {completed.returncode}"
-        return ExperimentsOutcome(brand.name, False, message, log_path)
+    stdout, failure = _run_job(argv, training_env(brand, lake_uri, wiring), timeout_s, log_path)
+    if failure is not None:
+        return ExperimentsOutcome(brand.name, False, failure, log_path)
     if not as_json:
-        return ExperimentsOutcome(brand.name, True, completed.stdout.rstrip(), log_path)
+        return ExperimentsOutcome(brand.name, True, stdout.rstrip(), log_path)
     from ranking_training.experiment_evaluation import describe
 
     try:
-        result = json.loads(completed.stdout)
+        result = json.loads(stdout)
     except ValueError:
         message = f"ranking-experiments {command} --json printed no JSON; see {log_path}"
         return ExperimentsOutcome(brand.name, False, message, log_path)
@@ -122,30 +107,16 @@ def run_drift(
     brand's monitoring flags, as its CronJob does (`since` narrows the window to the rows
     sampled from then on); a failure is an outcome, never an exception. Its output is appended
     to `<log_dir>/drift-<brand>.log`."""
-    import subprocess
-
     log_path = log_dir / f"drift-{brand.name}.log"
     log_dir.mkdir(parents=True, exist_ok=True)
     argv = [*program("ranking-experiments"), "drift", *ranking_drift_flags(brand.monitoring)]
     if since is not None:
         argv += ["--since", since.isoformat()]
-    try:
-        completed = subprocess.run(
-            [*argv, "--json"],
-            env={**os.environ, **training_env(brand, lake_uri, wiring)},
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return DriftOutcome(brand.name, False, f"timed out after {timeout_s:.0f} s", log_path)
-    with log_path.open("a", encoding="utf-8") as log:
-        log.write(completed.stdout + completed.stderr)
-    if completed.returncode != 0:
-        message = completed.stderr.strip() or f"exit code {completed.returncode}"
-        return DriftOutcome(brand.name, False, message, log_path)
-    result: dict[str, Any] = json.loads(completed.stdout)
+    env = training_env(brand, lake_uri, wiring)
+    stdout, failure = _run_job([*argv, "--json"], env, timeout_s, log_path)
+    if failure is not None:
+        return DriftOutcome(brand.name, False, failure, log_path)
+    result: dict[str, Any] = json.loads(stdout)
     return DriftOutcome(brand.name, True, drift_summary(result), log_path, result)
 
 
@@ -163,3 +134,28 @@ def drift_summary(result: Mapping[str, Any]) -> str:
         + ", ".join(f"{name} {value:.3f}" for name, value in top)
         + f"; noise alone ~{result['noise_psi']:.3f})"
     )
+
+
+def _run_job(
+    argv: list[str], env: dict[str, str], timeout_s: float, log_path: Path
+) -> tuple[str, str | None]:
+    """Run a job to its end with `env` on top of this process's; its output is appended to
+    `log_path`. Its stdout, and why it failed (None when it succeeded)."""
+    import subprocess
+
+    try:
+        completed = subprocess.run(
+            argv,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return "", f"timed out after {timeout_s:.0f} s"
+    with log_path.open("a", encoding="utf-8") as log:
+        log.write(completed.stdout + completed.stderr)
+    if completed.returncode != 0:
+        return completed.stdout, completed.stderr.strip() or f"exit code {completed.returncode}"
+    return completed.stdout, None
