@@ -13,6 +13,7 @@ recplat pod runs, exists; ``Cluster.access_ready`` is that moment.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -22,7 +23,7 @@ from pulumi_azure_native import authorization, containerservice
 from infra import azure_roles
 from infra.brand_names import NAMESPACE_COST_LABELS
 from infra.cluster_kubeconfig import user_kubeconfig
-from infra.config import ClusterConfig, NetworkConfig
+from infra.config import ClusterConfig, NetworkConfig, NodePoolConfig
 from infra.environment_names import EnvironmentNames
 from infra.private_endpoint import PrivateEndpointArgs, private_endpoint
 
@@ -197,17 +198,7 @@ class Cluster(pulumi.ComponentResource):
             resource_name_=cluster.name,
             resource_group_name=args.resource_group_name,
             mode="User",
-            vm_size=pool.vm_size,
-            os_type="Linux",
-            os_sku="AzureLinux",
-            os_disk_size_gb=pool.os_disk_size_gb,
-            enable_auto_scaling=True,
-            count=pool.min_count,
-            min_count=pool.min_count,
-            max_count=pool.max_count,
-            availability_zones=args.config.zones or None,
-            vnet_subnet_id=args.nodes_subnet_id,
-            enable_node_public_ip=False,
+            **_pool_settings(pool, args),
             upgrade_settings=containerservice.AgentPoolUpgradeSettingsArgs(max_surge="33%"),
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),
@@ -302,20 +293,28 @@ def _system_pool(args: ClusterArgs) -> containerservice.ManagedClusterAgentPoolP
     return containerservice.ManagedClusterAgentPoolProfileArgs(
         name="system",
         mode="System",
-        vm_size=pool.vm_size,
-        os_type="Linux",
-        os_sku="AzureLinux",
-        os_disk_size_gb=pool.os_disk_size_gb,
-        enable_auto_scaling=True,
-        count=pool.min_count,
-        min_count=pool.min_count,
-        max_count=pool.max_count,
-        availability_zones=args.config.zones or None,
-        vnet_subnet_id=args.nodes_subnet_id,
-        enable_node_public_ip=False,
+        **_pool_settings(pool, args),
         node_taints=["CriticalAddonsOnly=true:NoSchedule"],
         upgrade_settings=containerservice.AgentPoolUpgradeSettingsArgs(max_surge="33%"),
     )
+
+
+def _pool_settings(pool: NodePoolConfig, args: ClusterArgs) -> dict[str, Any]:
+    """What the system and user pools share: Azure Linux nodes of the pool's size on the
+    nodes subnet, autoscaled across the environment's zones, with no public IPs."""
+    return {
+        "vm_size": pool.vm_size,
+        "os_type": "Linux",
+        "os_sku": "AzureLinux",
+        "os_disk_size_gb": pool.os_disk_size_gb,
+        "enable_auto_scaling": True,
+        "count": pool.min_count,
+        "min_count": pool.min_count,
+        "max_count": pool.max_count,
+        "availability_zones": args.config.zones or None,
+        "vnet_subnet_id": args.nodes_subnet_id,
+        "enable_node_public_ip": False,
+    }
 
 
 def _network_profile(
